@@ -1,0 +1,34 @@
+"""kfnb: notebook-first Kubeflow.
+
+Tag notebook cells as pipeline steps (Kale-compatible tags or ``%%step`` magics) and run the
+notebook as a DAG, locally or on Kubeflow Pipelines.
+"""
+
+from __future__ import annotations
+
+import os as _os
+from typing import Any
+
+# In a source checkout (editable install) the server extension lives in the top-level
+# ``server_ext/`` folder; a wheel ships it as ``kfnb/server_ext``. Make both import as
+# ``kfnb.server_ext``.
+if not _os.path.isdir(_os.path.join(__path__[0], "server_ext")):  # pragma: no cover
+    __path__.append(_os.path.dirname(__path__[0]))
+
+try:
+    from ._version import __version__
+except ImportError:  # pragma: no cover - running from a tree that was never built
+    __version__ = "0.0.0+unknown"
+
+from .dag import Param, Pipeline, Step  # noqa: E402
+from .errors import KfnbError  # noqa: E402
+
+__all__ = ["KfnbError", "Param", "Pipeline", "Step", "__version__"]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "kfnb"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    return [{"module": "kfnb.server_ext"}]
