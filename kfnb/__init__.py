@@ -20,10 +20,17 @@ try:
 except ImportError:  # pragma: no cover - running from a tree that was never built
     __version__ = "0.0.0+unknown"
 
-from .dag import Param, Pipeline, Step  # noqa: E402
-from .errors import KfnbError  # noqa: E402
+from .dag import Param, Pipeline, Step
+from .errors import KfnbError
 
 __all__ = ["KfnbError", "Param", "Pipeline", "Step", "__version__"]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext kfnb``: register the ``%%step`` cell magic."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

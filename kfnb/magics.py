@@ -1,0 +1,34 @@
+"""IPython magics: ``%load_ext kfnb`` registers ``%%step``.
+
+Run interactively, ``%%step NAME [options]`` checks its options and runs the cell body as if the
+header were not there; the same header tells the notebook parser where steps begin (see
+``kfnb.notebook.magic``). A bad option fails the cell with the parser's message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .notebook.magic import MAGIC, parse_header
+from .notebook.tags import TagError
+
+
+def step(line: str, cell: str) -> None:
+    """Mark a cell as a pipeline step and run its body."""
+    from IPython import get_ipython
+    from IPython.core.error import UsageError
+
+    try:
+        parse_header(f"{MAGIC} {line}")
+    except TagError as err:
+        raise UsageError(f"{err.message}. {err.fix or ''}".strip()) from None
+    shell = get_ipython()
+    if shell is None:  # pragma: no cover - only callable from IPython
+        raise RuntimeError("%%step runs inside IPython")
+    result = shell.run_cell(cell)
+    if not result.success:
+        result.raise_error()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magic_function(step, magic_kind="cell", magic_name="step")

@@ -1,0 +1,108 @@
+"""The ``%%step`` cell magic header: the tag information written in the cell itself.
+
+``%%step NAME [--after A [B ...]] [--gpus N] [--image REF] [--limit K=V ...] [--label K=V ...]
+[--annotation K=V ...] [--retries N] [--timeout T]``
+
+``NAME`` may also be one of the section words ``imports``, ``functions``, ``parameters``,
+``metrics`` or ``skip``, which mark the cell like the equally named tags. The same parser serves
+the interactive magic (which just runs the body) and the notebook parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from ..dag import GPU
+from .tags import (
+    Directive,
+    Role,
+    TagError,
+    parse_image,
+    parse_limit,
+    parse_meta,
+    parse_retries,
+    parse_timeout,
+)
+
+MAGIC = "%%step"
+SECTIONS: dict[str, Role] = {
+    "imports": "imports",
+    "functions": "functions",
+    "parameters": "parameters",
+    "pipeline-parameters": "parameters",
+    "metrics": "metrics",
+    "pipeline-metrics": "metrics",
+    "skip": "skip",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise TagError(f"bad %%step line: {message}", f"usage: {self.format_usage().strip()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="%%step", add_help=False,
+                description="Mark this cell as (the start of) a pipeline step.")
+    p.add_argument("name", help="step name, or imports/functions/parameters/metrics/skip")
+    p.add_argument("--after", "--prev", nargs="+", default=[], metavar="STEP",
+                   help="steps this one runs after (besides those data flow implies)")
+    p.add_argument("--gpus", type=str, default=None, help="number of GPUs (nvidia.com/gpu)")
+    p.add_argument("--cpu", default=None, help="CPU limit, e.g. 2 or 500m")
+    p.add_argument("--memory", default=None, help="memory limit, e.g. 4Gi")
+    p.add_argument("--image", default=None, help="container image for the step on Kubeflow")
+    p.add_argument("--limit", action="append", default=[], metavar="RESOURCE=VALUE")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--retries", default=None)
+    p.add_argument("--timeout", default=None, help="seconds, or 30m / 2h")
+    return p
+
+
+def split_header(source: str) -> tuple[str | None, str]:
+    """Return (the ``%%step`` line or None, the cell body without it)."""
+    stripped = source.lstrip()
+    first, _, body = stripped.partition("\n")
+    if first.split(maxsplit=1)[:1] == [MAGIC]:
+        return first, body
+    return None, source
+
+
+def parse_header(line: str) -> Directive:
+    """Parse a ``%%step ...`` line into a ``Directive``; raise ``TagError`` when it is wrong."""
+    try:
+        words = shlex.split(line)[1:]
+    except ValueError as err:
+        raise TagError(f"bad %%step line: {err}", "check the quotes") from err
+    args = build_parser().parse_args(words)
+    if args.name in SECTIONS:
+        d = Directive(role=SECTIONS[args.name])
+    else:
+        d = Directive(role="step", step=args.name)
+    d.prev = list(args.after)
+    for flag, resource in (("gpus", GPU), ("cpu", "cpu"), ("memory", "memory")):
+        value = getattr(args, flag)
+        if value is not None:
+            name, qty = parse_limit(resource, value, f"--{flag} {value}")
+            d.resources[name] = qty
+    for item in args.limit:
+        key, _, value = item.partition("=")
+        name, qty = parse_limit(key, value, f"--limit {item}")
+        d.resources[name] = qty
+    for item in args.label:
+        key, value = parse_meta(item.replace("=", ":", 1), f"--label {item}", "label")
+        d.labels[key] = value
+    for item in args.annotation:
+        key, value = parse_meta(item.replace("=", ":", 1), f"--annotation {item}", "annotation")
+        d.annotations[key] = value
+    if args.image is not None:
+        d.image = parse_image(args.image, f"--image {args.image}")
+    if args.retries is not None:
+        d.retries = parse_retries(args.retries, f"--retries {args.retries}")
+    if args.timeout is not None:
+        d.timeout = parse_timeout(args.timeout, f"--timeout {args.timeout}")
+    if d.role != "step" and d.has_settings:
+        raise TagError(f"%%step {args.name} takes no step options",
+                       "put --after/--gpus/... on a %%step line that names a step")
+    return d

@@ -1,0 +1,297 @@
+"""Read a notebook into the pipeline IR.
+
+The walk follows Kale's rules so that Kale-tagged notebooks give the DAG Kale would build:
+
+- a cell tagged ``step:NAME`` (or legacy ``block:NAME``, or starting with ``%%step NAME``)
+  starts a step; untagged code cells continue the section above them (a step, the
+  imports/functions prelude, the pipeline-parameters or the pipeline-metrics);
+- ``skip`` cells are left out and do not end the section above them;
+- papermill's ``parameters`` cell is a single cell: the cells after it continue the section that
+  came before it, so plain papermill notebooks keep working;
+- ``prev:NAME`` adds an explicit dependency on a step defined above;
+- markdown and raw cells are ignored.
+
+Two deliberate differences from Kale, both so that no code is lost or reordered silently: code
+cells above the first step join the first step (Kale drops them), and a step name used again
+further down is an error (Kale moves that code up into the earlier step, which changes the order
+the code runs in). A notebook with no step tags at all is one step: the whole notebook.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from ..dag import Cell, Metric, Pipeline, Step, check_step_name, sanitize_name
+from ..errors import NotebookError, PipelineError, SourceError
+from .magic import parse_header, split_header
+from .names import BUILTINS, analyze
+from .sections import parse_metrics, parse_parameters
+from .settings import Settings, read_settings
+from .tags import Directive, TagError, parse_tags
+
+PAPERMILL_TAGS = frozenset({"parameters", "injected-parameters"})
+
+
+@dataclass
+class _Entry:
+    cell: Cell
+    directive: Directive
+    single: bool  # papermill's one-cell parameters section
+
+
+def read_pipeline(path: str | Path) -> Pipeline:
+    """Read the notebook at ``path`` into a linked, validated ``Pipeline``."""
+    p = Path(path)
+    try:
+        nb = nbformat.read(p, as_version=4)
+    except FileNotFoundError as err:
+        raise NotebookError(f"no notebook at {str(p)!r}", fix="check the path") from err
+    except Exception as err:  # nbformat raises several unrelated types for bad JSON
+        raise NotebookError(f"{str(p)!r} is not a readable notebook: {err}",
+                            fix="open it in Jupyter and save it again") from err
+    return parse_notebook(nb, p)
+
+
+def parse_notebook(nb: nbformat.NotebookNode, path: str | Path | None = None) -> Pipeline:
+    """Turn an in-memory notebook into a linked, validated ``Pipeline``."""
+    where = str(path) if path is not None else None
+    _check_language(nb, where)
+    settings = read_settings(nb.get("metadata", {}), where)
+    entries = _entries(nb, where)
+    walk = _Walk(where, settings)
+    if any(e.directive.role == "step" for e in entries):
+        for entry in entries:
+            walk.add(entry)
+    else:
+        walk.whole_notebook(entries, _default_step_name(settings, path))
+    return walk.build(nb, path)
+
+
+def _check_language(nb: nbformat.NotebookNode, where: str | None) -> None:
+    meta = nb.get("metadata", {})
+    language = (meta.get("kernelspec", {}).get("language")
+                or meta.get("language_info", {}).get("name") or "python")
+    if language.lower() != "python":
+        raise NotebookError(f"this notebook's kernel language is {language!r}; kfnb pipelines "
+                            "are Python notebooks", fix="use a Python kernel", path=where)
+
+
+def _entries(nb: nbformat.NotebookNode, where: str | None) -> list[_Entry]:
+    entries = []
+    for index, raw in enumerate(nb.cells):
+        if raw.get("cell_type") != "code":
+            continue
+        tags = list(raw.get("metadata", {}).get("tags", []) or [])
+        header, body = split_header(raw.get("source", ""))
+        cell = Cell(index, body)
+        try:
+            directive = parse_tags(tags)
+            if header is not None:
+                directive = directive.merge(parse_header(header))
+        except TagError as err:
+            raise NotebookError(err.message, cell_index=index,
+                                cell_line=header or cell.first_line, fix=err.fix,
+                                path=where) from err
+        single = directive.role == "parameters" and bool(PAPERMILL_TAGS & set(tags)) \
+            and "pipeline-parameters" not in tags and header is None
+        entries.append(_Entry(cell, directive, single))
+    return entries
+
+
+def _default_step_name(settings: Settings, path: str | Path | None) -> str:
+    stem = Path(path).stem if path is not None else (settings.name or "main")
+    name = sanitize_name(stem)
+    return name if name != "step" else "main"
+
+
+class _Walk:
+    """Accumulates sections while walking the cells in order."""
+
+    def __init__(self, where: str | None, settings: Settings) -> None:
+        self.where = where
+        self.settings = settings
+        self.steps: list[Step] = []
+        self.sections: dict[str, list[Cell]] = {
+            "imports": [], "functions": [], "parameters": [], "metrics": []}
+        self.current: str | None = None  # role of the section the next untagged cell joins
+        self.leading: list[Cell] = []
+
+    def error(self, cell: Cell, message: str, fix: str | None = None) -> NotebookError:
+        return NotebookError(message, cell_index=cell.index, cell_line=cell.first_line,
+                             fix=fix, path=self.where)
+
+    def add(self, entry: _Entry) -> None:
+        d, cell = entry.directive, entry.cell
+        role = d.role
+        if role == "skip":
+            return
+        if role is None:
+            self._continue(cell, d)
+            return
+        if role == "step":
+            self._step_cell(cell, d)
+            return
+        if self.sections["metrics"] and role != "metrics":
+            raise self._metrics_not_last(cell)
+        self.sections[role].append(cell)
+        if not entry.single:
+            self.current = role
+
+    def _continue(self, cell: Cell, d: Directive) -> None:
+        if self.current is None:
+            if d.has_settings:
+                raise self.error(cell, "prev:/limit:/label:/... tags need a step",
+                                 "add a step:NAME tag to this cell")
+            if cell.source.strip():
+                self.leading.append(cell)
+            return
+        if self.current == "step":
+            self._apply(self.steps[-1], d, cell)
+            self.steps[-1].cells.append(cell)
+            return
+        if d.has_settings:
+            raise self.error(cell, f"step settings cannot go on a cell of the {self.current} "
+                             "section", "put them on a step cell")
+        self.sections[self.current].append(cell)
+
+    def _step_cell(self, cell: Cell, d: Directive) -> None:
+        assert d.step is not None
+        if self.sections["metrics"]:
+            raise self._metrics_not_last(cell)
+        if self.current == "step" and self.steps[-1].name == d.step:
+            step = self.steps[-1]
+        else:
+            step = self._new_step(cell, d.step)
+        self._apply(step, d, cell)
+        step.cells.append(cell)
+        self.current = "step"
+
+    def _new_step(self, cell: Cell, name: str) -> Step:
+        try:
+            check_step_name(name)
+        except PipelineError as err:
+            raise self.error(cell, str(err).split(". Fix: ")[0],
+                             str(err).partition(". Fix: ")[2] or None) from err
+        earlier = next((s for s in self.steps if s.name == name), None)
+        if earlier is not None:
+            raise self.error(
+                cell, f"step {name!r} is already defined at cell {earlier.cells[0].index}, "
+                "with other cells in between",
+                f"give this cell its own step name, or move it next to cell "
+                f"{earlier.cells[-1].index}")
+        step = Step(name)
+        if not self.steps and self.leading:
+            step.cells.extend(self.leading)
+            self.leading = []
+        self.steps.append(step)
+        return step
+
+    def _apply(self, step: Step, d: Directive, cell: Cell) -> None:
+        known = [s.name for s in self.steps if s is not step]
+        for dep in d.prev:
+            if dep == step.name:
+                raise self.error(cell, f"step {step.name!r} lists itself in prev",
+                                 f"remove prev:{dep}")
+            if dep not in known:
+                raise self.error(cell, f"prev:{dep} names no step defined above this cell",
+                                 self._prev_fix(dep, known))
+            if dep not in step.explicit_after:
+                step.explicit_after.append(dep)
+        step.resources.update(d.resources)
+        step.labels.update(d.labels)
+        step.annotations.update(d.annotations)
+        step.image = d.image or step.image
+        if d.retries is not None:
+            step.retries = d.retries
+        if d.timeout is not None:
+            step.timeout = d.timeout
+
+    @staticmethod
+    def _prev_fix(dep: str, known: list[str]) -> str:
+        close = difflib.get_close_matches(dep, known, n=1, cutoff=0.6)
+        if close:
+            return f"did you mean prev:{close[0]}?"
+        return ("a step may only depend on steps above it; known steps: "
+                + (", ".join(known) or "none yet"))
+
+    def _metrics_not_last(self, cell: Cell) -> NotebookError:
+        first = self.sections["metrics"][0]
+        return self.error(cell, f"this cell comes after the pipeline-metrics cell (cell "
+                          f"{first.index}); metrics are the result of the whole pipeline",
+                          "move the pipeline-metrics cell to the end of the notebook")
+
+    def whole_notebook(self, entries: list[_Entry], name: str) -> None:
+        """No step tags: every code cell but parameters, metrics and skipped ones is one step."""
+        step = Step(name)
+        for entry in entries:
+            role = entry.directive.role
+            if role in ("parameters", "metrics"):
+                self.sections[role].append(entry.cell)
+            elif role != "skip" and entry.cell.source.strip():
+                if entry.directive.prev:
+                    raise self.error(entry.cell, "prev: tags need a step, and this notebook "
+                                     "has no step tags", "add a step:NAME tag to this cell")
+                step.cells.append(entry.cell)
+                self._apply(step, entry.directive, entry.cell)
+        self.steps = [step] if step.cells else []
+
+    # -- assembling the IR ------------------------------------------------------------------
+    def build(self, nb: nbformat.NotebookNode, path: str | Path | None) -> Pipeline:
+        params = parse_parameters(self.sections["parameters"], self.where)
+        metrics = parse_metrics(self.sections["metrics"], self.where)
+        prelude = self.sections["imports"] + self.sections["functions"]
+        meta = nb.get("metadata", {})
+        pipeline = Pipeline(
+            name=self.settings.name or _default_step_name(self.settings, path),
+            steps=self.steps,
+            parameters=params,
+            prelude=prelude,
+            metrics=[Metric(m, "") for m in metrics],
+            description=self.settings.description,
+            experiment=self.settings.experiment,
+            image=self.settings.image,
+            source=self.where,
+            kernel={k: meta[k] for k in ("kernelspec", "language_info") if k in meta},
+        )
+        pipeline.prelude_facts = self._prelude(prelude, set(params))
+        defaults = self.settings.defaults
+        for step in self.steps:
+            step.resources = {**defaults.resources, **step.resources}
+            step.labels = {**defaults.labels, **step.labels}
+            step.annotations = {**defaults.annotations, **step.annotations}
+            step.image = step.image or defaults.image or self.settings.image
+            if step.retries == 0 and defaults.retries is not None:
+                step.retries = defaults.retries
+            if step.timeout is None and defaults.timeout is not None:
+                step.timeout = defaults.timeout
+            step.facts = self._analyze(step.cells)
+        return pipeline.link(BUILTINS)
+
+    def _analyze(self, cells: list[Cell]) -> Any:
+        try:
+            return analyze([c.source for c in cells], deferred_mutations=True)
+        except SourceError as err:
+            cell = cells[err.cell]
+            line = cell.source.splitlines()[err.lineno - 1] if err.lineno else cell.first_line
+            raise NotebookError(f"line {err.lineno}: {err.msg}" if err.lineno else err.msg,
+                                cell_index=cell.index, cell_line=line,
+                                fix="correct the Python syntax", path=self.where) from err
+
+    def _prelude(self, prelude: list[Cell], params: set[str]) -> Any:
+        """Analyse the imports/functions cells, which may only read parameters."""
+        if not prelude:
+            return None
+        facts = self._analyze(prelude)
+        stray = sorted(set(facts.reads) - params - BUILTINS)
+        if stray:
+            cell = next((c for c in prelude if stray[0] in c.source), prelude[0])
+            raise self.error(cell, f"the imports/functions cells run at the start of every "
+                             f"step, but they use {', '.join(map(repr, stray))}, which only "
+                             "a step defines", "move that code into a step, or make it a "
+                             "pipeline parameter")
+        return facts

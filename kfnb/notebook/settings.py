@@ -1,0 +1,79 @@
+"""Pipeline settings kept in the notebook's metadata.
+
+kfnb's own key ``kfnb`` wins over Kale's ``kubeflow_notebook``; both may be present::
+
+    "kfnb": {"name": "churn", "description": "...", "experiment": "churn-dev",
+             "image": "python:3.11", "steps_defaults": ["limit:memory:2Gi", "label:team:ml"]}
+    "kubeflow_notebook": {"pipeline_name": "churn", "pipeline_description": "...",
+                          "experiment_name": "churn-dev", "experiment": {"name": "..."},
+                          "docker_image": "...", "steps_defaults": ["label:team:ml"]}
+
+``steps_defaults`` use the tag language (``limit:``, ``label:``, ``annotation:``, ``image:``,
+``retries:``, ``timeout:``) and apply to every step unless the step sets its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import NotebookError
+from .tags import Directive, TagError, parse_tags
+
+KFNB_KEY = "kfnb"
+KALE_KEY = "kubeflow_notebook"
+
+
+@dataclass
+class Settings:
+    name: str | None = None
+    description: str = ""
+    experiment: str | None = None
+    image: str | None = None
+    defaults: Directive = field(default_factory=Directive)
+
+
+def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Settings:
+    kale = metadata.get(KALE_KEY) or {}
+    own = metadata.get(KFNB_KEY) or {}
+    for key, value in ((KALE_KEY, kale), (KFNB_KEY, own)):
+        if not isinstance(value, Mapping):
+            raise NotebookError(f"notebook metadata {key!r} must be an object, not "
+                                f"{type(value).__name__}", fix="correct the notebook metadata",
+                                path=path)
+    kale_experiment = kale.get("experiment")
+    if isinstance(kale_experiment, Mapping):
+        kale_experiment = kale_experiment.get("name")
+    settings = Settings(
+        name=own.get("name") or kale.get("pipeline_name") or None,
+        description=own.get("description") or kale.get("pipeline_description") or "",
+        experiment=own.get("experiment") or kale.get("experiment_name") or kale_experiment
+        or None,
+        image=own.get("image") or kale.get("docker_image") or None,
+    )
+    defaults = Directive()
+    for key, source in ((KALE_KEY, kale), (KFNB_KEY, own)):
+        tags = source.get("steps_defaults") or []
+        if isinstance(tags, Mapping):  # Kale's UI stores the parsed form at times
+            tags = _flatten(tags)
+        try:
+            parsed = parse_tags(tags)
+        except TagError as err:
+            raise NotebookError(f"notebook metadata {key}.steps_defaults: {err.message}",
+                                fix=err.fix, path=path) from err
+        if parsed.role is not None or parsed.prev:
+            raise NotebookError(f"notebook metadata {key}.steps_defaults may only hold limit:, "
+                                "label:, annotation:, image:, retries: and timeout: entries",
+                                fix="move step and prev tags onto cells", path=path)
+        defaults = defaults.merge(parsed)
+    settings.defaults = defaults
+    return settings
+
+
+def _flatten(parsed: Mapping[str, Any]) -> list[str]:
+    tags = []
+    for kind, prefix in (("limits", "limit"), ("labels", "label"), ("annotations", "annotation")):
+        for key, value in (parsed.get(kind) or {}).items():
+            tags.append(f"{prefix}:{key}:{value}")
+    return tags

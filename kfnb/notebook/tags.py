@@ -1,0 +1,206 @@
+"""The cell tag language (Kale-compatible) and what one cell's tags say.
+
+A cell's tags become one ``Directive``: the cell's *role* (a step, the imports/functions prelude,
+the parameters, the metrics, skipped, or ``None`` for "continue the section above") plus the
+step settings the tags carry. Tags of other tools (``hide-input``, ``remove-cell``, ...) are
+ignored, but a tag that is *almost* one of ours (``setp:train``, ``import``) is an error that
+suggests the right spelling: a silently ignored typo would silently change the pipeline.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..dag import GPU
+
+Role = Literal["step", "imports", "functions", "parameters", "metrics", "skip"]
+
+WORD_TAGS: dict[str, Role] = {
+    "skip": "skip",
+    "imports": "imports",
+    "functions": "functions",
+    "pipeline-parameters": "parameters",
+    "parameters": "parameters",  # papermill's
+    "injected-parameters": "parameters",  # papermill's, in an already executed notebook
+    "pipeline-metrics": "metrics",
+}
+PREFIXES = ("step", "block", "prev", "limit", "image", "label", "annotation", "retries",
+            "timeout")
+RESOURCE_ALIASES = {"gpu": GPU, "gpus": GPU, "mem": "memory"}
+QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i?|[mkunpE])?$")
+RESOURCE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+_SEGMENT = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
+META_KEY = re.compile(rf"^({_SEGMENT}/)?{_SEGMENT}$")
+DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?)(s|m|h)?$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, None: 1}
+
+
+class TagError(ValueError):
+    """A tag that cannot be understood; the parser adds the cell it was found on."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+
+@dataclass
+class Directive:
+    """What one cell declares, from its tags or its ``%%step`` header."""
+
+    role: Role | None = None
+    step: str | None = None
+    prev: list[str] = field(default_factory=list)
+    resources: dict[str, str] = field(default_factory=dict)
+    image: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    retries: int | None = None
+    timeout: float | None = None
+
+    @property
+    def has_settings(self) -> bool:
+        return bool(self.prev or self.resources or self.image or self.labels
+                    or self.annotations or self.retries is not None or self.timeout is not None)
+
+    def merge(self, other: Directive) -> Directive:
+        """Combine two directives of one cell (tags and magic); conflicting roles raise."""
+        if other.role and self.role and (other.role, other.step) != (self.role, self.step):
+            raise TagError(
+                f"the cell's tags say {_describe(self)} but its %%step line says "
+                f"{_describe(other)}",
+                "keep one of them",
+            )
+        return Directive(
+            role=self.role or other.role,
+            step=self.step or other.step,
+            prev=list(dict.fromkeys([*self.prev, *other.prev])),
+            resources={**self.resources, **other.resources},
+            image=other.image or self.image,
+            labels={**self.labels, **other.labels},
+            annotations={**self.annotations, **other.annotations},
+            retries=other.retries if other.retries is not None else self.retries,
+            timeout=other.timeout if other.timeout is not None else self.timeout,
+        )
+
+
+def parse_tags(tags: Iterable[object]) -> Directive:
+    """Read a cell's tags. Raises ``TagError`` for malformed or misspelt kfnb tags."""
+    d = Directive()
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise TagError(f"tag {tag!r} is not a string", "remove it from the cell's tags")
+        tag = tag.strip()
+        if tag in WORD_TAGS:
+            _set_role(d, WORD_TAGS[tag], None, tag)
+            continue
+        prefix, sep, rest = tag.partition(":")
+        if sep and prefix in PREFIXES:
+            _apply_prefixed(d, prefix, rest, tag)
+        else:
+            _check_foreign(tag)
+    return d
+
+
+def _apply_prefixed(d: Directive, prefix: str, rest: str, tag: str) -> None:
+    if prefix in ("step", "block"):
+        if rest:  # Kale writes an empty "block:" for untagged cells; treat it so.
+            _set_role(d, "step", rest, tag)
+    elif prefix == "prev":
+        if not rest:
+            raise TagError(f"tag {tag!r} names no step", "write prev:STEP_NAME")
+        d.prev.append(rest)
+    elif prefix == "limit":
+        key, _, value = rest.rpartition(":")
+        name, quantity = parse_limit(key, value, tag)
+        d.resources[name] = quantity
+    elif prefix == "image":
+        d.image = parse_image(rest, tag)
+    elif prefix in ("label", "annotation"):
+        key, value = parse_meta(rest, tag, prefix)
+        (d.labels if prefix == "label" else d.annotations)[key] = value
+    elif prefix == "retries":
+        d.retries = parse_retries(rest, tag)
+    elif prefix == "timeout":
+        d.timeout = parse_timeout(rest, tag)
+
+
+def _set_role(d: Directive, role: Role, step: str | None, tag: str) -> None:
+    if d.role is not None and (d.role, d.step) != (role, step):
+        raise TagError(
+            f"tag {tag!r} conflicts with {_describe(d)}: a cell belongs to one step or section",
+            "keep one of the two tags",
+        )
+    d.role, d.step = role, step
+
+
+def _describe(d: Directive) -> str:
+    return f"step:{d.step}" if d.role == "step" else f"{d.role!r}"
+
+
+def _check_foreign(tag: str) -> None:
+    """Let other tools' tags through; stop near-misses of kfnb's own tags."""
+    head = tag.partition(":")[0]
+    if ":" in tag:
+        close = difflib.get_close_matches(head, PREFIXES, n=1, cutoff=0.75)
+        if close:
+            fixed = close[0] + tag[len(head):]
+            raise TagError(f"unknown tag {tag!r}", f"did you mean {fixed!r}?")
+        return
+    words = [*WORD_TAGS, *PREFIXES]
+    close = difflib.get_close_matches(tag, words, n=1, cutoff=0.8)
+    if close:
+        fixed = close[0] if close[0] in WORD_TAGS else f"{close[0]}:NAME"
+        raise TagError(f"unknown tag {tag!r}", f"did you mean {fixed!r}?")
+
+
+def parse_limit(key: str, value: str, tag: str) -> tuple[str, str]:
+    """``limit:RESOURCE:VALUE`` -> (resource name, quantity), checked like Kubernetes does."""
+    if not key or not value:
+        raise TagError(f"tag {tag!r} needs a resource and a value",
+                       "write limit:RESOURCE:VALUE, e.g. limit:nvidia.com/gpu:1 or "
+                       "limit:memory:4Gi")
+    name = RESOURCE_ALIASES.get(key, key)
+    if not RESOURCE.match(name):
+        raise TagError(f"{key!r} in tag {tag!r} is not a Kubernetes resource name",
+                       "use cpu, memory, nvidia.com/gpu or another vendor/resource name")
+    if not QUANTITY.match(value):
+        raise TagError(f"{value!r} in tag {tag!r} is not a Kubernetes quantity",
+                       "write a number with an optional unit, e.g. 2, 500m, 4Gi")
+    if name.endswith("/gpu") and not value.isdigit():
+        raise TagError(f"a GPU count must be a whole number, not {value!r} (tag {tag!r})",
+                       f"write limit:{name}:1")
+    return name, value
+
+
+def parse_image(ref: str, tag: str) -> str:
+    if not ref or any(c.isspace() for c in ref):
+        raise TagError(f"tag {tag!r} has no valid image reference",
+                       "write image:REGISTRY/REPO:TAG, e.g. image:python:3.11")
+    return ref
+
+
+def parse_meta(rest: str, tag: str, kind: str) -> tuple[str, str]:
+    key, sep, value = rest.partition(":")
+    if not sep or not META_KEY.match(key) or len(key) > 253:
+        raise TagError(f"tag {tag!r} is not {kind}:KEY:VALUE with a Kubernetes key",
+                       f"write {kind}:KEY:VALUE, e.g. {kind}:team:vision")
+    return key, value
+
+
+def parse_retries(text: str, tag: str) -> int:
+    if not text.isdigit():
+        raise TagError(f"tag {tag!r} needs a whole number of retries", "write e.g. retries:2")
+    return int(text)
+
+
+def parse_timeout(text: str, tag: str) -> float:
+    m = DURATION.match(text.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise TagError(f"tag {tag!r} needs a positive duration",
+                       "write seconds (timeout:90) or with a unit (timeout:30m, timeout:2h)")
+    return float(m.group(1)) * _UNITS[m.group(3)]

@@ -1,0 +1,202 @@
+"""The pipeline IR built by hand: linking variable flow, validation, order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pytest
+
+from kfnb.dag import Metric, Param, Pipeline, Step, sanitize_name
+from kfnb.errors import NotebookError, PipelineError
+
+
+@dataclass
+class Facts:
+    """A hand-written stand-in for the static analysis result of one step."""
+
+    reads: frozenset[str] = frozenset()
+    deferred_reads: frozenset[str] = frozenset()
+    writes: frozenset[str] = frozenset()
+    mutates: frozenset[str] = frozenset()
+    deletes: frozenset[str] = frozenset()
+    conditional: frozenset[str] = frozenset()
+    imports: Mapping[str, str] = field(default_factory=dict)
+    builtin_reads: frozenset[str] = frozenset()
+
+
+def f(reads: str = "", writes: str = "", **kw: str) -> Facts:
+    def s(text: str) -> frozenset[str]:
+        return frozenset(text.split())
+    imports = dict(item.split("=") for item in kw.pop("imports", "").split(";") if item)
+    return Facts(reads=s(reads), writes=s(writes), imports=imports,
+                 **{k: s(v) for k, v in kw.items()})
+
+
+def pipe(*steps: tuple[str, Facts], after: dict[str, list[str]] | None = None,
+         params: tuple[str, ...] = ()) -> Pipeline:
+    return Pipeline(
+        name="p",
+        steps=[Step(n, facts=fx, explicit_after=(after or {}).get(n, [])) for n, fx in steps],
+        parameters={n: Param(n, "int", 0) for n in params},
+    )
+
+
+def test_latest_writer_provides() -> None:
+    p = pipe(("a", f(writes="x")), ("b", f(reads="x", writes="x")),
+             ("c", f(reads="x"))).link()
+    assert p.step("b").inputs == {"x": "a"}
+    assert p.step("c").inputs == {"x": "b"}
+    assert p.step("c").after == ["b"]
+    assert p.step("a").outputs == ["x"] and p.step("b").outputs == ["x"]
+
+
+def test_mutation_makes_a_step_the_provider() -> None:
+    p = pipe(("a", f(writes="df")), ("b", f(reads="df", mutates="df")),
+             ("c", f(reads="df"))).link()
+    assert p.step("c").inputs == {"df": "b"}
+
+
+def test_parallel_readers_stay_parallel() -> None:
+    p = pipe(("prep", f(writes="X y")), ("m1", f(reads="X y", writes="s1")),
+             ("m2", f(reads="X y", writes="s2")), ("cmp", f(reads="s1 s2"))).link()
+    assert p.step("m1").after == ["prep"] and p.step("m2").after == ["prep"]
+    assert p.step("cmp").after == ["m1", "m2"]
+
+
+def test_explicit_edges_are_kept_besides_data_edges() -> None:
+    p = pipe(("a", f(writes="x")), ("b", f(writes="y")), ("c", f(reads="x")),
+             after={"c": ["b"]}).link()
+    assert p.step("c").after == ["a", "b"]
+    assert p.edges() == [("a", "c"), ("b", "c")]
+
+
+def test_imports_are_reemitted_not_passed() -> None:
+    p = pipe(("a", f(writes="np", imports="np=import numpy as np")),
+             ("b", f(reads="np"))).link()
+    assert p.step("b").imports == {"np": "import numpy as np"}
+    assert p.step("b").inputs == {} and p.step("b").after == []
+
+
+def test_parameters_prelude_and_builtins_need_no_provider() -> None:
+    p = pipe(("a", f(reads="seed helper len")), params=("seed",))
+    p.prelude_facts = f(writes="helper")
+    p.link(builtins={"len"})
+    assert p.step("a").inputs == {}
+
+
+def test_in_place_change_of_a_module_does_not_make_a_provider() -> None:
+    # `np.append(a, 1)` looks like an in-place change of `np`; modules never travel.
+    p = pipe(("a", f(writes="np x", imports="np=import numpy as np")),
+             ("b", f(reads="np x", mutates="np")), ("c", f(reads="np")))
+    p.link()
+    assert p.step("c").imports == {"np": "import numpy as np"}
+    assert p.step("c").after == []
+    q = pipe(("b", f(reads="np", mutates="np")), ("c", f(reads="np")))
+    q.prelude_facts = f(writes="np", imports="np=import numpy as np")
+    q.link()
+    assert q.step("c").inputs == {} and q.step("c").after == []
+
+
+def test_mutation_of_a_parameter_flows() -> None:
+    p = pipe(("a", f(reads="layers", mutates="layers")), ("b", f(reads="layers")),
+             params=("layers",)).link()
+    assert p.step("b").inputs == {"layers": "a"}
+
+
+def test_rebound_builtin_flows() -> None:
+    p = pipe(("a", f(writes="input")), ("b", f(builtin_reads="input"))).link()
+    assert p.step("b").inputs == {"input": "a"}
+    q = pipe(("a", f(writes="x")), ("b", f(builtin_reads="len"))).link(builtins={"len"})
+    assert q.step("b").inputs == {}
+
+
+def test_conditional_provider_hands_on_the_upstream_value() -> None:
+    # b binds x only on some paths: c must get b's x, and b must receive a's x to hand on.
+    p = pipe(("a", f(writes="x")), ("b", f(writes="x", conditional="x")),
+             ("c", f(reads="x"))).link()
+    assert p.step("c").inputs == {"x": "b"}
+    assert p.step("b").inputs == {"x": "a"}
+    assert p.step("b").after == ["a"]
+
+
+def test_conditional_without_upstream_is_not_an_error() -> None:
+    p = pipe(("a", f(reads="x", writes="x", conditional="x"))).link()
+    assert p.step("a").inputs == {}
+
+
+def test_deferred_reads_resolve_when_available() -> None:
+    p = pipe(("a", f(writes="scale")), ("b", f(deferred_reads="scale missing", writes="g")))
+    p.link()
+    assert p.step("b").inputs == {"scale": "a"}
+
+
+def test_metrics_link_to_latest_writer() -> None:
+    p = pipe(("a", f(writes="acc")), ("b", f(reads="acc", writes="acc")))
+    p.metrics = [Metric("acc", "")]
+    p.link()
+    assert p.metrics == [Metric("acc", "b")]
+    assert "acc" in p.step("b").outputs
+
+
+def test_undefined_variable_error() -> None:
+    with pytest.raises(NotebookError, match="step 'a' reads variable 'x'"):
+        pipe(("a", f(reads="x"))).link()
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([Step("a", after=["b"]), Step("b", after=["a"])], "cycle: a -> b -> a"),
+        ([Step("a", after=["c"]), Step("b", after=["a"]), Step("c", after=["b"])],
+         "cycle: a -> c -> b -> a"),
+        ([Step("a", after=["a"])], "depends on itself"),
+        ([Step("a"), Step("a")], "duplicate step name 'a'"),
+        ([Step("a", after=["bb"]), Step("b")], "runs after 'bb'.*did you mean 'b'"),
+        ([Step("bad name")], "invalid step name 'bad name'.*'bad_name'"),
+        ([], "has no steps"),
+    ],
+)
+def test_validate(steps: list[Step], message: str) -> None:
+    with pytest.raises(PipelineError, match=message):
+        Pipeline("p", steps=steps).validate()
+
+
+def test_cycle_through_explicit_edges_in_link() -> None:
+    p = pipe(("a", f(writes="x")), ("b", f(reads="x")), after={"a": ["b"]})
+    with pytest.raises(PipelineError, match="cycle"):
+        p.link()
+
+
+def test_toposort_keeps_notebook_order_on_ties() -> None:
+    p = Pipeline("p", steps=[Step("z"), Step("y", after=["x"]), Step("x")])
+    assert [s.name for s in p.toposort()] == ["z", "x", "y"]
+    assert p.downstream("x") == ["y"]
+
+
+def test_reserved_parameter_prefix() -> None:
+    p = pipe(("a", f()), params=("kfnb_data_dir",))
+    with pytest.raises(PipelineError, match="reserved prefix"):
+        p.link()
+
+
+def test_unknown_step_lookup() -> None:
+    with pytest.raises(PipelineError, match=r"no step 'trian'.*did you mean 'train'"):
+        Pipeline("p", steps=[Step("train")]).step("trian")
+
+
+@pytest.mark.parametrize(("raw", "clean"), [("my step", "my_step"), ("1st", "step_1st"),
+                                            ("imports", "imports_step"), ("", "step"),
+                                            ("ok-name", "ok-name")])
+def test_sanitize_name(raw: str, clean: str) -> None:
+    assert sanitize_name(raw) == clean
+
+
+def test_to_dict_shape() -> None:
+    p = pipe(("a", f(writes="x")), ("b", f(reads="x seed")), params=("seed",)).link()
+    d = p.to_dict()
+    assert d["parameters"] == {"seed": {"type": "int", "default": 0}}
+    assert d["steps"][1]["inputs"] == {"x": "a"}
+    assert d["steps"][1]["after"] == ["a"]
+    assert {"name", "after", "inputs", "outputs", "resources", "image"} <= set(d["steps"][0])
+    assert d["metrics"] == []

@@ -1,0 +1,284 @@
+"""Notebook -> pipeline IR: sections, Kale compatibility, settings and validation errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import md
+
+from kfnb import Pipeline
+from kfnb.errors import KfnbError, NotebookError, PipelineError
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+Nb = Callable[..., Any]
+
+
+def test_churn_parses_into_the_dag_kale_builds() -> None:
+    p = Pipeline.from_notebook(EXAMPLES / "churn.ipynb")
+    assert p.name == "churn"
+    assert p.experiment == "churn-dev"
+    assert p.image == "python:3.11-slim"
+    assert p.step_names == ["load_data", "prepare", "train_logreg", "train_knn",
+                            "train_baseline", "compare"]
+    assert {s.name: s.after for s in p.steps} == {
+        "load_data": [],
+        "prepare": ["load_data"],
+        "train_logreg": ["prepare"],
+        "train_knn": ["prepare"],
+        "train_baseline": ["prepare"],
+        "compare": ["train_logreg", "train_knn", "train_baseline"],
+    }
+    assert list(p.parameters) == ["n_customers", "test_fraction", "seed", "epochs",
+                                  "learning_rate", "k_neighbours"]
+    assert p.parameters["test_fraction"].type == "float"
+    assert p.parameters["seed"].default == 7
+    # the prelude: imports then functions
+    assert [c.index for c in p.prelude] == [1, 3]
+    assert p.prelude_names >= {"np", "pd", "sigmoid", "accuracy"}
+    # untagged continuation cells belong to the step above; the skip cell is left out
+    assert [c.index for c in p.step("load_data").cells] == [5, 6]
+    assert [c.index for c in p.step("prepare").cells] == [9, 10]
+    assert 7 not in [c.index for s in p.steps for c in s.cells]
+    # variable flow
+    assert p.step("prepare").inputs == {"customers": "load_data"}
+    assert p.step("load_data").outputs == ["customers"]
+    assert p.step("train_logreg").inputs == {v: "prepare" for v in
+                                             ["X_test", "X_train", "y_test", "y_train"]}
+    assert p.step("compare").inputs == {"acc_baseline": "train_baseline",
+                                        "acc_knn": "train_knn", "acc_logreg": "train_logreg"}
+    assert [(m.name, m.step) for m in p.metrics] == [
+        ("best_accuracy", "compare"), ("acc_logreg", "train_logreg"), ("acc_knn", "train_knn")]
+    # resources and steps_defaults
+    assert p.step("train_logreg").resources == {"memory": "1Gi"}
+    assert p.step("train_knn").resources == {"cpu": "1"}
+    assert all(s.labels == {"team": "growth"} for s in p.steps)
+    assert all(s.image == "python:3.11-slim" for s in p.steps)
+
+
+def test_magics_notebook_parses_like_tags() -> None:
+    p = Pipeline.from_notebook(EXAMPLES / "sales_forecast.ipynb")
+    assert p.name == "sales-forecast"
+    assert p.step_names == ["load", "features", "naive", "seasonal", "report"]
+    assert p.step("features").after == ["load"]
+    assert p.step("features").inputs == {"sales": "load"}
+    assert set(p.step("features").outputs) == {"train", "test"}
+    assert p.step("naive").after == ["features"]
+    assert p.step("naive").resources == {"memory": "512Mi"}
+    assert p.step("naive").retries == 1
+    assert p.step("seasonal").timeout == 600.0
+    assert p.step("seasonal").labels == {"owner": "forecasting"}
+    assert p.step("report").inputs == {"mae_naive": "naive", "mae_seasonal": "seasonal",
+                                       "seasonal": "seasonal"}
+    assert list(p.parameters) == ["horizon", "window", "seed"]
+    # the %%step header is not part of the code a step runs
+    assert not any("%%step" in c.source for s in p.steps for c in s.cells)
+    assert [(m.name, m.step) for m in p.metrics] == [("mae_naive", "naive"),
+                                                     ("mae_seasonal", "seasonal")]
+
+
+def test_no_step_tags_is_one_step_pipeline() -> None:
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "plain_papermill.ipynb"
+    p = Pipeline.from_notebook(path)
+    assert p.step_names == ["plain_papermill"]
+    assert [c.index for c in p.steps[0].cells] == [2, 3]
+    assert p.parameters["rows"].default == 5
+
+
+def test_papermill_parameters_cell_does_not_swallow_following_cells(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb(("step:a", "x = 1"), ("parameters", "n = 2"), "y = x * n"))
+    assert [c.index for c in p.step("a").cells] == [0, 2]
+    assert list(p.parameters) == ["n"]
+
+
+def test_kale_pipeline_parameters_continue_into_untagged_cells(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb(("pipeline-parameters", "a = 1"), "b = 'x'", ("step:s", "c = a")))
+    assert list(p.parameters) == ["a", "b"]
+
+
+def test_untagged_after_skip_joins_step_before_skip(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb(("step:a", "x = 1"), ("skip", "x.bit_length()"), "y = x + 1",
+                            ("step:b", "z = y")))
+    assert [c.index for c in p.step("a").cells] == [0, 2]
+    assert p.step("b").inputs == {"y": "a"}
+
+
+def test_leading_untagged_cells_join_the_first_step(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb("import math", md("# t"), ("imports", "import os"),
+                            ("step:a", "x = math.pi")))
+    assert [c.index for c in p.step("a").cells] == [0, 3]
+
+
+def test_markdown_and_raw_cells_are_ignored(nb: Nb) -> None:
+    from nbformat.v4 import new_raw_cell
+
+    p = Pipeline.from_nb(nb(md("step:a looks like a tag"), new_raw_cell("x = undefined"),
+                            ("step:a", "x = 1")))
+    assert [c.index for c in p.step("a").cells] == [2]
+
+
+def test_contiguous_cells_with_same_step_tag_form_one_step(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb(("step:a", "x = 1"), ("step:a", "y = 2"), ("step:b", "z = x + y")))
+    assert [c.index for c in p.step("a").cells] == [0, 1]
+
+
+def test_settings_on_continuation_cells_apply_to_the_step(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb(("step:a", "x = 1"), ("step:b", "y = 1"),
+                            (["prev:a", "limit:gpu:1"], "z = 2")))
+    assert p.step("b").after == ["a"]
+    assert p.step("b").resources == {"nvidia.com/gpu": "1"}
+    assert p.step("b").gpus == 1
+
+
+def test_kfnb_metadata_wins_over_kale(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb(("step:a", "x = 1"), metadata={
+        "kubeflow_notebook": {"pipeline_name": "kale", "experiment": {"name": "exp-kale"},
+                              "steps_defaults": ["limit:memory:1Gi", "label:a:1"]},
+        "kfnb": {"name": "mine", "steps_defaults": ["label:a:2", "retries:2", "timeout:5m"]},
+    }))
+    assert (p.name, p.experiment) == ("mine", "exp-kale")
+    step = p.step("a")
+    assert (step.resources, step.labels, step.retries, step.timeout) == (
+        {"memory": "1Gi"}, {"a": "2"}, 2, 300.0)
+
+
+def test_step_settings_override_defaults(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb((["step:a", "limit:memory:8Gi"], "x = 1"),
+                            metadata={"kfnb": {"steps_defaults": ["limit:memory:1Gi"]}}))
+    assert p.step("a").resources == {"memory": "8Gi"}
+
+
+def test_parameters_types(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb(("pipeline-parameters", """
+# a comment
+lr = 0.1
+epochs = 10
+name = "run"
+flag = False
+layers = [64, 32]
+opts = {"a": 1}
+nothing = None
+ratio: float = 1
+neg = -3
+"""), ("step:a", "x = lr")))
+    types = {n: (q.type, q.default) for n, q in p.parameters.items()}
+    assert types == {"lr": ("float", 0.1), "epochs": ("int", 10), "name": ("str", "run"),
+                     "flag": ("bool", False), "layers": ("list", [64, 32]),
+                     "opts": ("dict", {"a": 1}), "nothing": ("any", None),
+                     "ratio": ("float", 1), "neg": ("int", -3)}
+
+
+def test_parameters_pass_as_parameters_not_data(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb(("pipeline-parameters", "seed = 1"), ("step:a", "x = seed"),
+                            ("step:b", "y = seed + x")))
+    assert p.step("b").inputs == {"x": "a"}
+    assert p.step("a").outputs == ["x"]
+
+
+ERRORS = [
+    pytest.param([("step:a", "x = 1"), ("step:b", "y = 2"), ("step:a", "z = 3")],
+                 2, "step 'a' is already defined at cell 0", "give this cell its own step name",
+                 id="duplicate-step"),
+    pytest.param([(["step:b", "prev:a"], "x = 1")], 0, "prev:a names no step defined above",
+                 "known steps: none yet", id="unknown-prev"),
+    pytest.param([("step:load", "x = 1"), (["step:b", "prev:lod"], "y = 1")], 1,
+                 "prev:lod names no step", "did you mean prev:load?", id="prev-typo"),
+    pytest.param([(["step:b", "prev:c"], "x = 1"), ("step:c", "y = 1")], 0,
+                 "prev:c names no step defined above", "only depend on steps above",
+                 id="prev-forward"),
+    pytest.param([(["step:a", "prev:a"], "x = 1")], 0, "lists itself", "remove prev:a",
+                 id="prev-self"),
+    pytest.param([("step:1st", "x = 1")], 0, "invalid step name '1st'",
+                 "rename it to 'step_1st'", id="invalid-name"),
+    pytest.param([("step:my step", "x = 1")], 0, "invalid step name 'my step'",
+                 "rename it to 'my_step'", id="invalid-name-space"),
+    pytest.param([("step:imports", "x = 1")], 0, "'imports' is reserved", "imports_step",
+                 id="reserved-name"),
+    pytest.param([("pipeline-parameters", "a = 1\nb = a + 1"), ("step:s", "x = 1")], 0,
+                 "line 2: the value of 'b' is not a literal", "literal default",
+                 id="params-not-literal"),
+    pytest.param([("pipeline-parameters", "a = 1\nprint(a)"), ("step:s", "x = 1")], 0,
+                 "line 2: a parameters cell may only assign literal values",
+                 "learning_rate = 0.01", id="params-not-assignment"),
+    pytest.param([("pipeline-parameters", "x: int = 'a'"), ("step:s", "y = 1")], 0,
+                 "not a int", "match the annotation", id="params-annotation"),
+    pytest.param([("step:s", "y = 1"), ("pipeline-metrics", "print(y)\ny")], 1,
+                 "line 2: a pipeline-metrics cell may only hold print(variable)",
+                 "print(accuracy)", id="metrics-not-print"),
+    pytest.param([("step:s", "y = 1"), ("pipeline-metrics", "print(y)"), ("step:t", "z = 1")],
+                 2, "after the pipeline-metrics cell", "move the pipeline-metrics cell to the end",
+                 id="metrics-not-last"),
+    pytest.param([("setp:a", "x = 1")], 0, "unknown tag 'setp:a'", "did you mean 'step:a'?",
+                 id="tag-typo"),
+    pytest.param([("step:a", "x = 1"), ("step:b", "y = z + 1")], 1,
+                 "step 'b' reads variable 'z', which no upstream step defines",
+                 "define 'z' in an earlier step", id="undefined-variable"),
+    pytest.param([("step:a", "x = y"), ("step:b", "y = 1")], 0,
+                 "step 'a' reads variable 'y'", "defined by step 'b' (cell 1), which comes after",
+                 id="variable-defined-later"),
+    pytest.param([("step:a", "x = 1\ndel x"), ("step:b", "y = x")], 1,
+                 "step 'b' reads 'x', but step 'a' deletes it", "remove the `del x`",
+                 id="variable-deleted"),
+    pytest.param([("step:a", "x = (1,")], 0, "line 1", "correct the Python syntax",
+                 id="syntax-error"),
+    pytest.param([("imports", "import numpy as np\nn = len(data)"), ("step:a", "data = [1]")],
+                 0, "they use 'data', which only a step defines", "move that code into a step",
+                 id="prelude-uses-step-variable"),
+    pytest.param([("step:a", "%%step b\nx = 1")], 0, "tags say step:a but its %%step line says "
+                 "step:b", "keep one of them", id="tag-magic-conflict"),
+    pytest.param([("prev:a", "x = 1")], 0, "tags need a step", "add a step:NAME tag",
+                 id="settings-without-step"),
+]
+
+
+@pytest.mark.parametrize(("cells", "index", "message", "fix"), ERRORS)
+def test_validation_errors_name_cell_and_fix(nb: Nb, cells: list[Any], index: int,
+                                             message: str, fix: str) -> None:
+    notebook = nb(*cells)
+    with pytest.raises(NotebookError) as err:
+        Pipeline.from_nb(notebook, "nb.ipynb")
+    e = err.value
+    assert e.cell_index == index, str(e)
+    assert message in str(e)
+    assert fix in (e.fix or ""), str(e)
+    assert str(e).startswith(f"nb.ipynb, cell {index} (")
+
+
+def test_metric_not_defined(nb: Nb) -> None:
+    with pytest.raises(PipelineError, match=r"metric 'acc' is not defined by any step.*"
+                       "did you mean 'accu'"):
+        Pipeline.from_nb(nb(("step:a", "accu = 1"), ("pipeline-metrics", "print(acc)")))
+
+
+def test_not_a_python_notebook(nb: Nb) -> None:
+    notebook = nb(("step:a", "x <- 1"))
+    notebook.metadata.kernelspec = {"name": "ir", "language": "R", "display_name": "R"}
+    with pytest.raises(NotebookError, match="kernel language is 'R'"):
+        Pipeline.from_nb(notebook)
+
+
+def test_missing_and_corrupt_notebook_files(tmp_path: Path) -> None:
+    with pytest.raises(NotebookError, match="no notebook at"):
+        Pipeline.from_notebook(tmp_path / "missing.ipynb")
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text("{not json")
+    with pytest.raises(NotebookError, match="is not a readable notebook"):
+        Pipeline.from_notebook(bad)
+
+
+def test_errors_share_one_root() -> None:
+    assert issubclass(NotebookError, KfnbError) and issubclass(PipelineError, KfnbError)
+
+
+def test_line_magics_and_shell_escapes_do_not_break_parsing(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb(("step:a", "%matplotlib inline\n!pip --version\nfiles = !ls\nx = 1"),
+                            ("step:b", "%time y = x + len(files)\nz = y")))
+    assert p.step("b").inputs == {"files": "a", "x": "a"}
+
+
+def test_limits_apply_to_the_single_step_of_an_untagged_notebook(nb: Nb) -> None:
+    p = Pipeline.from_nb(nb("x = 1", ("limit:gpu:1", "y = x")), "train.ipynb")
+    assert p.step_names == ["train"]
+    assert p.step("train").resources == {"nvidia.com/gpu": "1"}
