@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kfnb: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kfnb describe ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
@@ -100,10 +103,16 @@ def render(pipeline: Pipeline) -> str:
         out.append("")
         out.append("Prelude (run at the start of every step): cells "
                    + _cells(pipeline.prelude_cell_indices()))
+    shared = set.intersection(*(set(_settings(s)) for s in pipeline.steps)) \
+        if len(pipeline.steps) > 1 else set()
+    if shared:
+        out.append("")
+        out.append("Every step: " + "  ".join(x for x in _settings(pipeline.steps[0])
+                                              if x in shared))
     out.append("")
     out.append(f"Steps ({len(pipeline.steps)}), in run order")
     for step in pipeline.toposort():
-        out.extend(_render_step(step))
+        out.extend(_render_step(step, shared))
     if pipeline.metrics:
         out.append("")
         out.append("Metrics")
@@ -112,18 +121,23 @@ def render(pipeline: Pipeline) -> str:
     return "\n".join(out)
 
 
-def _render_step(step: Step) -> list[str]:
-    head = f"  {step.name}"
-    head += f"  (cells {_cells([c.index for c in step.cells])})"
-    if step.after:
-        head += f"  after {', '.join(step.after)}"
-    lines = [head]
+def _settings(step: Step) -> list[str]:
     settings = [f"{k}={v}" for k, v in step.resources.items()]
     settings += [f"image={step.image}"] if step.image else []
     settings += [f"retries={step.retries}"] if step.retries else []
     settings += [f"timeout={step.timeout:g}s"] if step.timeout else []
     settings += [f"label {k}={v}" for k, v in step.labels.items()]
     settings += [f"annotation {k}={v}" for k, v in step.annotations.items()]
+    return settings
+
+
+def _render_step(step: Step, shared: set[str]) -> list[str]:
+    head = f"  {step.name}"
+    head += f"  (cells {_cells([c.index for c in step.cells])})"
+    if step.after:
+        head += f"  after {', '.join(step.after)}"
+    lines = [head]
+    settings = [x for x in _settings(step) if x not in shared]
     if settings:
         lines.append("      " + "  ".join(settings))
     by_source: dict[str, list[str]] = {}
