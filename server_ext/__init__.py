@@ -1,0 +1,35 @@
+"""The kfnb Jupyter server extension: REST handlers under ``<base_url>/kfnb/api/``.
+
+Shipped inside the wheel as ``kfnb.server_ext`` (top-level ``server_ext/`` in the source tree).
+Jupyter loads it because ``kfnb._jupyter_server_extension_points()`` names this module and the
+``jupyter_server_config.d/kfnb.json`` file installed with the package enables ``kfnb``.
+
+The module keeps to wiring: settings go into ``web_app.settings["kfnb"]`` and the routes come
+from :mod:`kfnb.server_ext.handlers`. Handlers stay thin; the logic they call lives in ``kfnb``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kfnb import __version__
+
+from .config import KfnbServerSettings
+from .handlers import setup_handlers
+
+if TYPE_CHECKING:
+    from jupyter_server.serverapp import ServerApp
+
+__all__ = ["KfnbServerSettings"]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    return [{"module": "kfnb.server_ext"}]
+
+
+def _load_jupyter_server_extension(server_app: ServerApp) -> None:
+    """Register kfnb's settings and REST handlers with the running Jupyter server."""
+    web_app = server_app.web_app
+    web_app.settings["kfnb"] = KfnbServerSettings(parent=server_app)
+    prefix = setup_handlers(web_app)
+    server_app.log.info("kfnb %s server extension serves %s", __version__, prefix)

@@ -1,0 +1,200 @@
+"""A real JupyterLab server and a real Chromium for the browser tests.
+
+This folder must not see pytest-jupyter's autouse event-loop fixtures (they break Playwright's
+sync API at teardown), so it gets its own fixtures: ``lab`` starts ``jupyter lab`` as a
+subprocess on a free loopback port with a random token and throw-away Jupyter dirs, and
+``page`` opens a fresh Chromium page. The browser is Debian's ``chromium`` found on PATH;
+``playwright install`` is never needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+LAB_START_TIMEOUT_S = 90
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running ``jupyter lab``: its base URL (ending in ``/``), token and log file."""
+
+    url: str
+    token: str
+    log: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _write_settings(settings_dir: Path) -> None:
+    """User settings for a quiet, offline Lab: no news or update checks, no toasts."""
+    notification = settings_dir / "@jupyterlab" / "apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+
+
+def _wait_until_ready(proc: subprocess.Popen[bytes], lab: Lab) -> None:
+    deadline = time.monotonic() + LAB_START_TIMEOUT_S
+    request = urllib.request.Request(
+        f"{lab.url}api/status", headers={"Authorization": f"token {lab.token}"}
+    )
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{lab.log_tail()}")
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 200:
+                    return
+                last_error = f"HTTP {response.status}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            last_error = str(error)
+        time.sleep(0.2)  # poll interval, not synchronisation: the loop is bounded by `deadline`
+    pytest.fail(
+        f"jupyter lab did not answer {lab.url}api/status within {LAB_START_TIMEOUT_S}s "
+        f"(last: {last_error}):\n{lab.log_tail()}"
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server and anything it started (it leads its own process group)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    base = tmp_path_factory.mktemp("lab")
+    dirs = {name: base / name for name in ("root", "config", "data", "runtime", "workspaces")}
+    for path in dirs.values():
+        path.mkdir()
+    _write_settings(base / "settings")
+
+    port, token = _free_port(), secrets.token_hex(16)
+    lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, log=base / "jupyter-lab.log")
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+        "JUPYTER_DATA_DIR": str(dirs["data"]),
+        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+        "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={dirs['root']}",
+        f"--IdentityProvider.token={token}",
+        "--LabApp.expose_app_in_browser=True",
+    ]
+    with lab.log.open("wb") as log:
+        # cwd is a scratch dir so `-m` cannot import kfnb from the source tree.
+        proc = subprocess.Popen(
+            command,
+            cwd=dirs["root"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_until_ready(proc, lab)
+        yield lab
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture
+def lab_url(lab: Lab) -> str:
+    """The JupyterLab page of the ``lab`` server, logged in by its token, in the default layout
+    (``reset`` drops what earlier tests left in the workspace, such as an open side panel)."""
+    return f"{lab.url}lab?reset&token={lab.token}"
+
+
+# Module scope, not session: while Playwright's sync driver lives, its event loop counts as
+# running, which breaks pytest-jupyter's loop fixtures in tests that run after these.
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.fail(
+            "Chromium is not on PATH: install Debian's package (apt-get install -y chromium) "
+            "or deselect these tests with -m 'not browser'"
+        )
+    browser = playwright.chromium.launch(
+        executable_path=executable, headless=True, args=CHROMIUM_ARGS
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
+    """A fresh page; its console errors and a final screenshot are kept for failure reports."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    screenshot = tmp_path / "page.png"
+    page.screenshot(path=str(screenshot))
+    print(f"screenshot: {screenshot}")
+    if errors:
+        print("browser console errors:\n" + "\n".join(errors))
+    context.close()

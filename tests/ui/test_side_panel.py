@@ -1,0 +1,58 @@
+"""The kfnb side panel in a real JupyterLab and Chromium: it shows the server's kfnb version
+and warns when the frontend and the server versions differ (the handshake)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import Page, Route, expect
+
+import kfnb
+
+pytestmark = pytest.mark.browser
+
+PANEL = "#kfnb-panel"
+PANEL_TAB = '.jp-SideBar [data-id="kfnb-panel"]'
+
+
+def open_lab(page: Page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_function("() => window.jupyterapp !== undefined")
+    page.evaluate("() => window.jupyterapp.restored")
+
+
+def open_panel(page: Page) -> None:
+    tab = page.locator(PANEL_TAB)
+    expect(tab, "the kfnb tab is missing from the left side bar").to_be_visible()
+    expect(tab).to_have_attribute("title", "Kubeflow Notebook (kfnb)")
+    tab.click()
+    expect(page.locator(PANEL)).to_be_visible()
+
+
+def test_panel_shows_server_version(page: Page, lab_url: str) -> None:
+    open_lab(page, lab_url)
+    open_panel(page)
+
+    expect(page.locator(f"{PANEL} .kfnb-Panel-version")).to_have_text(f"kfnb {kfnb.__version__}")
+    expect(page.locator(f"{PANEL} .kfnb-Panel-warning")).to_be_hidden()
+
+
+def test_panel_warns_when_versions_differ(page: Page, lab_url: str) -> None:
+    def other_server(route: Route) -> None:
+        route.fulfill(
+            status=200,
+            content_type="application/json",
+            body=json.dumps({"version": "99.0.0", "api": 1}),
+        )
+
+    page.route(re.compile(r"/kfnb/api/version(\?|$)"), other_server)
+    open_lab(page, lab_url)
+    open_panel(page)
+
+    expect(page.locator(f"{PANEL} .kfnb-Panel-version")).to_have_text("kfnb 99.0.0")
+    warning = page.locator(f"{PANEL} .kfnb-Panel-warning")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text(f"frontend is {kfnb.__version__}")
+    expect(warning).to_contain_text("server runs kfnb 99.0.0")
