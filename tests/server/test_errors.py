@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import tornado.web
 from jupyter_server.utils import url_path_join
-from kfnb.server_ext.handlers import KfnbHandler
 from tornado.httpclient import HTTPClientError, HTTPResponse
 from tornado.web import HTTPError
 
 from kfnb.errors import KfnbError, NotebookError, PipelineError
+from kfnb.server_ext.handlers import KfnbHandler
 
 Fetch = Callable[..., Awaitable[HTTPResponse]]
 

@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from kfnb.server_ext.handlers import API_VERSION
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
 import kfnb
+from kfnb.server_ext.handlers import API_VERSION
 
 Fetch = Callable[..., Awaitable[HTTPResponse]]
 
