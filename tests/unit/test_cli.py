@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -73,8 +73,9 @@ def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_console_script_is_installed() -> None:
-    exe = shutil.which("kfnb")
-    assert exe, "the kfnb console script is not on PATH"
+    script = Path(sys.executable).with_name("kfnb")  # installed beside this interpreter
+    assert script.exists(), f"no kfnb console script at {script}"
+    exe = str(script)
     done = subprocess.run([exe, "describe", str(EXAMPLES / "churn.ipynb"), "--json"],
                           capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(done.stdout)["name"] == "churn"

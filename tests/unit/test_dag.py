@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-
 import pytest
 
 from kfnb.dag import Metric, Param, Pipeline, Step, sanitize_name
 from kfnb.errors import NotebookError, PipelineError
+from kfnb.notebook.names import Names
 
 
-@dataclass
-class Facts:
-    """A hand-written stand-in for the static analysis result of one step."""
-
-    reads: frozenset[str] = frozenset()
-    deferred_reads: frozenset[str] = frozenset()
-    writes: frozenset[str] = frozenset()
-    mutates: frozenset[str] = frozenset()
-    deletes: frozenset[str] = frozenset()
-    conditional: frozenset[str] = frozenset()
-    imports: Mapping[str, str] = field(default_factory=dict)
-    builtin_reads: frozenset[str] = frozenset()
-
-
-def f(reads: str = "", writes: str = "", **kw: str) -> Facts:
+def f(reads: str = "", writes: str = "", **kw: str) -> Names:
+    """Analysis facts written by hand: ``f("a b", "c", mutates="a")``."""
     def s(text: str) -> frozenset[str]:
         return frozenset(text.split())
     imports = dict(item.split("=") for item in kw.pop("imports", "").split(";") if item)
-    return Facts(reads=s(reads), writes=s(writes), imports=imports,
+    return Names(reads=s(reads), writes=s(writes), imports=imports,
                  **{k: s(v) for k, v in kw.items()})
 
 
-def pipe(*steps: tuple[str, Facts], after: dict[str, list[str]] | None = None,
+def pipe(*steps: tuple[str, Names], after: dict[str, list[str]] | None = None,
          params: tuple[str, ...] = ()) -> Pipeline:
     return Pipeline(
         name="p",
