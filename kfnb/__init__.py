@@ -23,7 +23,19 @@ except ImportError:  # pragma: no cover - running from a tree that was never bui
 from .dag import Param, Pipeline, Step
 from .errors import KfnbError
 
-__all__ = ["KfnbError", "Param", "Pipeline", "Step", "__version__"]
+__all__ = ["KfnbError", "Param", "Pipeline", "Step", "__version__", "get_run", "log_metric",
+           "log_param", "run"]
+
+_LAZY = {"run": "api", "get_run": "api", "log_metric": "tracking", "log_param": "tracking"}
+
+
+def __getattr__(name: str) -> Any:
+    """``kfnb.run`` and friends, imported on first use so ``import kfnb`` stays light."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'kfnb' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

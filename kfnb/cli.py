@@ -11,9 +11,11 @@ import argparse
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .dag import Pipeline, Step
@@ -39,6 +41,37 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--data-dir", type=Path, default=None,
                      help="folder where steps exchange values (default: OUTPUT/data)")
     mat.set_defaults(func=cmd_materialize)
+
+    run = sub.add_parser("run", help="run a notebook as a pipeline")
+    run.add_argument("notebook", type=Path)
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"), help="a parameter value (repeatable)")
+    run.add_argument("-f", "--params-file", type=Path, help="YAML file of parameter values")
+    run.add_argument("--backend", default="local", help="where to run (default: local)")
+    run.add_argument("--max-parallel", type=int, default=None,
+                     help="most steps at once (local; default: the CPU count, at least 2)")
+    run.add_argument("--json", action="store_true", help="print the final run record as JSON")
+    run.set_defaults(func=cmd_run)
+
+    runs = sub.add_parser("runs", help="list recent runs")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(func=cmd_runs)
+
+    show = sub.add_parser("show", help="show one run")
+    show.add_argument("run")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+
+    logs = sub.add_parser("logs", help="print the logs of a run's steps")
+    logs.add_argument("run")
+    logs.add_argument("step", nargs="?")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it ends")
+    logs.set_defaults(func=cmd_logs)
+
+    cancel = sub.add_parser("cancel", help="stop a running run")
+    cancel.add_argument("run")
+    cancel.set_defaults(func=cmd_cancel)
     return parser
 
 
@@ -81,6 +114,124 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     for name in order:
         print(f"  {written[name]}")
     return 0
+
+
+def _store() -> Any:
+    from .tracking import Store
+
+    store = Store()
+    store.recover()
+    return store
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import progress
+    from .api import run
+    from .params import load_params_file
+
+    pipeline = Pipeline.from_notebook(args.notebook)
+    values = load_params_file(args.params_file) if args.params_file else {}
+    from .params import resolve_params
+
+    params = resolve_params(pipeline, values, [tuple(p) for p in args.param])
+    options = {"max_parallel": args.max_parallel} if args.max_parallel else {}
+    result = run(pipeline, params, backend=args.backend, wait=False, store=_store(), **options)
+    out = sys.stderr if args.json else sys.stdout
+    try:
+        record = progress.follow(lambda: result.record, out=out)
+    except KeyboardInterrupt:
+        print("\nkfnb: cancelling...", file=sys.stderr)
+        result.cancel()
+        result.wait()
+        record = result.record
+    if args.json:
+        print(json.dumps(record.to_dict(), indent=2, default=repr))
+    else:
+        print("\n".join(progress.summary(record)))
+    return 0 if record.status == "SUCCEEDED" else 1
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .progress import elapsed
+
+    records = _store().list_runs(limit=args.limit)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2, default=repr))
+        return 0
+    if not records:
+        print("no runs yet: start one with `kfnb run NOTEBOOK`")
+        return 0
+    rows = [("ID", "NAME", "STATUS", "STARTED", "TOOK", "BACKEND")]
+    for r in records:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at or 0))
+        rows.append((r.id, r.name, r.status, started,
+                     elapsed(r.started_at or r.created_at, r.finished_at), r.backend))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from . import progress
+
+    record = _store().get_run(args.run)
+    if args.json:
+        print(json.dumps(record.to_dict(), indent=2, default=repr))
+        return 0
+    print("\n".join(progress.render(record)))
+    if record.params:
+        print("  params: " + ", ".join(f"{k}={v!r}" for k, v in record.params.items()))
+    print("\n".join(progress.summary(record)[1:]))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from .tracking import TERMINAL_RUN, TERMINAL_STEP
+
+    store = _store()
+    record = store.get_run(args.run)
+    steps = [record.step(args.step)] if args.step else record.steps
+    offsets: dict[str, int] = {}
+    while True:
+        record = store.get_run(record.id)
+        for s in steps:
+            current = record.step(s.name)
+            if not current.log or not Path(current.log).exists():
+                continue
+            with open(current.log, "rb") as f:
+                f.seek(offsets.get(s.name, 0))
+                chunk = f.read()
+            if chunk:
+                if not args.step and s.name not in offsets:
+                    print(f"==> {s.name} <==", flush=True)
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+                offsets[s.name] = offsets.get(s.name, 0) + len(chunk)
+        done = (record.step(args.step).status in TERMINAL_STEP if args.step
+                else record.status in TERMINAL_RUN)
+        if not args.follow or done:
+            return 0
+        time.sleep(0.3)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from .tracking import TERMINAL_RUN
+
+    store = _store()
+    record = store.get_run(args.run)
+    if record.status in TERMINAL_RUN:
+        print(f"run {record.id} already ended: {record.status}")
+        return 0
+    store.request_cancel(record.id)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        record = store.get_run(record.id)
+        if record.status in TERMINAL_RUN:
+            break
+        time.sleep(0.2)
+    print(f"run {record.id}: {record.status}")
+    return 0 if record.status == "CANCELED" else 1
 
 
 # -- rendering ------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from kfnb.materialize import write_step_notebooks
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [ROOT / "examples" / "churn.ipynb", ROOT / "examples" / "sales_forecast.ipynb",
-             ROOT / "tests" / "fixtures" / "plain_papermill.ipynb"]
+             ROOT / "tests" / "fixtures" / "plain_papermill.ipynb",
+             ROOT / "examples" / "cancer_models.ipynb"]
 
 PROBE = """
 import cloudpickle as _probe_cp, types as _probe_types
@@ -67,6 +68,10 @@ def same(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, np.random.Generator):
         return a.bit_generator.state == b.bit_generator.state
+    if a is not None and type(a).__eq__ is object.__eq__ and hasattr(a, "__getstate__"):
+        # no equality of its own (a fitted sklearn estimator, its trees): the same type and the
+        # same state, attribute by attribute (parameters and every fitted array)
+        return type(a) is type(b) and same(a.__getstate__(), b.__getstate__())
     return bool(a == b)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import md
+from nbformat.v4 import new_markdown_cell as md
 
 from kfnb import Pipeline
 from kfnb.errors import KfnbError, NotebookError, PipelineError

@@ -1,0 +1,108 @@
+"""The Python facade: ``kfnb.run(notebook, params=...)`` and the run object it returns.
+
+``run`` parses the notebook, checks the parameter values against its parameters cell, picks the
+backend by name and submits. The returned ``PipelineRun`` reads everything from the run store, so
+it shows the same thing as ``kfnb show`` and the Jupyter side panel.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .backends import RunHandle, get_backend
+from .dag import Pipeline
+from .params import resolve_params
+from .tracking import TERMINAL_RUN, Run, StepRun, Store
+
+
+class PipelineRun:
+    """A pipeline run: its status, steps, metrics, logs and the values its steps produced."""
+
+    def __init__(self, store: Store, run_id: str, handle: RunHandle | None = None) -> None:
+        self.store = store
+        self.id = run_id
+        self.handle = handle
+
+    def __repr__(self) -> str:
+        r = self.record
+        return f"<PipelineRun {r.id} {r.name!r} {r.status}>"
+
+    @property
+    def record(self) -> Run:
+        return self.store.get_run(self.id)
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def steps(self) -> list[StepRun]:
+        return self.record.steps
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.record.metrics
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.record.params
+
+    def wait(self, timeout: float | None = None) -> PipelineRun:
+        """Block until the run ends (or ``timeout`` seconds pass)."""
+        if self.handle is not None:
+            self.handle.wait(timeout)
+            return self
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.status not in TERMINAL_RUN:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        return self
+
+    def cancel(self) -> None:
+        """Stop the run: running steps are killed, the others marked cancelled."""
+        if self.handle is not None:
+            self.handle.cancel()
+        else:
+            self.store.request_cancel(self.id)
+
+    def logs(self, step: str) -> str:
+        path = self.record.step(step).log
+        return Path(path).read_text(errors="replace") if path and Path(path).exists() else ""
+
+    def outputs(self, step: str) -> dict[str, Any]:
+        """The values ``step`` handed on to later steps, loaded back into Python."""
+        from . import marshal
+
+        self.record.step(step)  # raises for an unknown step
+        folder = Path(self.record.artifacts_dir) / "data" / step
+        if not folder.is_dir():
+            return {}
+        names = sorted({p.name.split(".")[0] for p in folder.iterdir()
+                        if not p.name.startswith(".")})
+        return marshal.load_all(folder, names, step=step)
+
+
+def run(notebook: str | Path | Pipeline, params: Mapping[str, Any] | None = None, *,
+        backend: str = "local", wait: bool = True, store: Store | None = None,
+        config: Any = None, **options: Any) -> PipelineRun:
+    """Run a notebook as a pipeline. ``options`` fill the backend's config (e.g. max_parallel)."""
+    pipeline = notebook if isinstance(notebook, Pipeline) else Pipeline.from_notebook(notebook)
+    values = resolve_params(pipeline, params)
+    cls = get_backend(backend)
+    cfg = config if config is not None else cls.config_class(**options)
+    store = store if store is not None else Store()
+    handle = cls(cfg).submit(pipeline, values, store)
+    result = PipelineRun(store, handle.id, handle)
+    if wait:
+        result.wait()
+    return result
+
+
+def get_run(run_id: str, store: Store | None = None) -> PipelineRun:
+    """A run recorded in the store (by id or unique id prefix)."""
+    store = store if store is not None else Store()
+    return PipelineRun(store, store.get_run(run_id).id)

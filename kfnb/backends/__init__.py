@@ -1,0 +1,129 @@
+"""Pipeline backends: where a pipeline runs. A registry by name, like papermill's engines.
+
+A backend takes a linked ``Pipeline`` and checked parameter values, records the run in the run
+store and returns a ``RunHandle`` to follow it. ``local`` (this machine, the default) is built in;
+others register with ``register(name, cls)`` or through the ``kfnb.backends`` entry point group.
+Each backend has a typed config (a dataclass) of its own.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import threading
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+from ..dag import Pipeline
+from ..errors import KfnbError
+from ..tracking import TERMINAL_RUN, Run, Store
+
+ENTRY_POINT_GROUP = "kfnb.backends"
+
+
+class BackendError(KfnbError):
+    """A backend cannot run the pipeline as asked (unknown backend, resources it lacks...)."""
+
+
+class RunHandle(abc.ABC):
+    """A submitted run. Status, metrics and steps are read from the run store."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store = store
+        self.id = run_id
+
+    @property
+    def record(self) -> Run:
+        return self.store.get_run(self.id)
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL_RUN
+
+    @abc.abstractmethod
+    def wait(self, timeout: float | None = None) -> str:
+        """Block until the run ends (or ``timeout`` seconds pass); return its status."""
+
+    @abc.abstractmethod
+    def cancel(self) -> None:
+        """Ask the run to stop; ``wait()`` returns once it has."""
+
+    def logs(self, step: str) -> str:
+        """The log of one step so far."""
+        path = self.record.step(step).log
+        if not path:
+            return ""
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+
+class Backend(abc.ABC):
+    """Runs pipelines somewhere. Subclasses set ``name`` and ``config_class``."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config if config is not None else self.config_class()
+
+    @abc.abstractmethod
+    def submit(self, pipeline: Pipeline, params: Mapping[str, Any], store: Store) -> RunHandle:
+        """Check the pipeline fits this backend, record a run and start it."""
+
+
+_registry: dict[str, type[Backend]] = {}
+_entry_points_loaded = False
+_lock = threading.Lock()
+
+
+def register(name: str, cls: type[Backend]) -> None:
+    """Make ``cls`` available as backend ``name`` (replacing any backend of that name)."""
+    _registry[name] = cls
+
+
+def unregister(name: str) -> None:
+    _registry.pop(name, None)
+
+
+def register_entry_points() -> None:
+    """Register the backends other packages declare in the ``kfnb.backends`` group."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        register(ep.name, ep.load())
+
+
+def _builtin() -> None:
+    global _entry_points_loaded
+    with _lock:
+        if "local" not in _registry:
+            from .local import LocalBackend
+
+            register("local", LocalBackend)
+        if not _entry_points_loaded:
+            _entry_points_loaded = True
+            register_entry_points()
+
+
+def get_backend(name: str) -> type[Backend]:
+    """The backend class registered as ``name``."""
+    _builtin()
+    try:
+        return _registry[name]
+    except KeyError:
+        known = sorted(_registry)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise BackendError(f"unknown backend {name!r}. Fix: {hint}use one of: "
+                           f"{', '.join(known)}") from None
+
+
+def backends() -> list[str]:
+    _builtin()
+    return sorted(_registry)

@@ -1,0 +1,111 @@
+"""The ``local`` backend, kfnb's embedded default: run a pipeline on this machine.
+
+``submit`` checks that every step fits this machine (GPUs, CPUs, memory), records the run in
+the store, writes each step's notebook into the run's artifacts directory and starts a
+``Scheduler`` thread. Values flow between steps through ``<artifacts>/data/<step>/``; each
+step's executed notebook and log are artifacts of the run. The user's notebook is never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from ...dag import Pipeline
+from ...materialize import step_hashes, step_notebook
+from ...tracking import Store
+from .. import Backend, RunHandle
+from .resources import Pool, detect_gpus, machine_memory
+from .scheduler import RunPaths, Scheduler
+
+
+def default_parallelism() -> int:
+    env = os.environ.get("KFNB_MAX_PARALLEL")
+    if env:
+        return int(env)
+    return max(2, os.cpu_count() or 2)
+
+
+@dataclass
+class LocalConfig:
+    """Settings of the local backend; ``None`` means "detect on this machine"."""
+
+    max_parallel: int | None = None
+    gpus: list[str] | None = None
+    cpus: float | None = None
+    memory: float | None = None
+    kernel_name: str | None = None
+    poll_interval: float = 0.05
+    kill_grace: float = 5.0
+
+    def pool(self) -> Pool:
+        return Pool(
+            max_parallel=self.max_parallel or default_parallelism(),
+            cpus=self.cpus if self.cpus is not None else float(os.cpu_count() or 1),
+            memory=self.memory if self.memory is not None else machine_memory(),
+            gpus=self.gpus if self.gpus is not None else detect_gpus(),
+        )
+
+
+class LocalRunHandle(RunHandle):
+    """A run going on in a scheduler thread of this process."""
+
+    def __init__(self, store: Store, run_id: str, scheduler: Scheduler,
+                 thread: threading.Thread) -> None:
+        super().__init__(store, run_id)
+        self.scheduler = scheduler
+        self.thread = thread
+
+    def wait(self, timeout: float | None = None) -> str:
+        self.thread.join(timeout)
+        return self.status
+
+    def cancel(self) -> None:
+        self.scheduler.cancel_event.set()
+
+
+class LocalBackend(Backend):
+    name = "local"
+    config_class = LocalConfig
+    config: LocalConfig
+
+    def submit(self, pipeline: Pipeline, params: Mapping[str, Any], store: Store) -> RunHandle:
+        pool = self.config.pool()
+        for step in pipeline.steps:
+            pool.check(step)
+        store.recover()
+        source = Path(pipeline.source).resolve() if pipeline.source else None
+        run = store.create_run(
+            kind="pipeline", name=pipeline.name, backend=self.name,
+            notebook=str(source) if source else None,
+            notebook_hash=_file_hash(source) if source else None,
+            params=dict(params), steps=[s.name for s in pipeline.steps],
+        )
+        paths = RunPaths(Path(run.artifacts_dir))
+        paths.make()
+        for step in pipeline.steps:
+            nb = step_notebook(pipeline, step, data_dir=str(paths.data))
+            nbformat.write(nb, paths.steps / f"{step.name}.ipynb")
+        scheduler = Scheduler(
+            pipeline=pipeline, run_id=run.id, store=store, pool=pool, paths=paths,
+            params=dict(params), hashes=step_hashes(pipeline, params),
+            cwd=source.parent if source else Path.cwd(), kernel_name=self.config.kernel_name,
+            poll_interval=self.config.poll_interval, kill_grace=self.config.kill_grace,
+        )
+        thread = threading.Thread(target=scheduler.run, name=f"kfnb-run-{run.id}", daemon=True)
+        thread.start()
+        return LocalRunHandle(store, run.id, scheduler, thread)
+
+
+def _file_hash(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None

@@ -1,0 +1,94 @@
+"""Showing a run in a terminal: live progress while it runs, a summary when it ends.
+
+On a terminal the step table is redrawn in place a few times a second; elsewhere (a CI log, a
+pipe) one line is printed per state change, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from .tracking import TERMINAL_RUN, Run, StepRun
+
+MARKS = {"PENDING": "·", "RUNNING": "▶", "SUCCEEDED": "✓", "CACHED": "✓", "FAILED": "✗",
+         "SKIPPED": "-", "CANCELED": "■"}
+
+
+def elapsed(start: float | None, end: float | None, now: float | None = None) -> str:
+    if start is None:
+        return ""
+    seconds = (end if end is not None else (now or time.time())) - start
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def step_line(step: StepRun, width: int, now: float | None = None) -> str:
+    mark = MARKS.get(step.status, "?")
+    extra = ""
+    if step.attempt > 1:
+        extra += f"  attempt {step.attempt}"
+    if step.gpus:
+        extra += f"  gpu {','.join(step.gpus)}"
+    took = elapsed(step.started_at, step.finished_at, now)
+    return f"  {mark} {step.name:<{width}}  {step.status:<9}  {took:>7}{extra}"
+
+
+def header(run: Run, now: float | None = None) -> str:
+    took = elapsed(run.started_at or run.created_at, run.finished_at, now)
+    return f"{run.name}  run {run.id}  {run.status}  {took}"
+
+
+def render(run: Run, now: float | None = None) -> list[str]:
+    width = max((len(s.name) for s in run.steps), default=4)
+    return [header(run, now)] + [step_line(s, width, now) for s in run.steps]
+
+
+def follow(get: Callable[[], Run], out: TextIO = sys.stdout, interval: float = 0.25,
+           live: bool | None = None) -> Run:
+    """Show a run until it ends; return its final record."""
+    live = out.isatty() if live is None else live
+    drawn = 0
+    seen: dict[str, tuple[str, int]] = {}
+    start = time.time()
+    while True:
+        run = get()
+        if live:
+            lines = render(run)
+            if drawn:
+                out.write(f"\x1b[{drawn}F")
+            for line in lines:
+                out.write("\x1b[2K" + line + "\n")
+            drawn = len(lines)
+        else:
+            for s in run.steps:
+                key = (s.status, s.attempt)
+                if seen.get(s.name) != key and not (s.status == "PENDING" and s.name not in seen):
+                    stamp = elapsed(start, time.time())
+                    out.write(f"[{stamp:>7}] {s.name} {s.status.lower()}"
+                              + (f" (attempt {s.attempt})" if s.attempt > 1 else "") + "\n")
+                seen[s.name] = key
+        out.flush()
+        if run.status in TERMINAL_RUN:
+            return run
+        time.sleep(interval)
+
+
+def summary(run: Run) -> list[str]:
+    """What to print when a run has ended: the outcome, failures, metrics, where files are."""
+    lines = [f"{run.name}: {run.status.lower()} in "
+             f"{elapsed(run.started_at or run.created_at, run.finished_at)} (run {run.id})"]
+    for s in run.steps:
+        if s.status == "FAILED" and s.error:
+            lines.append(f"  ✗ {s.error.get('message') or s.name}")
+            tb = (s.error.get("traceback") or "").strip().splitlines()
+            lines += [f"      {ln}" for ln in tb[-6:]]
+            lines.append(f"      full log: kfnb logs {run.id} {s.name}")
+    if run.metrics:
+        lines.append("  metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in run.metrics.items()))
+    lines.append(f"  artifacts: {run.artifacts_dir}")
+    return lines

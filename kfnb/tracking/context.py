@@ -1,0 +1,85 @@
+"""Recording from inside a step: ``log_metric`` and ``log_param`` for the run being executed.
+
+kfnb's runners start each step's kernel with ``KFNB_HOME`` (the store), ``KFNB_RUN_ID`` (the
+run) and ``KFNB_STEP`` (the step, recorded as a metric's ``source``). Global state is read here,
+at the entry point, and passed to the store explicitly.
+
+Outside a run the functions record nothing and warn once per process, so a notebook that logs
+metrics still runs interactively. Their arguments are checked either way: a metric that is not
+a number fails in Jupyter just as it would in the pipeline. With ``KFNB_METRICS_STDOUT=1`` (a
+Katib trial) ``log_metric`` also prints ``name=value`` lines for Katib's StdOut collector.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .store import Store, default_home
+from .values import metric_value
+
+RUN_ENV = "KFNB_RUN_ID"
+STEP_ENV = "KFNB_STEP"
+STDOUT_ENV = "KFNB_METRICS_STDOUT"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class NotInRunWarning(UserWarning):
+    """``log_metric``/``log_param`` was called outside a kfnb run: nothing was recorded."""
+
+
+_stores: dict[Path, Store] = {}
+_lock = threading.Lock()
+_warned = False
+
+
+def current_run() -> tuple[Store, str, str | None] | None:
+    """``(store, run_id, step)`` of the run this process works for, or ``None`` outside one."""
+    run_id = os.environ.get(RUN_ENV, "").strip()
+    if not run_id:
+        return None
+    home = default_home()
+    with _lock:
+        store = _stores.get(home)
+        if store is None:
+            store = _stores[home] = Store(home)
+    return store, run_id, os.environ.get(STEP_ENV, "").strip() or None
+
+
+def _warn_once(function: str) -> None:
+    global _warned
+    with _lock:
+        if _warned:
+            return
+        _warned = True
+    warnings.warn(f"kfnb.{function}: not inside a kfnb run, nothing recorded",
+                  NotInRunWarning, stacklevel=3)
+
+
+def log_metric(name: str, value: Any, step: int | None = None) -> None:
+    """Record a value of metric ``name`` for the current run (``step``: its x, e.g. the epoch)."""
+    number = metric_value(name, value)
+    printed = os.environ.get(STDOUT_ENV, "").strip().lower() in _TRUE
+    if printed:
+        print(f"{name}={number!r}", file=sys.stdout, flush=True)
+    run = current_run()
+    if run is None:
+        if not printed:
+            _warn_once("log_metric")
+        return
+    store, run_id, source = run
+    store.log_metric(run_id, name, number, step=step, source=source)
+
+
+def log_param(name: str, value: Any) -> None:
+    """Record parameter ``name`` of the current run (JSON; ``repr`` for what JSON cannot hold)."""
+    run = current_run()
+    if run is None:
+        _warn_once("log_param")
+        return
+    store, run_id, _ = run
+    store.log_param(run_id, name, value)

@@ -1,0 +1,143 @@
+"""What the run store records: runs, their steps, metrics and events, and the status machine.
+
+A **run** is one execution of something kfnb started: a pipeline, a training job, a tuning
+experiment or one of its trials (``kind`` is free text). It moves through KFP's statuses::
+
+    PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELING -> CANCELED
+    PENDING -> CANCELED | FAILED;  CANCELING -> FAILED | SUCCEEDED (the run ended first)
+
+and nothing leaves a terminal status. A **step** starts ``PENDING`` and ends ``SUCCEEDED``,
+``FAILED``, ``SKIPPED`` (an upstream step did not succeed), ``CANCELED`` or ``CACHED`` (an
+earlier result was reused). ``attempt`` counts its starts: a retry goes ``FAILED -> RUNNING``,
+which is allowed only while the run has not ended; a finished run's steps are final.
+
+These are plain dataclasses read from the store: snapshots, not live objects. ``to_dict()`` gives
+the JSON form the REST API and ``--json`` outputs use (non-finite metric values become ``None``,
+which JSON cannot spell otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, get_args
+
+from .errors import StepNotFound
+
+RunStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELING", "CANCELED"]
+StepStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CACHED"]
+
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+STEP_STATUSES: tuple[str, ...] = get_args(StepStatus)
+TERMINAL_RUN: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
+TERMINAL_STEP: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CACHED"})
+
+RUN_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "PENDING": frozenset({"RUNNING", "CANCELED", "FAILED"}),
+    "RUNNING": frozenset({"SUCCEEDED", "FAILED", "CANCELING", "CANCELED"}),
+    "CANCELING": frozenset({"CANCELED", "FAILED", "SUCCEEDED"}),
+}
+STEP_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "PENDING": frozenset({"RUNNING", "SKIPPED", "CANCELED", "CACHED", "FAILED"}),
+    "RUNNING": frozenset({"SUCCEEDED", "FAILED", "CANCELED"}),
+    # a failed step of a run that goes on may still be retried, queued again, or ended for good
+    # (FAILED again with the final error, or SKIPPED/CANCELED when the run stops)
+    "FAILED": frozenset({"RUNNING", "PENDING", "FAILED", "SKIPPED", "CANCELED"}),
+}
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class StepRun:
+    """One step of a run: its status, attempts, outputs and the error that ended it."""
+
+    run_id: str
+    name: str
+    status: StepStatus
+    attempt: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    output_notebook: str | None = None
+    log: str | None = None
+    error: dict[str, Any] | None = None
+    gpus: list[str] = field(default_factory=list)
+    hash: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Metric:
+    """One recorded value of a metric; a metric's history is a curve over ``step`` or time."""
+
+    name: str
+    value: float
+    step: int | None
+    source: str | None
+    timestamp: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "value": _finite(self.value)}
+
+
+@dataclass
+class Event:
+    """Something that happened to a run; ``id`` grows, so a UI polls with the last id it saw."""
+
+    id: int
+    run_id: str
+    time: float
+    kind: str
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Run:
+    """A run as recorded: identity, status, parameters, steps and the latest metric values."""
+
+    id: str
+    kind: str
+    name: str
+    status: RunStatus
+    backend: str
+    notebook: str | None
+    notebook_hash: str | None
+    params: dict[str, Any]
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    parent_id: str | None
+    runner_pid: int | None
+    runner_host: str | None
+    artifacts_dir: str
+    steps: list[StepRun] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL_RUN
+
+    def step(self, name: str) -> StepRun:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise StepNotFound(self.id, name, [s.name for s in self.steps])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "name": self.name, "status": self.status,
+            "backend": self.backend, "notebook": self.notebook, "params": self.params,
+            "metrics": {k: _finite(v) for k, v in self.metrics.items()},
+            "created_at": self.created_at, "started_at": self.started_at,
+            "finished_at": self.finished_at, "error": self.error, "parent_id": self.parent_id,
+            "steps": [s.to_dict() for s in self.steps],
+        }

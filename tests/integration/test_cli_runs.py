@@ -1,0 +1,160 @@
+"""`kfnb run`, `runs`, `show`, `logs`, `cancel` as a user types them, in real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kfnb.tracking import Store
+
+Write = Callable[..., Path]
+KFNB = str(Path(sys.executable).with_name("kfnb"))
+LONG = "import time\nfor _ in range(1200):\n    time.sleep(0.1)\nx = 1"
+
+
+def kfnb(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([KFNB, *args], capture_output=True, text=True, timeout=300,
+                          check=check, stdin=subprocess.DEVNULL)
+
+
+def processes_of(run_id: str) -> list[int]:
+    """Processes (workers, kernels) started for a run: their environment names it."""
+    found = []
+    needle = f"KFNB_RUN_ID={run_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def first_running(store: Store) -> str:
+    runs: list = []
+
+    def found() -> bool:
+        runs[:] = [r for r in store.list_runs() if r.steps and r.steps[0].status == "RUNNING"]
+        return bool(runs)
+
+    wait_for(found, "a running step")
+    return str(runs[0].id)
+
+
+def test_run_json_params_and_exit_code(write_notebook: Write) -> None:
+    path = write_notebook("p", ("pipeline-parameters", "n = 1\nname = 'x'"),
+                          ("step:a", "y = n * 2"), ("step:b", "z = y + 1"),
+                          ("pipeline-metrics", "print(z)"))
+    done = kfnb("run", str(path), "-p", "n", "4", "-p", "name", "big", "--json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "SUCCEEDED"
+    assert record["params"] == {"n": 4, "name": "big"}
+    assert record["metrics"] == {"z": 9.0}
+    step = record["steps"][0]
+    assert {"name", "status", "started_at", "finished_at", "output_notebook", "log",
+            "error"} <= set(step)
+    assert Path(step["output_notebook"]).exists()
+    shown = kfnb("show", record["id"][:12], "--json", check=True)
+    assert json.loads(shown.stdout)["id"] == record["id"]
+    listed = kfnb("runs", check=True).stdout
+    assert record["id"] in listed and "SUCCEEDED" in listed
+
+
+def test_parameter_type_error_names_parameter_and_value(write_notebook: Write) -> None:
+    path = write_notebook("p", ("pipeline-parameters", "epochs = 10"), ("step:a", "x = epochs"))
+    done = kfnb("run", str(path), "-p", "epochs", "many")
+    assert done.returncode == 2
+    assert done.stderr == ("kfnb: error: parameter 'epochs' is an int (default 10); 'many' is "
+                           "not an int. Fix: pass e.g. -p epochs 7\n")
+    assert kfnb("runs", "--json", check=True).stdout.strip() == "[]"  # nothing ran
+
+
+def test_failed_run_exits_1_and_points_at_the_cell(write_notebook: Write) -> None:
+    path = write_notebook("f", ("step:a", "x = 1"), ("step:b", "y = x"),
+                          "raise ValueError('bad input data')")
+    done = kfnb("run", str(path))
+    assert done.returncode == 1
+    assert "step 'b' failed at cell 2 (\"raise ValueError('bad input data')\"): " \
+           "ValueError: bad input data" in done.stdout
+    assert "full log: kfnb logs" in done.stdout
+    run_id = json.loads(kfnb("runs", "--json", check=True).stdout)[0]["id"]
+    logs = kfnb("logs", run_id, "b", check=True).stdout
+    assert "ValueError: bad input data" in logs
+    every = kfnb("logs", run_id, check=True).stdout
+    assert "==> b <==" in every
+
+
+def test_cancel_from_another_process(write_notebook: Write, store: Store) -> None:
+    path = write_notebook("c", ("step:long", LONG), ("step:after", "y = x"))
+    runner = subprocess.Popen([KFNB, "run", str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        run_id = first_running(store)
+        done = kfnb("cancel", run_id)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"run {run_id}: CANCELED"
+        assert runner.wait(timeout=60) == 1
+        assert {s.name: s.status for s in store.get_run(run_id).steps} == {
+            "long": "CANCELED", "after": "CANCELED"}
+        wait_for(lambda: not processes_of(run_id), "the run's processes to end", 30)
+    finally:
+        runner.kill()
+
+
+def test_ctrl_c_cancels_cleanly(write_notebook: Write, store: Store) -> None:
+    path = write_notebook("i", ("step:long", LONG))
+    runner = subprocess.Popen([KFNB, "run", str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        run_id = first_running(store)
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=60)
+        assert runner.returncode == 1
+        assert "cancelling" in err
+        assert store.get_run(run_id).status == "CANCELED"
+        assert not processes_of(run_id)
+    finally:
+        runner.kill()
+
+
+def test_runner_crash_is_recovered_and_leaves_no_orphans(write_notebook: Write,
+                                                         store: Store) -> None:
+    path = write_notebook("k", ("step:long", LONG))
+    runner = subprocess.Popen([KFNB, "run", str(path)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    run_id = first_running(store)
+    metrics_before = store.events(run_id)
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    wait_for(lambda: not processes_of(run_id), "workers and kernels to follow the runner", 30)
+    listed = kfnb("runs", "--json", check=True).stdout  # any CLI start recovers dead runs
+    record = next(r for r in json.loads(listed) if r["id"] == run_id)
+    assert record["status"] == "FAILED"
+    assert f"runner process {runner.pid}" in record["error"]
+    assert record["steps"][0]["status"] == "FAILED"
+    assert len(store.events(run_id)) > len(metrics_before)  # history kept, recovery appended
+
+
+@pytest.mark.parametrize("command", [["show", "nope"], ["logs", "nope"], ["cancel", "nope"]])
+def test_unknown_run_id(command: list[str]) -> None:
+    done = kfnb(*command)
+    assert done.returncode == 2
+    assert "nope" in done.stderr and "kfnb runs" in done.stderr
