@@ -315,7 +315,7 @@ class Pipeline:
                     + _did_you_mean(metric.name, self._all_writes())
                 )
             if metric.name not in provider.outputs:
-                provider.outputs.append(metric.name)
+                provider.outputs = sorted([*provider.outputs, metric.name])
             linked.append(Metric(metric.name, provider.name))
         self.metrics = linked
 

@@ -237,3 +237,20 @@ def test_two_runs_at_once_on_one_store(write_notebook: Write, store: Store) -> N
     assert first.outputs("b") == {} and first.outputs("a") == {"x": 2}
     assert second.outputs("a") == {"x": 10}
     assert {r.id for r in store.list_runs()} >= {first.id, second.id}
+
+
+def test_the_scikit_learn_example_runs_end_to_end(store: Store) -> None:
+    run = kfnb.run(ROOT / "examples" / "cancer_models.ipynb", {"n_estimators": 50},
+                   store=store)
+    assert run.status == "SUCCEEDED", run.record.error
+    assert set(run.metrics) == {"best_accuracy", "accuracy_logreg", "accuracy_forest",
+                                "accuracy_svm"}
+    assert run.metrics["best_accuracy"] == max(run.metrics[k] for k in run.metrics
+                                               if k.startswith("accuracy_"))
+    forest = run.outputs("train_forest")["forest"]
+    assert type(forest).__name__ == "RandomForestClassifier" and forest.n_estimators == 50
+    assert hasattr(forest, "estimators_")  # fitted in its step, handed on fitted
+    spans = [(s.started_at, s.finished_at) for s in run.steps if s.name.startswith("train_")]
+    overlapping = any(max(a[0], b[0]) < min(a[1], b[1])
+                      for i, a in enumerate(spans) for b in spans[i + 1:])
+    assert overlapping, "no two model-training steps ran at the same time"

@@ -33,8 +33,8 @@ from typing import IO, Any
 
 from ...dag import Pipeline, Step
 from ...tracking import InvalidTransition, Store
+from .processes import descendants
 from .resources import Grant, Pool
-from .worker import descendants
 
 log = logging.getLogger("kfnb.local")
 

@@ -18,8 +18,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -28,18 +30,9 @@ from typing import Any
 
 import nbformat
 
+from .processes import descendants
+
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def descendants(pid: int) -> list[Any]:
-    """Every process below ``pid``: the kernel runs in a session of its own (jupyter_client
-    starts it so), so killing our process group alone would not reach it."""
-    try:
-        import psutil
-
-        return list(psutil.Process(pid).children(recursive=True))
-    except Exception:  # psutil missing, or the process is gone
-        return []
 
 
 def _kill_group(signum: int = 0, frame: Any = None) -> None:  # pragma: no cover - in the child
@@ -94,6 +87,30 @@ def describe(error: dict[str, Any], step: str) -> str:
     return f"step {step!r} failed{where}: {what}".rstrip(": ")
 
 
+_socket_dirs: list[str] = []
+
+
+def kernel_manager_class() -> type:
+    """Kernels talk to their worker over local IPC sockets, not TCP ports: nothing listens on
+    the network, and no port can clash between parallel steps. ``KFNB_KERNEL_TRANSPORT=tcp``
+    goes back to TCP."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    transport = os.environ.get("KFNB_KERNEL_TRANSPORT", "ipc")
+
+    class StepKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = transport
+            if transport == "ipc":  # sockets in a folder of this kernel's own
+                folder = tempfile.mkdtemp(prefix="kfnb-kernel-")
+                _socket_dirs.append(folder)
+                self.ip = os.path.join(folder, "ipc")
+
+
+    return StepKernelManager
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -104,8 +121,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         papermill.execute_notebook(
             spec["notebook"], spec["output"], parameters=spec.get("parameters") or {},
             kernel_name=spec.get("kernel_name"), cwd=spec.get("cwd"), progress_bar=False,
-            log_output=True, stdout_file=sys.stdout, stderr_file=sys.stderr,
+            stdout_file=sys.stdout, stderr_file=sys.stderr,
             start_timeout=spec.get("start_timeout", 120),
+            kernel_manager_class=kernel_manager_class(),
         )
     except PapermillExecutionError as err:
         error = failed_cell(spec["output"]) or {"ename": err.ename, "evalue": err.evalue,
@@ -116,6 +134,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         message = f"step {spec['step']!r} could not run: {type(err).__name__}: {err}"
         return {"ok": False, "error": {"message": message, "ename": type(err).__name__,
                                        "evalue": str(err), "traceback": traceback.format_exc()}}
+    finally:
+        for folder in _socket_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
     return {"ok": True}
 
 
