@@ -12,31 +12,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .backends import RunHandle, get_backend
+from .backends import RunHandle, RunView, get_backend
 from .dag import Pipeline
 from .params import resolve_params
-from .tracking import TERMINAL_RUN, Run, StepRun, Store
+from .tracking import TERMINAL_RUN, StepRun, Store
 
 
-class PipelineRun:
+class PipelineRun(RunView):
     """A pipeline run: its status, steps, metrics, logs and the values its steps produced."""
 
     def __init__(self, store: Store, run_id: str, handle: RunHandle | None = None) -> None:
-        self.store = store
-        self.id = run_id
+        super().__init__(store, run_id)
         self.handle = handle
 
     def __repr__(self) -> str:
         r = self.record
         return f"<PipelineRun {r.id} {r.name!r} {r.status}>"
-
-    @property
-    def record(self) -> Run:
-        return self.store.get_run(self.id)
-
-    @property
-    def status(self) -> str:
-        return self.record.status
 
     @property
     def steps(self) -> list[StepRun]:
@@ -68,10 +59,6 @@ class PipelineRun:
             self.handle.cancel()
         else:
             self.store.request_cancel(self.id)
-
-    def logs(self, step: str) -> str:
-        path = self.record.step(step).log
-        return Path(path).read_text(errors="replace") if path and Path(path).exists() else ""
 
     def outputs(self, step: str) -> dict[str, Any]:
         """The values ``step`` handed on to later steps, loaded back into Python."""

@@ -26,8 +26,8 @@ class BackendError(KfnbError):
     """A backend cannot run the pipeline as asked (unknown backend, resources it lacks...)."""
 
 
-class RunHandle(abc.ABC):
-    """A submitted run. Status, metrics and steps are read from the run store."""
+class RunView:
+    """A run as the run store records it: what every backend and surface reads."""
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.store = store
@@ -45,14 +45,6 @@ class RunHandle(abc.ABC):
     def done(self) -> bool:
         return self.status in TERMINAL_RUN
 
-    @abc.abstractmethod
-    def wait(self, timeout: float | None = None) -> str:
-        """Block until the run ends (or ``timeout`` seconds pass); return its status."""
-
-    @abc.abstractmethod
-    def cancel(self) -> None:
-        """Ask the run to stop; ``wait()`` returns once it has."""
-
     def logs(self, step: str) -> str:
         """The log of one step so far."""
         path = self.record.step(step).log
@@ -63,6 +55,18 @@ class RunHandle(abc.ABC):
                 return f.read()
         except FileNotFoundError:
             return ""
+
+
+class RunHandle(RunView, abc.ABC):
+    """A submitted run, as its backend follows it."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float | None = None) -> str:
+        """Block until the run ends (or ``timeout`` seconds pass); return its status."""
+
+    @abc.abstractmethod
+    def cancel(self) -> None:
+        """Ask the run to stop; ``wait()`` returns once it has."""
 
 
 class Backend(abc.ABC):
