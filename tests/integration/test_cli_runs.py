@@ -158,3 +158,31 @@ def test_unknown_run_id(command: list[str]) -> None:
     done = kfnb(*command)
     assert done.returncode == 2
     assert "nope" in done.stderr and "kfnb runs" in done.stderr
+
+
+def test_logs_follow_streams_a_running_step(write_notebook: Write, tmp_path: Path,
+                                            store: Store) -> None:
+    gate = tmp_path / "gate"
+    path = write_notebook("s", ("step:talk", f"""
+import pathlib, time
+print("first line", flush=True)
+deadline = time.monotonic() + 120
+while not pathlib.Path({str(gate)!r}).exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("last line", flush=True)
+"""))
+    runner = subprocess.Popen([KFNB, "run", str(path)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        run_id = first_running(store)
+        follower = subprocess.Popen([KFNB, "logs", run_id, "talk", "--follow"],
+                                    stdout=subprocess.PIPE, text=True)
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "first line\n"  # streamed while the step runs
+        gate.touch()
+        rest, _ = follower.communicate(timeout=120)
+        assert follower.returncode == 0  # it ends by itself when the step ends
+        assert "last line" in rest
+        assert runner.wait(timeout=120) == 0
+    finally:
+        runner.kill()
