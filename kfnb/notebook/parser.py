@@ -20,11 +20,11 @@ the code runs in). A notebook with no step tags at all is one step: the whole no
 from __future__ import annotations
 
 import difflib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import nbformat
 
 from ..dag import Cell, Metric, Pipeline, Step, check_step_name, sanitize_name
 from ..errors import NotebookError, PipelineError, SourceError
@@ -47,17 +47,35 @@ class _Entry:
 def read_pipeline(path: str | Path) -> Pipeline:
     """Read the notebook at ``path`` into a linked, validated ``Pipeline``."""
     p = Path(path)
+    return parse_notebook(read_notebook(p), p)
+
+
+def read_notebook(path: Path) -> Mapping[str, Any]:
+    """The notebook's JSON. Version 4 (every Jupyter since 2015) is read as plain JSON: this
+    keeps ``kfnb describe`` free of nbformat's schema machinery, which takes most of a second
+    to import; older versions go through nbformat's converters."""
     try:
-        nb = nbformat.read(p, as_version=4)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
+            raise ValueError("not a notebook document")
+        if data.get("nbformat") != 4:
+            import nbformat
+
+            data = nbformat.reads(json.dumps(data), as_version=4)
     except FileNotFoundError as err:
-        raise NotebookError(f"no notebook at {str(p)!r}", fix="check the path") from err
-    except Exception as err:  # nbformat raises several unrelated types for bad JSON
-        raise NotebookError(f"{str(p)!r} is not a readable notebook: {err}",
+        raise NotebookError(f"no notebook at {str(path)!r}", fix="check the path") from err
+    except Exception as err:  # bad JSON, or nbformat's several error types
+        raise NotebookError(f"{str(path)!r} is not a readable notebook: {err}",
                             fix="open it in Jupyter and save it again") from err
-    return parse_notebook(nb, p)
+    return data
 
 
-def parse_notebook(nb: nbformat.NotebookNode, path: str | Path | None = None) -> Pipeline:
+def _source(cell: Mapping[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def parse_notebook(nb: Mapping[str, Any], path: str | Path | None = None) -> Pipeline:
     """Turn an in-memory notebook into a linked, validated ``Pipeline``."""
     where = str(path) if path is not None else None
     _check_language(nb, where)
@@ -72,7 +90,7 @@ def parse_notebook(nb: nbformat.NotebookNode, path: str | Path | None = None) ->
     return walk.build(nb, path)
 
 
-def _check_language(nb: nbformat.NotebookNode, where: str | None) -> None:
+def _check_language(nb: Mapping[str, Any], where: str | None) -> None:
     meta = nb.get("metadata", {})
     language = (meta.get("kernelspec", {}).get("language")
                 or meta.get("language_info", {}).get("name") or "python")
@@ -81,13 +99,13 @@ def _check_language(nb: nbformat.NotebookNode, where: str | None) -> None:
                             "are Python notebooks", fix="use a Python kernel", path=where)
 
 
-def _entries(nb: nbformat.NotebookNode, where: str | None) -> list[_Entry]:
+def _entries(nb: Mapping[str, Any], where: str | None) -> list[_Entry]:
     entries = []
-    for index, raw in enumerate(nb.cells):
+    for index, raw in enumerate(nb.get("cells", [])):
         if raw.get("cell_type") != "code":
             continue
         tags = list(raw.get("metadata", {}).get("tags", []) or [])
-        header, body = split_header(raw.get("source", ""))
+        header, body = split_header(_source(raw))
         cell = Cell(index, body)
         try:
             directive = parse_tags(tags)
@@ -241,7 +259,7 @@ class _Walk:
         self.steps = [step] if step.cells else []
 
     # -- assembling the IR ------------------------------------------------------------------
-    def build(self, nb: nbformat.NotebookNode, path: str | Path | None) -> Pipeline:
+    def build(self, nb: Mapping[str, Any], path: str | Path | None) -> Pipeline:
         params = parse_parameters(self.sections["parameters"], self.where)
         metrics = parse_metrics(self.sections["metrics"], self.where)
         prelude = self.sections["imports"] + self.sections["functions"]

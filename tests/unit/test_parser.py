@@ -282,3 +282,17 @@ def test_limits_apply_to_the_single_step_of_an_untagged_notebook(nb: Nb) -> None
     p = Pipeline.from_nb(nb("x = 1", ("limit:gpu:1", "y = x")), "train.ipynb")
     assert p.step_names == ["train"]
     assert p.step("train").resources == {"nvidia.com/gpu": "1"}
+
+
+def test_old_nbformat_3_notebooks_are_converted(tmp_path: Path) -> None:
+    import nbformat
+    from nbformat import v3
+
+    old = v3.new_notebook(worksheets=[v3.new_worksheet(cells=[
+        v3.new_code_cell(input="x = 1", metadata={"tags": ["step:a"]}),
+        v3.new_code_cell(input="y = x + 1", metadata={"tags": ["step:b"]}),
+    ])])
+    path = tmp_path / "old.ipynb"
+    path.write_text(nbformat.writes(old, version=3))
+    p = Pipeline.from_notebook(path)
+    assert p.step("b").inputs == {"x": "a"}
