@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ._startup import skip_slow_optional_imports
+
+    skip_slow_optional_imports()
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("KFNB_DEBUG") not in (None, "", "0")

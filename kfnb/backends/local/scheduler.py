@@ -38,6 +38,11 @@ from .resources import Grant, Pool
 
 log = logging.getLogger("kfnb.local")
 
+# ``python -m kfnb.backends.local.worker`` would import this package, and nbformat with it,
+# before the worker could skip the slow optional imports (see kfnb._startup).
+WORKER_ENTRY = ("import kfnb._startup as s; s.skip_slow_optional_imports(); "
+                "from kfnb.backends.local.worker import main; raise SystemExit(main())")
+
 
 @dataclass
 class RunPaths:
@@ -207,7 +212,7 @@ class Scheduler:
         if grant.request.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(grant.gpus)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kfnb.backends.local.worker", str(spec_path)],
+            [sys.executable, "-c", WORKER_ENTRY, str(spec_path)],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, cwd=str(self.cwd), start_new_session=True,
         )

@@ -1,6 +1,7 @@
 """Run one step notebook with papermill, in a process of its own.
 
-The scheduler starts ``python -m kfnb.backends.local.worker SPEC.json`` in a new process group,
+The scheduler starts ``main(SPEC.json)`` in a new Python process and process group (through
+``scheduler.WORKER_ENTRY``, which first skips slow optional imports, see ``kfnb._startup``),
 with stdout and stderr going to the step's log file. The worker executes the step notebook with
 papermill (a fresh kernel, parameters injected the papermill way, the user's notebook folder as
 working directory), streams the kernel's output into the log as it comes, and writes a result

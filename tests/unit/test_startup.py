@@ -1,0 +1,43 @@
+"""kfnb's own processes skip a slow optional import; user processes keep everything."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("rfc3987_syntax") is None,
+                                reason="rfc3987_syntax is not installed here: nothing to skip")
+
+
+def python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120).stdout.strip()
+
+
+def test_worker_entry_skips_it_and_notebooks_still_validate() -> None:
+    from kfnb.backends.local.scheduler import WORKER_ENTRY
+
+    prefix = WORKER_ENTRY.split("from kfnb.backends.local.worker")[0]
+    out = python(prefix + "import sys, nbformat; from nbformat.v4 import new_notebook; "
+                 "nbformat.validate(new_notebook()); "
+                 "print(sys.modules.get('rfc3987_syntax', 'absent'))")
+    assert out == "None"
+
+
+def test_the_cli_skips_it() -> None:
+    churn = Path(__file__).resolve().parents[2] / "examples" / "churn.ipynb"
+    out = python("import sys, contextlib, io; from kfnb.cli import main\n"
+                 "with contextlib.redirect_stdout(io.StringIO()):\n"
+                 f"    main(['describe', {str(churn)!r}])\n"
+                 "import jsonschema; print(sys.modules['rfc3987_syntax'])")
+    assert out == "None"
+
+
+def test_importing_kfnb_in_a_user_process_changes_nothing() -> None:
+    out = python("import kfnb, kfnb.marshal, kfnb.tracking, sys, jsonschema; "
+                 "print(sys.modules['rfc3987_syntax'] is not None)")
+    assert out == "True"
