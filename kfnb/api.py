@@ -64,8 +64,9 @@ class PipelineRun(RunView):
         """The values ``step`` handed on to later steps, loaded back into Python."""
         from . import marshal
 
-        self.record.step(step)  # raises for an unknown step
-        folder = Path(self.record.artifacts_dir) / "data" / step
+        record = self.record
+        record.step(step)  # raises for an unknown step
+        folder = Path(record.artifacts_dir) / "data" / step
         if not folder.is_dir():
             return {}
         names = sorted({p.name.split(".")[0] for p in folder.iterdir()

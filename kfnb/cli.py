@@ -130,12 +130,10 @@ def _store() -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from . import progress
     from .api import run
-    from .params import load_params_file
+    from .params import load_params_file, resolve_params
 
     pipeline = Pipeline.from_notebook(args.notebook)
     values = load_params_file(args.params_file) if args.params_file else {}
-    from .params import resolve_params
-
     params = resolve_params(pipeline, values, [tuple(p) for p in args.param])
     options = {"max_parallel": args.max_parallel} if args.max_parallel else {}
     result = run(pipeline, params, backend=args.backend, wait=False, store=_store(), **options)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import signal
 import subprocess
@@ -283,8 +282,7 @@ class Scheduler:
             self.store.event(self.run_id, "warning", {
                 "step": step, "message": f"metric {name!r} is not a number: {err}"})
             return
-        if math.isfinite(value) or math.isnan(value):
-            self.store.log_metric(self.run_id, name, value, source=step)
+        self.store.log_metric(self.run_id, name, value, source=step)
 
     # -- stopping -------------------------------------------------------------------------------
     def _kill(self, r: _Running) -> None:
