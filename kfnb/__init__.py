@@ -24,9 +24,10 @@ from .dag import Param, Pipeline, Step
 from .errors import KfnbError
 
 __all__ = ["KfnbError", "Param", "Pipeline", "Step", "__version__", "get_run", "log_metric",
-           "log_param", "run"]
+           "log_param", "run", "warm"]
 
-_LAZY = {"run": "api", "get_run": "api", "log_metric": "tracking", "log_param": "tracking"}
+_LAZY = {"run": "api", "get_run": "api", "log_metric": "tracking", "log_param": "tracking",
+         "warm": "kernels"}
 
 
 def __getattr__(name: str) -> Any:

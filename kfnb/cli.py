@@ -49,7 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-f", "--params-file", type=Path, help="YAML file of parameter values")
     run.add_argument("--backend", default="local", help="where to run (default: local)")
     run.add_argument("--max-parallel", type=int, default=None,
-                     help="most steps at once (local; default: the CPU count, at least 2)")
+                     help="most steps at once (local; default: twice the CPU count, at least 8)")
+    run.add_argument("--no-cache", action="store_true",
+                     help="run every step, even those whose results an earlier run holds")
+    run.add_argument("--preload", action="append", default=[], metavar="MODULE",
+                     help="import MODULE once in the kernel fork server, for every step's "
+                          "kernel (local; repeatable, e.g. --preload numpy --preload pandas)")
     run.add_argument("--json", action="store_true", help="print the final run record as JSON")
     run.set_defaults(func=cmd_run)
 
@@ -135,7 +140,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = Pipeline.from_notebook(args.notebook)
     values = load_params_file(args.params_file) if args.params_file else {}
     params = resolve_params(pipeline, values, [tuple(p) for p in args.param])
-    options = {"max_parallel": args.max_parallel} if args.max_parallel else {}
+    options: dict[str, Any] = {"max_parallel": args.max_parallel} if args.max_parallel else {}
+    if args.backend == "local":  # this process ends with the run: keep no kernels warm after it
+        options.update(pool_size=0, cache=not args.no_cache, preload=tuple(args.preload))
+    elif args.no_cache:
+        options["cache"] = False
     result = run(pipeline, params, backend=args.backend, wait=False, store=_store(), **options)
     out = sys.stderr if args.json else sys.stdout
     try:

@@ -99,6 +99,7 @@ class Step:
     annotations: dict[str, str] = field(default_factory=dict)
     retries: int = 0
     timeout: float | None = None
+    cache: bool = True  # may reuse an earlier run's results when its content hash matches
     # filled by Pipeline.link()
     after: list[str] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)
@@ -128,6 +129,7 @@ class Step:
             "annotations": dict(self.annotations),
             "retries": self.retries,
             "timeout": self.timeout,
+            "cache": self.cache,
             "cells": [c.index for c in self.cells],
         }
 

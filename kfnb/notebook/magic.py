@@ -1,7 +1,7 @@
 """The ``%%step`` cell magic header: the tag information written in the cell itself.
 
 ``%%step NAME [--after A [B ...]] [--gpus N] [--image REF] [--limit K=V ...] [--label K=V ...]
-[--annotation K=V ...] [--retries N] [--timeout T]``
+[--annotation K=V ...] [--retries N] [--timeout T] [--no-cache]``
 
 ``NAME`` may also be one of the section words ``imports``, ``functions``, ``parameters``,
 ``metrics`` or ``skip``, which mark the cell like the equally named tags. The same parser serves
@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--retries", default=None)
     p.add_argument("--timeout", default=None, help="seconds, or 30m / 2h")
+    p.add_argument("--no-cache", dest="cache", action="store_false", default=None,
+                   help="always run this step, never reuse an earlier run's results")
     return p
 
 
@@ -102,6 +104,8 @@ def parse_header(line: str) -> Directive:
         d.retries = parse_retries(args.retries, f"--retries {args.retries}")
     if args.timeout is not None:
         d.timeout = parse_timeout(args.timeout, f"--timeout {args.timeout}")
+    if args.cache is not None:
+        d.cache = args.cache
     if d.role != "step" and d.has_settings:
         raise TagError(f"%%step {args.name} takes no step options",
                        "put --after/--gpus/... on a %%step line that names a step")

@@ -228,6 +228,8 @@ class _Walk:
             step.retries = d.retries
         if d.timeout is not None:
             step.timeout = d.timeout
+        if d.cache is not None:
+            step.cache = d.cache
 
     @staticmethod
     def _prev_fix(dep: str, known: list[str]) -> str:
@@ -287,6 +289,8 @@ class _Walk:
                 step.retries = defaults.retries
             if step.timeout is None and defaults.timeout is not None:
                 step.timeout = defaults.timeout
+            if step.cache and defaults.cache is False:
+                step.cache = False
             step.facts = self._analyze(step.cells)
         return pipeline.link(BUILTINS)
 

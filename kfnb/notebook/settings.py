@@ -64,7 +64,8 @@ def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Setti
                                 fix=err.fix, path=path) from err
         if parsed.role is not None or parsed.prev:
             raise NotebookError(f"notebook metadata {key}.steps_defaults may only hold limit:, "
-                                "label:, annotation:, image:, retries: and timeout: entries",
+                                "label:, annotation:, image:, retries:, timeout: and cache: "
+                                "entries",
                                 fix="move step and prev tags onto cells", path=path)
         defaults = defaults.merge(parsed)
     settings.defaults = defaults

@@ -29,7 +29,7 @@ WORD_TAGS: dict[str, Role] = {
     "pipeline-metrics": "metrics",
 }
 PREFIXES = ("step", "block", "prev", "limit", "image", "label", "annotation", "retries",
-            "timeout")
+            "timeout", "cache")
 RESOURCE_ALIASES = {"gpu": GPU, "gpus": GPU, "mem": "memory"}
 QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i?|[mkunpE])?$")
 RESOURCE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
@@ -61,11 +61,13 @@ class Directive:
     annotations: dict[str, str] = field(default_factory=dict)
     retries: int | None = None
     timeout: float | None = None
+    cache: bool | None = None
 
     @property
     def has_settings(self) -> bool:
         return bool(self.prev or self.resources or self.image or self.labels
-                    or self.annotations or self.retries is not None or self.timeout is not None)
+                    or self.annotations or self.retries is not None or self.timeout is not None
+                    or self.cache is not None)
 
     def merge(self, other: Directive) -> Directive:
         """Combine two directives of one cell (tags and magic); conflicting roles raise."""
@@ -85,6 +87,7 @@ class Directive:
             annotations={**self.annotations, **other.annotations},
             retries=other.retries if other.retries is not None else self.retries,
             timeout=other.timeout if other.timeout is not None else self.timeout,
+            cache=other.cache if other.cache is not None else self.cache,
         )
 
 
@@ -127,6 +130,8 @@ def _apply_prefixed(d: Directive, prefix: str, rest: str, tag: str) -> None:
         d.retries = parse_retries(rest, tag)
     elif prefix == "timeout":
         d.timeout = parse_timeout(rest, tag)
+    elif prefix == "cache":
+        d.cache = parse_cache(rest, tag)
 
 
 def _set_role(d: Directive, role: Role, step: str | None, tag: str) -> None:
@@ -196,6 +201,14 @@ def parse_retries(text: str, tag: str) -> int:
     if not text.isdigit():
         raise TagError(f"tag {tag!r} needs a whole number of retries", "write e.g. retries:2")
     return int(text)
+
+
+def parse_cache(text: str, tag: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off"):
+        raise TagError(f"tag {tag!r} must be cache:off or cache:on",
+                       "write cache:off to always run this step")
+    return value == "on"
 
 
 def parse_timeout(text: str, tag: str) -> float:

@@ -66,6 +66,7 @@ class StepRun:
     error: dict[str, Any] | None = None
     gpus: list[str] = field(default_factory=list)
     hash: str | None = None
+    cached_from: str | None = None  # ``RUN_ID/STEP`` whose results a CACHED step reused
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,7 +12,7 @@ Tables (JSON values are TEXT)::
               started_at, finished_at, error, parent_id, runner_pid, runner_host,
               cancel_requested_at (v2), runner_started_at (v2)
     steps     (run_id, name) PK, position, status, attempt, started_at, finished_at,
-              output_notebook, log, error JSON, gpus JSON, hash
+              output_notebook, log, error JSON, gpus JSON, hash, cached_from (``run/step``)
     params    (run_id, name) PK, value JSON
     metrics   id, run_id, name, value (NULL is NaN: SQLite stores NaN as NULL), step, source,
               timestamp
@@ -111,6 +111,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX runs_by_kind ON runs (kind, id)",
         "CREATE INDEX runs_by_parent ON runs (parent_id, id)",
         "CREATE INDEX runs_by_status ON runs (status)",
+    )),
+    Migration(3, "step cache: where a cached step's results came from, steps by content hash", (
+        "ALTER TABLE steps ADD COLUMN cached_from TEXT",
+        "CREATE INDEX steps_by_hash ON steps (hash, status)",
     )),
 )
 LATEST = MIGRATIONS[-1].version

@@ -209,7 +209,7 @@ class Store:
     def set_step_status(self, run_id: str, step: str, status: StepStatus, *,
                         error: dict[str, Any] | None = None, output_notebook: str | None = None,
                         log: str | None = None, gpus: Sequence[str] | None = None,
-                        hash: str | None = None) -> StepRun:
+                        hash: str | None = None, cached_from: str | None = None) -> StepRun:
         """Move a step to ``status``; the other fields are updated where given.
 
         RUNNING counts an attempt, sets ``started_at`` and clears the previous attempt's end
@@ -229,9 +229,20 @@ class Store:
                           else f"from {old} it may go to {', '.join(sorted(allowed))}")
                 raise InvalidTransition(rid, old, status, step=step, reason=reason)
             fields = {"error": error, "output_notebook": output_notebook, "log": log,
-                      "gpus": gpus, "hash": hash}
+                      "gpus": gpus, "hash": hash, "cached_from": cached_from}
             self._write_step(conn, rid, row, status, fields, time.time())
             return self._step(self._step_row(conn, rid, step))
+
+    def cache_candidates(self, hash: str, *, exclude_run: str | None = None,
+                         limit: int = 5) -> list[StepRun]:
+        """Steps of other runs that ended SUCCEEDED or CACHED with content hash ``hash``, the
+        newest first: where a step with the same hash may take its results from."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM steps WHERE hash = ? AND status IN ('SUCCEEDED', 'CACHED') "
+                "AND run_id IS NOT ? ORDER BY finished_at DESC LIMIT ?",
+                (hash, exclude_run, limit)).fetchall()
+        return [self._step(r) for r in rows]
 
     def request_cancel(self, run_id: str) -> Run:
         """Ask a run to stop: RUNNING -> CANCELING (its runner polls ``is_cancel_requested``),
@@ -441,7 +452,7 @@ class Store:
             sets["finished_at"] = now
         elif status == "PENDING":
             sets["finished_at"] = None
-        for key in ("output_notebook", "log", "hash"):
+        for key in ("output_notebook", "log", "hash", "cached_from"):
             if fields.get(key) is not None:
                 sets[key] = str(fields[key])
         if fields.get("gpus") is not None:
@@ -494,7 +505,7 @@ class Store:
             run_id=r["run_id"], name=r["name"], status=r["status"], attempt=r["attempt"],
             started_at=r["started_at"], finished_at=r["finished_at"],
             output_notebook=r["output_notebook"], log=r["log"], error=from_json(r["error"]),
-            gpus=from_json(r["gpus"]) or [], hash=r["hash"],
+            gpus=from_json(r["gpus"]) or [], hash=r["hash"], cached_from=r["cached_from"],
         )
 
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,19 +26,39 @@ def kfnb(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
                           check=check, stdin=subprocess.DEVNULL)
 
 
-def processes_of(run_id: str) -> list[int]:
-    """Processes (workers, kernels) started for a run: their environment names it."""
+def runner(*args: str, mark: str, **kwargs: object) -> subprocess.Popen[str]:
+    """`kfnb ARGS` in the background; it and every process it starts carry ``mark`` in their
+    environment (the kernel fork server, the kernels forked from it or spawned)."""
+    env = {**os.environ, "KFNB_TEST_MARK": mark}
+    return subprocess.Popen([KFNB, *args], env=env, text=True, **kwargs)  # type: ignore[call-overload]
+
+
+def processes_of(mark: str, but: int | None = None) -> list[int]:
+    """Processes whose environment carries ``mark`` (all but pid ``but``)."""
     found = []
-    needle = f"KFNB_RUN_ID={run_id}".encode()
+    needle = f"KFNB_TEST_MARK={mark}".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
+            if (needle in (entry / "environ").read_bytes().split(b"\0")
+                    and int(entry.name) != but and _state(entry) != "Z"):
                 found.append(int(entry.name))
         except OSError:
             continue
     return found
+
+
+def _state(entry: Path) -> str:
+    try:
+        return (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def kernels_started(mark: str, run: subprocess.Popen[str]) -> None:
+    """Wait until the runner has the fork server and a kernel (so "none left" means something)."""
+    wait_for(lambda: len(processes_of(mark, but=run.pid)) >= 2, "the run's kernel to start")
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
@@ -104,51 +125,56 @@ def test_failed_run_exits_1_and_points_at_the_cell(write_notebook: Write) -> Non
 
 def test_cancel_from_another_process(write_notebook: Write, store: Store) -> None:
     path = write_notebook("c", ("step:long", LONG), ("step:after", "y = x"))
-    runner = subprocess.Popen([KFNB, "run", str(path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    mark = uuid.uuid4().hex
+    run = runner("run", str(path), mark=mark, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         run_id = first_running(store)
+        kernels_started(mark, run)
         done = kfnb("cancel", run_id)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == f"run {run_id}: CANCELED"
-        assert runner.wait(timeout=60) == 1
+        assert run.wait(timeout=60) == 1
         assert {s.name: s.status for s in store.get_run(run_id).steps} == {
             "long": "CANCELED", "after": "CANCELED"}
-        wait_for(lambda: not processes_of(run_id), "the run's processes to end", 30)
+        wait_for(lambda: not processes_of(mark), "the run's processes to end", 30)
     finally:
-        runner.kill()
+        run.kill()
 
 
 def test_ctrl_c_cancels_cleanly(write_notebook: Write, store: Store) -> None:
     path = write_notebook("i", ("step:long", LONG))
-    runner = subprocess.Popen([KFNB, "run", str(path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    mark = uuid.uuid4().hex
+    run = runner("run", str(path), mark=mark, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         run_id = first_running(store)
-        runner.send_signal(signal.SIGINT)
-        _, err = runner.communicate(timeout=60)
-        assert runner.returncode == 1
+        kernels_started(mark, run)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 1
         assert "cancelling" in err
         assert store.get_run(run_id).status == "CANCELED"
-        assert not processes_of(run_id)
+        assert not processes_of(mark)
     finally:
-        runner.kill()
+        run.kill()
 
 
 def test_runner_crash_is_recovered_and_leaves_no_orphans(write_notebook: Write,
                                                          store: Store) -> None:
     path = write_notebook("k", ("step:long", LONG))
-    runner = subprocess.Popen([KFNB, "run", str(path)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    mark = uuid.uuid4().hex
+    run = runner("run", str(path), mark=mark, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
     run_id = first_running(store)
+    kernels_started(mark, run)
     metrics_before = store.events(run_id)
-    os.kill(runner.pid, signal.SIGKILL)
-    runner.wait()
-    wait_for(lambda: not processes_of(run_id), "workers and kernels to follow the runner", 30)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    wait_for(lambda: not processes_of(mark), "the fork server and kernels to follow the runner",
+             30)
     listed = kfnb("runs", "--json", check=True).stdout  # any CLI start recovers dead runs
     record = next(r for r in json.loads(listed) if r["id"] == run_id)
     assert record["status"] == "FAILED"
-    assert f"runner process {runner.pid}" in record["error"]
+    assert f"runner process {run.pid}" in record["error"]
     assert record["steps"][0]["status"] == "FAILED"
     assert len(store.events(run_id)) > len(metrics_before)  # history kept, recovery appended
 

@@ -18,16 +18,6 @@ def python(code: str) -> str:
                           check=True, timeout=120).stdout.strip()
 
 
-def test_worker_entry_skips_it_and_notebooks_still_validate() -> None:
-    from kfnb.backends.local.scheduler import WORKER_ENTRY
-
-    prefix = WORKER_ENTRY.split("from kfnb.backends.local.worker")[0]
-    out = python(prefix + "import sys, nbformat; from nbformat.v4 import new_notebook; "
-                 "nbformat.validate(new_notebook()); "
-                 "print(sys.modules.get('rfc3987_syntax', 'absent'))")
-    assert out == "None"
-
-
 def test_the_cli_skips_it() -> None:
     churn = Path(__file__).resolve().parents[2] / "examples" / "churn.ipynb"
     out = python("import sys, contextlib, io; from kfnb.cli import main\n"

@@ -581,11 +581,11 @@ def test_opening_a_v1_store_migrates_it(tmp_path: Path) -> None:
         conn.execute("PRAGMA user_version = 1")
     store = Store(home)
     with sqlite3.connect(store.db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST == 3
         columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"cancel_requested_at", "runner_started_at"} <= columns
-    assert {"runs_by_kind", "runs_by_parent", "runs_by_status"} <= indexes
+    assert {"runs_by_kind", "runs_by_parent", "runs_by_status", "steps_by_hash"} <= indexes
     old = store.get_run("2025")
     assert (old.name, old.status, old.metrics, old.step("a").attempt) == (
         "old", "RUNNING", {"acc": 0.5}, 1)

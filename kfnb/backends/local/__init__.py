@@ -1,9 +1,11 @@
 """The ``local`` backend, kfnb's embedded default: run a pipeline on this machine.
 
 ``submit`` checks that every step fits this machine (GPUs, CPUs, memory), records the run in
-the store, writes each step's notebook into the run's artifacts directory and starts a
-``Scheduler`` thread. Values flow between steps through ``<artifacts>/data/<step>/``; each
-step's executed notebook and log are artifacts of the run. The user's notebook is never written.
+the store, writes each step's notebook into the run's artifacts directory, looks up which steps
+the cache can serve, and starts a ``Scheduler`` thread that takes fresh kernels from this
+process's kernel pool (``kfnb.kernels``). Values flow between steps through
+``<artifacts>/data/<step>/``; each step's executed notebook and log are artifacts of the run.
+The user's notebook is never written.
 """
 
 from __future__ import annotations
@@ -19,18 +21,26 @@ from typing import Any
 import nbformat
 
 from ...dag import Pipeline
+from ...kernels import KernelPool, PoolConfig, shared_pool
 from ...materialize import step_hashes, step_notebook
 from ...tracking import Store
 from .. import Backend, RunHandle
+from .cache import find_hits
 from .resources import Pool, detect_gpus, machine_memory
 from .scheduler import RunPaths, Scheduler
 
 
 def default_parallelism() -> int:
+    """Steps at once: ``KFNB_MAX_PARALLEL``, else twice the CPU count and at least 8.
+
+    Notebook steps often wait (on I/O, a GPU, a sleep, a remote service) rather than compute, so
+    the default lets more steps run than there are cores; steps that declare ``limit:cpu`` or
+    ``limit:memory`` are held back by those budgets as well.
+    """
     env = os.environ.get("KFNB_MAX_PARALLEL")
     if env:
         return int(env)
-    return max(2, os.cpu_count() or 2)
+    return max(8, 2 * (os.cpu_count() or 1))
 
 
 @dataclass
@@ -42,8 +52,10 @@ class LocalConfig:
     cpus: float | None = None
     memory: float | None = None
     kernel_name: str | None = None
-    poll_interval: float = 0.05
-    kill_grace: float = 5.0
+    cache: bool = True  # reuse earlier results of steps whose content hash matches
+    pool_size: int = 2  # fresh kernels kept ready in this process between runs
+    preload: tuple[str, ...] = ()  # modules the kernel fork server imports once for all kernels
+    fork_server: bool | None = None  # None: when the kernelspec is this Python's ipykernel
 
     def pool(self) -> Pool:
         return Pool(
@@ -68,7 +80,7 @@ class LocalRunHandle(RunHandle):
         return self.status
 
     def cancel(self) -> None:
-        self.scheduler.cancel_event.set()
+        self.scheduler.cancel()
 
 
 class LocalBackend(Backend):
@@ -88,20 +100,32 @@ class LocalBackend(Backend):
             notebook_hash=_file_hash(source) if source else None,
             params=dict(params), steps=[s.name for s in pipeline.steps],
         )
+        hashes = step_hashes(pipeline, params)
+        cached = find_hits(pipeline, hashes, store, enabled=self.config.cache, run_id=run.id)
+        kernels = self.kernel_pool(pipeline) if len(cached) < len(pipeline.steps) else None
         paths = RunPaths(Path(run.artifacts_dir))
         paths.make()
         for step in pipeline.steps:
-            nb = step_notebook(pipeline, step, data_dir=str(paths.data))
-            nbformat.write(nb, paths.steps / f"{step.name}.ipynb")
+            if step.name not in cached:
+                nb = step_notebook(pipeline, step, data_dir=str(paths.data))
+                nbformat.write(nb, paths.steps / f"{step.name}.ipynb", version=4)
         scheduler = Scheduler(
-            pipeline=pipeline, run_id=run.id, store=store, pool=pool, paths=paths,
-            params=dict(params), hashes=step_hashes(pipeline, params),
+            pipeline=pipeline, run_id=run.id, store=store, pool=pool,
+            kernels=kernels, paths=paths, params=dict(params), hashes=hashes,
             cwd=source.parent if source else Path.cwd(), kernel_name=self.config.kernel_name,
-            poll_interval=self.config.poll_interval, kill_grace=self.config.kill_grace,
+            cached=cached,
         )
         thread = threading.Thread(target=scheduler.run, name=f"kfnb-run-{run.id}", daemon=True)
         thread.start()
         return LocalRunHandle(store, run.id, scheduler, thread)
+
+
+    def kernel_pool(self, pipeline: Pipeline) -> KernelPool:
+        """This process's pool of fresh kernels for the pipeline's kernelspec."""
+        name = self.config.kernel_name or pipeline.kernel.get("kernelspec", {}).get("name")
+        return shared_pool(PoolConfig(
+            size=self.config.pool_size, kernel_name=name or "python3",
+            preload=tuple(self.config.preload), fork_server=self.config.fork_server))
 
 
 def _file_hash(path: Path) -> str | None:

@@ -1,46 +1,43 @@
 """The local scheduler: runs a pipeline's steps on this machine, in parallel where it can.
 
-One scheduler thread per run. It starts each step as soon as every step it depends on has
-succeeded and the pool has the slot, CPUs, memory and GPUs it asks for; each step runs in a
-worker process of its own (``worker.py``) in a new process group, so that cancelling or timing
-out a step kills its kernel too. The scheduler is the only writer of the run's and steps'
-statuses in the run store:
+One scheduler thread per run. Steps whose results the cache holds are marked CACHED first,
+without a kernel. Then the scheduler starts each step as soon as every step it depends on has
+succeeded and the resource pool has the slot, CPUs, memory and GPUs it asks for. A step runs in
+a thread of its own that takes a fresh kernel from the kernel pool (started ahead of time, see
+``kfnb.kernels``) and executes the step notebook with papermill on it (``execute.py``). The
+scheduler tells the kernel pool up front how many kernels the run will need, so they start
+while the first steps run, and wakes as soon as a step ends: nothing waits on a polling tick.
 
-- a failed step is retried up to its ``retries``; then it is FAILED, every step downstream of it
-  is SKIPPED, and independent branches run on;
-- a step past its ``timeout`` is killed and counts as failed (retries apply);
+The scheduler is the only writer of the run's and steps' statuses in the run store:
+
+- a failed step is retried (on a new fresh kernel) up to its ``retries``; then it is FAILED,
+  every step downstream of it is SKIPPED, and independent branches run on;
+- a step past its ``timeout`` has its kernel killed and counts as failed (retries apply);
 - a cancel (``RunHandle.cancel()``, Ctrl-C, or ``kfnb cancel`` from another process through the
-  store) kills the running steps and marks what has not finished CANCELED;
-- when a step that provides a pipeline metric succeeds, the metric's value is recorded.
+  store) kills the running steps' kernels and marks what has not finished CANCELED;
+- when a step that provides a pipeline metric succeeds (or is cached), the metric is recorded.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
-import signal
-import subprocess
-import sys
+import queue
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from ...dag import Pipeline, Step
+from ...kernels import KernelPool, WarmKernel
 from ...tracking import InvalidTransition, Store
-from .processes import descendants
+from .cache import CacheHit, restore
 from .resources import Grant, Pool
 
 log = logging.getLogger("kfnb.local")
-
-# ``python -m kfnb.backends.local.worker`` would import this package, and nbformat with it,
-# before the worker could skip the slow optional imports (see kfnb._startup).
-WORKER_ENTRY = ("import kfnb._startup as s; s.skip_slow_optional_imports(); "
-                "from kfnb.backends.local.worker import main; raise SystemExit(main())")
+CANCEL_CHECK_INTERVAL = 0.25  # seconds between looks at the store for `kfnb cancel`
 
 
 @dataclass
@@ -74,42 +71,53 @@ class RunPaths:
             p.mkdir(parents=True, exist_ok=True)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Running:
+    """One attempt of one step, executing in a thread of its own."""
+
     step: Step
-    proc: subprocess.Popen[bytes]
+    attempt: int
     grant: Grant
-    log_file: IO[bytes]
-    result: Path
+    log_file: IO[str]
     deadline: float | None
+    kernel: WarmKernel | None = None
+    outcome: dict[str, Any] | None = None
+    stopped: bool = False  # killed (cancel, timeout): the thread's outcome no longer counts
     timed_out: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Scheduler:
     """Drives one run to its end. Create it, then call ``run()`` in a thread."""
 
     def __init__(self, *, pipeline: Pipeline, run_id: str, store: Store, pool: Pool,
-                 paths: RunPaths, params: dict[str, Any], hashes: dict[str, str],
-                 cwd: Path, kernel_name: str | None, poll_interval: float = 0.05,
-                 kill_grace: float = 5.0) -> None:
+                 kernels: KernelPool | None, paths: RunPaths, params: dict[str, Any],
+                 hashes: dict[str, str], cwd: Path, kernel_name: str | None,
+                 cached: dict[str, CacheHit] | None = None) -> None:
         self.pipeline = pipeline
         self.run_id = run_id
         self.store = store
         self.pool = pool
+        self.kernels = kernels
         self.paths = paths
         self.params = params
         self.hashes = hashes
         self.cwd = cwd
         self.kernel_name = kernel_name
-        self.poll_interval = poll_interval
-        self.kill_grace = kill_grace
+        self.cached = dict(cached or {})
         self.cancel_event = threading.Event()
         self.state: dict[str, str] = {s.name: "PENDING" for s in pipeline.steps}
         self.attempts: dict[str, int] = {s.name: 0 for s in pipeline.steps}
         self.errors: dict[str, str] = {}
         self.running: dict[str, _Running] = {}
         self._order = [s.name for s in pipeline.toposort()]
+        self._ended_q: queue.Queue[_Running | None] = queue.Queue()
+        self._kernels_wanted = 0
         self._last_cancel_check = 0.0
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        self._ended_q.put(None)  # wake the scheduler
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -118,6 +126,10 @@ class Scheduler:
         except InvalidTransition:  # cancelled before it started
             return
         try:
+            self._restore_cached()
+            self._kernels_wanted = len(self.pipeline.steps) - len(self.cached)
+            if self.kernels is not None:
+                self.kernels.want(self._kernels_wanted)
             while True:
                 if self._cancel_requested():
                     self._cancel()
@@ -127,7 +139,7 @@ class Scheduler:
                 self._launch()
                 if not self.running and not self._launchable():
                     break
-                time.sleep(self.poll_interval)
+                self._wait()
             self._finish()
         except BaseException as err:  # a bug or KeyboardInterrupt in the runner: leave no orphans
             self._kill_all()
@@ -137,12 +149,30 @@ class Scheduler:
             self._set_run("FAILED", message)
             if not isinstance(err, Exception):
                 raise
+        finally:
+            if self.kernels is not None:
+                self.kernels.want(-self._kernels_wanted)
+            self._kernels_wanted = 0
+
+    def _wait(self) -> None:
+        """Sleep until a step ends, a deadline passes, a cancel comes, or it is time to look
+        for a cancel request in the store."""
+        timeout = CANCEL_CHECK_INTERVAL
+        deadlines = [r.deadline for r in self.running.values() if r.deadline is not None]
+        if deadlines:
+            timeout = max(0.0, min(timeout, min(deadlines) - time.monotonic()))
+        try:
+            item = self._ended_q.get(timeout=timeout)
+        except queue.Empty:
+            return
+        if item is not None:
+            self._ended_q.put(item)  # _reap takes it
 
     def _cancel_requested(self) -> bool:
         if self.cancel_event.is_set():
             return True
         now = time.monotonic()
-        if now - self._last_cancel_check < 0.25:
+        if now - self._last_cancel_check < CANCEL_CHECK_INTERVAL:
             return False
         self._last_cancel_check = now
         if self.store.is_cancel_requested(self.run_id):
@@ -175,6 +205,25 @@ class Scheduler:
                     self._set_step(name, "SKIPPED", error={"message": reason})
                     changed = True
 
+    # -- cached steps ---------------------------------------------------------------------------
+    def _restore_cached(self) -> None:
+        for name in self._order:
+            hit = self.cached.get(name)
+            if hit is None:
+                continue
+            try:
+                restore(hit, self.paths.data, self.paths.executed / f"{name}.ipynb",
+                        self.paths.logs / f"{name}.log")
+            except OSError as err:  # e.g. the earlier run was deleted meanwhile: run the step
+                log.warning("step %s: cache unusable (%s); running it", name, err)
+                del self.cached[name]
+                continue
+            output = self.paths.executed / f"{name}.ipynb"
+            self._set_step(name, "CACHED", log=str(self.paths.logs / f"{name}.log"),
+                           output_notebook=str(output) if output.exists() else None,
+                           hash=self.hashes.get(name), cached_from=hit.origin)
+            self._record_outputs(self.pipeline.step(name), output)
+
     # -- starting steps -------------------------------------------------------------------------
     def _launch(self) -> None:
         for step in self._launchable():
@@ -193,47 +242,79 @@ class Scheduler:
         attempt = self.attempts[name]
         log_path = self.paths.logs / f"{name}.log"
         output = self.paths.executed / f"{name}.ipynb"
-        result = self.paths.work / f"{name}.{attempt}.result.json"
-        spec_path = self.paths.work / f"{name}.{attempt}.spec.json"
-        spec = {
-            "step": name, "notebook": str(self.paths.steps / f"{name}.ipynb"),
-            "output": str(output), "parameters": self.params, "cwd": str(self.cwd),
-            "kernel_name": self.kernel_name, "result": str(result), "runner_pid": os.getpid(),
-        }
-        spec_path.write_text(json.dumps(spec, default=repr))
-        log_file = open(log_path, "ab")  # noqa: SIM115 - closed when the step ends
+        log_file = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed when the step ends
         if attempt > 1:
-            log_file.write(f"\n--- attempt {attempt} ---\n".encode())
-            log_file.flush()
-        env = dict(os.environ)
-        env.update(KFNB_HOME=str(self.store.home), KFNB_RUN_ID=self.run_id, KFNB_STEP=name,
-                   PYTHONUNBUFFERED="1")
-        if grant.request.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(grant.gpus)
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER_ENTRY, str(spec_path)],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=str(self.cwd), start_new_session=True,
-        )
+            log_file.write(f"\n--- attempt {attempt} ---\n")
         deadline = time.monotonic() + step.timeout if step.timeout else None
-        self.running[name] = _Running(step, proc, grant, log_file, result, deadline)
+        r = _Running(step, attempt, grant, log_file, deadline)
+        if self._kernels_wanted > 0:  # the thread's acquire() takes one off the pool's demand
+            self._kernels_wanted -= 1
+        self.running[name] = r
         self.state[name] = "RUNNING"
         self._set_step(name, "RUNNING", log=str(log_path), output_notebook=str(output),
                        gpus=grant.gpus, hash=self.hashes.get(name))
+        threading.Thread(target=self._execute, args=(r, output), daemon=True,
+                         name=f"kfnb-step-{self.run_id}-{name}").start()
+
+    def _step_env(self, r: _Running) -> dict[str, str]:
+        """The step kernel's environment: this process's as it is now (a pooled kernel started
+        earlier), and where the step reports to."""
+        env = dict(os.environ)
+        env.update(KFNB_HOME=str(self.store.home), KFNB_RUN_ID=self.run_id,
+                   KFNB_STEP=r.step.name)
+        if r.grant.request.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(r.grant.gpus)
+        return env
+
+    def _execute(self, r: _Running, output: Path) -> None:
+        """In the step's thread: take a fresh kernel, run the notebook on it, report."""
+        from .execute import execute_step
+
+        outcome: dict[str, Any]
+        kernel: WarmKernel | None = None
+        try:
+            if self.kernels is None:
+                raise RuntimeError("this run has no kernel pool (every step was cached)")
+            kernel = self.kernels.acquire()
+            with r.lock:
+                r.kernel = kernel
+                stopped = r.stopped
+            if stopped:
+                return
+            outcome = execute_step(
+                step=r.step.name, notebook=self.paths.steps / f"{r.step.name}.ipynb",
+                output=output, parameters=self.params, kernel=kernel, cwd=str(self.cwd),
+                env=self._step_env(r), log=r.log_file, kernel_name=self.kernel_name)
+        except BaseException as err:
+            outcome = {"ok": False, "error": {
+                "message": f"step {r.step.name!r} could not run: {type(err).__name__}: {err}",
+                "traceback": traceback.format_exc()}}
+        finally:
+            if kernel is not None and self.kernels is not None:
+                self.kernels.discard(kernel)
+        r.outcome = outcome
+        self._ended_q.put(r)
 
     # -- finished steps -------------------------------------------------------------------------
     def _reap(self) -> None:
+        while True:
+            try:
+                item = self._ended_q.get_nowait()
+            except queue.Empty:
+                break
+            if item is None or self.running.get(item.step.name) is not item:
+                continue  # a wake-up, or a step already killed and accounted for
+            del self.running[item.step.name]
+            self.pool.release(item.grant)
+            item.log_file.close()
+            self._ended(item)
         now = time.monotonic()
         for name, r in list(self.running.items()):
-            if r.proc.poll() is None:
-                if r.deadline is None or now < r.deadline:
-                    continue
+            if r.deadline is not None and now >= r.deadline:
                 r.timed_out = True
-                self._kill(r)
-            del self.running[name]
-            self.pool.release(r.grant)
-            r.log_file.close()
-            self._ended(r)
+                self._stop(r)
+                del self.running[name]
+                self._ended(r)
 
     def _ended(self, r: _Running) -> None:
         name = r.step.name
@@ -243,16 +324,13 @@ class Scheduler:
             with open(self.paths.logs / f"{name}.log", "a") as f:
                 f.write(f"\n{error['message']}\n")
         else:
-            try:
-                outcome = json.loads(r.result.read_text())
-            except (OSError, ValueError):
-                outcome = {"ok": False, "error": {
-                    "message": f"step {name!r}: its worker ended with exit code "
-                               f"{r.proc.returncode} before reporting a result"}}
+            outcome = r.outcome or {"ok": False}
             if outcome.get("ok"):
                 self._succeeded(r.step)
                 return
             error = outcome.get("error") or {"message": f"step {name!r} failed"}
+            with open(self.paths.logs / f"{name}.log", "a") as f:
+                f.write(f"\n{error.get('message', 'failed')}\n")
         if self.attempts[name] <= r.step.retries:
             left = r.step.retries - self.attempts[name] + 1
             error = {**error, "retrying": True}
@@ -265,13 +343,16 @@ class Scheduler:
         self._set_step(name, "FAILED", error=error)
 
     def _succeeded(self, step: Step) -> None:
-        name = step.name
-        output = self.paths.executed / f"{name}.ipynb"
-        self.store.add_artifact(self.run_id, "executed notebook", output, step=name)
+        output = self.paths.executed / f"{step.name}.ipynb"
+        self._record_outputs(step, output)
+        self._set_step(step.name, "SUCCEEDED")
+
+    def _record_outputs(self, step: Step, output: Path) -> None:
+        if output.exists():
+            self.store.add_artifact(self.run_id, "executed notebook", output, step=step.name)
         for metric in self.pipeline.metrics:
-            if metric.step == name:
-                self._record_metric(name, metric.name)
-        self._set_step(name, "SUCCEEDED")
+            if metric.step == step.name:
+                self._record_metric(step.name, metric.name)
 
     def _record_metric(self, step: str, name: str) -> None:
         from ... import marshal
@@ -285,25 +366,20 @@ class Scheduler:
         self.store.log_metric(self.run_id, name, value, source=step)
 
     # -- stopping -------------------------------------------------------------------------------
-    def _kill(self, r: _Running) -> None:
-        """Stop a worker and its kernel: SIGTERM to the group, SIGKILL after a grace period."""
-        below = descendants(r.proc.pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(r.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            r.proc.wait(timeout=self.kill_grace)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(r.proc.pid, signal.SIGKILL)
-        r.proc.wait()
-        for child in below:  # a kernel left behind by a worker that did not clean up
-            with contextlib.suppress(Exception):
-                child.kill()
+    def _stop(self, r: _Running) -> None:
+        """Kill a step's kernel (and everything it started) now; its thread ends by itself."""
+        with r.lock:
+            r.stopped = True
+            kernel = r.kernel
+        if kernel is not None and self.kernels is not None:
+            self.kernels.kill(kernel)
+        self.pool.release(r.grant)
+        if not r.log_file.closed:
+            r.log_file.close()
 
     def _kill_all(self) -> None:
         for name, r in list(self.running.items()):
-            self._kill(r)
-            self.pool.release(r.grant)
-            r.log_file.close()
+            self._stop(r)
             del self.running[name]
 
     def _cancel(self) -> None:
@@ -334,3 +410,4 @@ class Scheduler:
             self.store.set_run_status(self.run_id, status, error=error)  # type: ignore[arg-type]
         except InvalidTransition:
             log.warning("run %s: could not mark it %s", self.run_id, status)
+

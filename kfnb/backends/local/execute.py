@@ -1,0 +1,127 @@
+"""Execute one step notebook with papermill, on a fresh kernel the pool started ahead of time.
+
+papermill does what it always does (parameters injected after the ``parameters`` cell, the
+output notebook saved as cells run, stream output copied to the step's log as it comes, a
+``PapermillExecutionError`` naming the failing cell) through the ``kfnb`` engine: papermill's
+nbclient engine, given the step's pre-started kernel and a client already connected to it
+instead of starting a kernel of its own. The kernel is the step's alone; the caller shuts it
+down afterwards.
+
+The outcome is ``{"ok": true}`` or ``{"ok": false, "error": {...}}`` where the error names the
+user's original cell (index and first line), the exception and its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import nbformat
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
+
+from ...kernels import WarmKernel
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ENGINE = "kfnb"
+
+
+class WarmKernelEngine(NBClientEngine):
+    """papermill's nbclient engine on a kernel started beforehand (``kfnb_kernel``, connected
+    by ``kfnb_client``)."""
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
+                                 stdout_file: IO[str] | None = None,
+                                 stderr_file: IO[str] | None = None, start_timeout: float = 60,
+                                 execution_timeout: float | None = None, **kwargs: Any) -> Any:
+        kernel: WarmKernel = kwargs.pop("kfnb_kernel")
+        client = kwargs.pop("kfnb_client")
+        kwargs.pop("input_path", None)
+        nb_client = PapermillNotebookClient(
+            nb_man, km=kernel.km, kernel_name=kernel_name, log=logging.getLogger("papermill"),
+            log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
+            startup_timeout=start_timeout, timeout=execution_timeout, **kwargs)
+        nb_client.kc = client
+        return nb_client.execute()
+
+
+papermill_engines.register(ENGINE, WarmKernelEngine)
+logging.getLogger("papermill").setLevel(logging.WARNING)
+logging.getLogger("papermill").addHandler(logging.NullHandler())  # a killed step is not news
+
+
+def execute_step(*, step: str, notebook: Path, output: Path, parameters: Mapping[str, Any],
+                 kernel: WarmKernel, cwd: str, env: Mapping[str, str], log: IO[str],
+                 kernel_name: str | None = None) -> dict[str, Any]:
+    """Run ``notebook`` into ``output`` on ``kernel``; never raises for the step's own errors."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        client = kernel.connect(cwd=cwd, env=env)
+    except Exception as err:
+        return _could_not_run(step, err)
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=dict(parameters), engine_name=ENGINE,
+            kernel_name=kernel_name, progress_bar=False, stdout_file=log, stderr_file=log,
+            kfnb_kernel=kernel, kfnb_client=client,
+        )
+    except PapermillExecutionError as err:
+        error = failed_cell(output) or {"ename": err.ename, "evalue": err.evalue,
+                                        "traceback": "\n".join(err.traceback)}
+        error["message"] = describe(error, step)
+        return {"ok": False, "error": error}
+    except Exception as err:  # the kernel died or was killed, the notebook could not be written
+        return _could_not_run(step, err)
+    finally:
+        client.stop_channels()
+    return {"ok": True}
+
+
+def _could_not_run(step: str, err: BaseException) -> dict[str, Any]:
+    message = f"step {step!r} could not run: {type(err).__name__}: {err}"
+    return {"ok": False, "error": {"message": message, "ename": type(err).__name__,
+                                   "evalue": str(err), "traceback": traceback.format_exc()}}
+
+
+def failed_cell(output_path: str | Path) -> dict[str, Any]:
+    """Where an executed step notebook failed, in terms of the user's notebook."""
+    try:
+        nb = nbformat.read(output_path, as_version=4)
+    except (OSError, ValueError):
+        return {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                meta = cell.get("metadata", {}).get("kfnb", {})
+                first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
+                return {
+                    "cell": meta.get("cell"),
+                    "cell_line": first.strip(),
+                    "role": meta.get("role"),
+                    "ename": out.get("ename"),
+                    "evalue": out.get("evalue"),
+                    "traceback": "\n".join(ANSI.sub("", t) for t in out.get("traceback", [])),
+                }
+    return {}
+
+
+def describe(error: dict[str, Any], step: str) -> str:
+    """One line for people: ``step 'x' failed at cell 7 ('y = 1 / 0'): ZeroDivisionError: ...``."""
+    where = ""
+    if error.get("cell") is not None:
+        where = f" at cell {error['cell']} ({error.get('cell_line', '')!r})"
+    elif error.get("role") == "inputs":
+        where = " while loading its inputs"
+    elif error.get("role") == "outputs":
+        where = " while saving its outputs"
+    what = error.get("message", "")
+    if error.get("ename"):
+        what = f"{error['ename']}: {error['evalue']}"
+    return f"step {step!r} failed{where}: {what}".rstrip(": ")

@@ -1,0 +1,206 @@
+"""The owner's side of the fork server: start it, ask it for kernels, manage them like any other.
+
+``ForkServer`` starts ``forkserver.py`` in a child process and asks it for kernels.
+``ForkProvisioner`` is a jupyter_client kernel provisioner whose ``launch_kernel`` asks the fork
+server instead of spawning ``python -m ipykernel_launcher``; everything else (connection file,
+ports or IPC sockets, signals, shutdown) is jupyter_client's own, so papermill and nbclient see an
+ordinary kernel manager. A forked kernel is not the owner's child: ``ForkedProcess`` follows it by
+pid (the fork server reaps it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from jupyter_client.provisioning import LocalProvisioner
+
+from ..errors import KfnbError
+
+SERVER_ENTRY = "from kfnb.kernels.forkserver import main; raise SystemExit(main())"
+
+
+class ForkServerError(KfnbError):
+    """The fork server could not start or fork a kernel."""
+
+
+class ForkServer:
+    """A fork server process and the pipe to it. Thread-safe."""
+
+    def __init__(self, preloads: list[str] | tuple[str, ...] = ()) -> None:
+        self.preloads = list(preloads)
+        self.proc: subprocess.Popen[str] | None = None
+        self.pid: int | None = None
+        self.failed_preloads: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._next_id = 0
+
+    def start(self) -> None:
+        """Start the server (returns at once; the first ``fork`` waits for it to be ready)."""
+        with self._lock:
+            if self.proc is None:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-c", SERVER_ENTRY, *self.preloads],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                    start_new_session=True,
+                )
+
+    def _ready(self) -> subprocess.Popen[str]:
+        self.start()
+        assert self.proc is not None and self.proc.stdout is not None
+        if self.pid is None:
+            hello = self._read()
+            self.pid = int(hello["pid"])
+            self.failed_preloads = hello.get("failed", {})
+        return self.proc
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.poll()
+            raise ForkServerError(f"the kernel fork server exited (code {code}). Fix: check that "
+                                  f"ipykernel imports in {sys.executable}, or run without it "
+                                  "(KFNB_FORK_SERVER=0)")
+        return dict(json.loads(line))
+
+    def fork(self, argv: list[str], connection_file: str, cwd: str,
+             env: dict[str, str]) -> int:
+        """Fork a kernel; return its pid."""
+        with self._lock:
+            proc = self._ready()
+            assert proc.stdin is not None
+            self._next_id += 1
+            request = {"id": self._next_id, "argv": argv, "connection_file": connection_file,
+                       "cwd": cwd, "env": env}
+            try:
+                proc.stdin.write(json.dumps(request) + "\n")
+                proc.stdin.flush()
+            except OSError as err:
+                raise ForkServerError(f"the kernel fork server is gone: {err}") from err
+            reply = self._read()
+            return int(reply["pid"])
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Stop the server; it kills the kernels it forked."""
+        with self._lock:
+            proc, self.proc, self.pid = self.proc, None, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(OSError):
+            assert proc.stdout is not None
+            proc.stdout.close()
+
+
+class ForkedProcess:
+    """A kernel forked by the fork server, followed by pid (the ``Popen`` subset jupyter_client
+    uses). Its exit status belongs to the fork server, so it reads as -9 once the kernel is gone.
+    """
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)
+                with open(f"/proc/{self.pid}/stat", "rb") as f:
+                    if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                        self.returncode = -signal.SIGKILL
+            except (ProcessLookupError, FileNotFoundError):
+                self.returncode = -signal.SIGKILL
+            except (PermissionError, IndexError):
+                pass
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
+    """Launches kernels by asking a ``ForkServer`` (set as ``fork_server`` before launch)."""
+
+    fork_server: ForkServer | None = None
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+        assert self.fork_server is not None
+        connection_file, extra = split_kernel_argv(cmd)
+        env = {k: str(v) for k, v in (kwargs.get("env") or os.environ).items()}
+        cwd = str(kwargs.get("cwd") or os.getcwd())
+        pid = self.fork_server.fork(extra, connection_file, cwd, env)
+        self.process = ForkedProcess(pid)  # type: ignore[assignment]  # Popen-like
+        self.pid = pid
+        self.pgid = pid  # the child called setsid()
+        self.cwd = cwd
+        return self.connection_info
+
+
+def forkable(argv: list[str]) -> bool:
+    """Whether a kernelspec's command is this interpreter's ipykernel (so it can be forked)."""
+    if len(argv) < 3 or argv[1:3] != ["-m", "ipykernel_launcher"]:
+        return False
+    exe = argv[0]
+    if exe in ("python", "python3", sys.executable):
+        return True
+    with contextlib.suppress(OSError):
+        return os.path.samefile(exe, sys.executable)
+    return False
+
+
+def split_kernel_argv(cmd: list[str]) -> tuple[str, list[str]]:
+    """``[python, -m, ipykernel_launcher, -f, FILE, *extra]`` -> ``(FILE, extra)``."""
+    rest = list(cmd[3:])
+    connection_file = ""
+    extra = []
+    i = 0
+    while i < len(rest):
+        if rest[i] == "-f" and i + 1 < len(rest):
+            connection_file = rest[i + 1]
+            i += 2
+            continue
+        if rest[i].startswith("--f="):
+            connection_file = rest[i][4:]
+        else:
+            extra.append(rest[i])
+        i += 1
+    if not connection_file:
+        raise ForkServerError(f"no connection file in the kernel command {cmd!r}")
+    return connection_file, extra

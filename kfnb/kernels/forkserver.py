@@ -1,0 +1,133 @@
+"""The fork server: one process that imports ipykernel once and forks fresh kernels from it.
+
+Starting a Python kernel costs ~0.5 s on these machines, nearly all of it importing ipykernel,
+IPython, zmq and tornado. The fork server pays that once: it imports them (and the modules named
+as preloads, e.g. ``numpy``), then waits for requests on stdin, one JSON object a line::
+
+    {"id": 1, "argv": ["--HistoryManager.hist_file=:memory:"], "connection_file": "...",
+     "cwd": "/path", "env": {...}}
+
+and answers each on stdout with ``{"id": 1, "pid": 1234}``. Each kernel is a forked child in a
+session of its own that initialises a brand-new ``IPKernelApp`` (its own sockets, shell and
+namespace), so a forked kernel is as fresh as a spawned one: nothing a step does reaches another
+kernel. The child re-seeds ``random`` (CPython does on fork) and numpy's global generator, so
+forked kernels do not share random streams.
+
+The server starts no thread before forking (fork and threads do not mix). It blocks on stdin:
+when its owner goes away, stdin reaches EOF and the server kills every kernel it forked and
+exits. Each kernel's ``JPY_PARENT_PID`` is the server, so ipykernel's own parent poller ends a
+kernel whose server died. An idle server and its idle kernels use no CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+# What every kernel imports while it starts (ipykernel's debugger pulls in debugpy: ~90 ms)
+# and what every step's inputs and outputs cells import.
+KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.debugger",
+                  "IPython.core.completer", "kfnb.marshal")
+
+children: set[int] = set()
+
+
+def _reap(signum: int = 0, frame: Any = None) -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        children.discard(pid)
+
+
+def _kill_children() -> None:
+    for pid in list(children):
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _preload(modules: list[str]) -> dict[str, str]:
+    failed = {}
+    for name in modules:
+        try:
+            __import__(name)
+        except Exception as err:  # a preload is an optimisation: report it, go on without it
+            failed[name] = f"{type(err).__name__}: {err}"
+    return failed
+
+
+def _child(request: dict[str, Any], requests_fd: int, replies_fd: int) -> None:  # pragma: no cover
+    """In the forked child: become a kernel. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.close(requests_fd)
+        os.close(replies_fd)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.environ["JPY_PARENT_PID"] = str(os.getppid())
+        os.chdir(request["cwd"])
+        if "numpy" in sys.modules:  # the parent's generator state was copied into every child
+            sys.modules["numpy"].random.seed()
+        from ipykernel.kernelapp import IPKernelApp
+
+        sys.argv = ["ipykernel_launcher", "-f", request["connection_file"], *request["argv"]]
+        app = IPKernelApp.instance()
+        app.initialize(sys.argv[1:])
+        app.start()
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def serve(preloads: list[str]) -> int:  # pragma: no cover - runs in the server process
+    requests_fd = os.dup(0)
+    replies_fd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)  # a preload that prints must not break the protocol
+    os.close(devnull)
+    replies = os.fdopen(replies_fd, "w", buffering=1)
+    failed = _preload([*KERNEL_MODULES, *preloads])
+    if threading.active_count() > 1:  # forking a process with threads could deadlock a child
+        failed["threads"] = f"{threading.active_count() - 1} thread(s) started by the preloads"
+    signal.signal(signal.SIGCHLD, _reap)
+    replies.write(json.dumps({"ready": True, "pid": os.getpid(), "failed": failed}) + "\n")
+    with os.fdopen(requests_fd, "r") as requests:
+        for line in requests:
+            if not line.strip():
+                continue
+            request = json.loads(line)
+            pid = os.fork()
+            if pid == 0:
+                _child(request, requests.fileno(), replies_fd)
+            children.add(pid)
+            replies.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
+    _kill_children()  # the owner closed our stdin, or went away
+    return 0
+
+
+def main() -> int:  # pragma: no cover - runs in the server process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the owner's terminal is the owner's
+    return serve([m for m in sys.argv[1:] if m])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""A started kernel waiting for its step, and the quick handshake that connects a client to it.
+
+jupyter_client's ``wait_for_ready`` spends 0.2-0.5 s per client making sure IOPub is subscribed
+(it waits out a 0.2 s timeout, then drains IOPub for another 0.2 s). On a kernel known to be up,
+``handshake`` does the same check in a few milliseconds: it sends ``kernel_info`` and waits for
+the reply on shell and for the matching status message on IOPub, retrying only if IOPub missed it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from queue import Empty
+from typing import Any
+
+from .processes import descendants
+
+
+async def handshake(kc: Any, timeout: float,
+                    alive: Callable[[], Awaitable[bool]] | None = None) -> None:
+    """Wait until the kernel answers on shell and its IOPub reaches ``kc``."""
+    end = time.monotonic() + timeout
+    while True:
+        msg_id = kc.kernel_info()
+        got_reply = got_iopub = False
+        while not (got_reply and got_iopub):
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the kernel did not answer within {timeout:g} s")
+            if not got_reply:
+                try:
+                    reply = await kc.get_shell_msg(timeout=min(left, 1.0))
+                except Empty:
+                    if alive is not None and not await alive():
+                        raise RuntimeError("the kernel died while starting") from None
+                    continue
+                got_reply = reply.get("parent_header", {}).get("msg_id") == msg_id
+                continue
+            try:
+                msg = await kc.get_iopub_msg(timeout=min(left, 0.05))
+            except Empty:
+                break  # IOPub was not subscribed yet when the kernel answered: ask again
+            got_iopub = msg.get("parent_header", {}).get("msg_id") == msg_id
+        if got_reply and got_iopub:
+            return
+
+
+@dataclass(eq=False)
+class WarmKernel:
+    """A fresh kernel from a ``KernelPool``: one step's, then shut down."""
+
+    km: Any  # jupyter_client.AsyncKernelManager
+    pid: int
+    started_at: float
+    ready_at: float | None = None
+
+    def connect(self, *, cwd: str, env: Mapping[str, str], timeout: float = 30.0) -> Any:
+        """A client of this kernel for the calling thread, the kernel moved to ``cwd`` with
+        ``env`` set (in a throwaway namespace: the user's namespace stays empty)."""
+        from jupyter_core.utils import run_sync
+
+        kc = self.km.client()
+        kc.start_channels()
+        try:
+            run_sync(self._setup)(kc, cwd, dict(env), timeout)
+        except BaseException:
+            kc.stop_channels()
+            raise
+        kc.allow_stdin = False
+        return kc
+
+    async def _setup(self, kc: Any, cwd: str, env: dict[str, str], timeout: float) -> None:
+        await handshake(kc, timeout, alive=self.km.is_alive)
+        code = ("import os, sys\n"
+                f"os.chdir({cwd!r})\n"
+                f"os.environ.update(__import__('json').loads({json.dumps(env)!r}))\n"
+                f"sys.path.insert(0, {cwd!r}) if {cwd!r} not in sys.path else None\n")
+        reply = await kc.execute_interactive(f"exec({code!r}, {{}})", silent=True,
+                                             store_history=False, timeout=timeout,
+                                             output_hook=lambda msg: None)
+        if reply["content"].get("status") != "ok":
+            content = reply["content"]
+            raise RuntimeError(f"kernel set-up failed: {content.get('ename')}: "
+                               f"{content.get('evalue')}")
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        with contextlib.suppress(OSError, IndexError), open(f"/proc/{self.pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+        return True
+
+    def kill(self, wait: float = 5.0) -> None:
+        """SIGKILL the kernel and every process below it, and wait (up to ``wait`` seconds)
+        until the kernel is dead."""
+        below = descendants(self.pid)
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        for child in below:
+            with contextlib.suppress(Exception):
+                child.kill()
+        end = time.monotonic() + wait
+        while self.alive() and time.monotonic() < end:
+            time.sleep(0.005)
+
+    def cleanup_files(self) -> None:
+        with contextlib.suppress(Exception):
+            self.km.cleanup_connection_file()
+        with contextlib.suppress(Exception):
+            self.km.cleanup_ipc_files()
+        ip = getattr(self.km, "ip", "")
+        if getattr(self.km, "transport", "") == "ipc" and ip:
+            folder = os.path.dirname(ip)
+            if os.path.basename(folder).startswith("tmp"):
+                shutil.rmtree(folder, ignore_errors=True)
+

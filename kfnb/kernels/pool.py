@@ -1,0 +1,306 @@
+"""A pool of fresh kernels started ahead of time, so that a step never waits for a kernel to boot.
+
+A kernel from the pool is *fresh*: it has run no code but kfnb's own silent set-up, and it is
+handed to exactly one step, then shut down; it is never reused. What the pool saves is the
+start-up time, not isolation.
+
+The pool keeps ``size`` kernels ready while nothing asks for more (the warm pool of a long-lived
+process: a Jupyter server, a notebook kernel that ran ``kfnb.warm()``), and starts more ahead of
+demand: a run says how many kernels it will need (``want``), and the pool starts them, at most
+``max_starting`` at once, while the first steps run (pipelining). Kernels come from a fork server
+(``forkserver.py``) when the kernelspec is this interpreter's ipykernel, else from jupyter_client's
+usual launcher. The pool's thread sleeps in its event loop when there is nothing to do: an idle
+pool costs memory (one fork server and ``size`` kernels), not CPU.
+
+No kernel outlives the pool's owner: ``shutdown()`` kills them all (and runs at exit), kernels of
+the fork server die with it when the owner's pipe to it closes, and ipykernel's parent poller
+ends a spawned kernel whose owner was killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from .forked import ForkProvisioner, ForkServer, forkable
+from .kernel import WarmKernel, handshake
+
+log = logging.getLogger("kfnb.kernels")
+
+HISTORY_IN_MEMORY = "--HistoryManager.hist_file=:memory:"  # as nbclient does: no sqlite file
+
+
+@dataclass
+class PoolConfig:
+    """How a kernel pool behaves. ``fork_server=None`` means "when the kernelspec allows it"."""
+
+    size: int = 2
+    kernel_name: str = "python3"
+    preload: tuple[str, ...] = ()
+    fork_server: bool | None = None
+    max_starting: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    max_ready: int = 16
+    start_timeout: float = 60.0
+    transport: str = field(default_factory=lambda: os.environ.get("KFNB_KERNEL_TRANSPORT", "ipc"))
+
+
+class KernelPool:
+    """Fresh kernels of one kernelspec, started ahead. Thread-safe."""
+
+    def __init__(self, config: PoolConfig | None = None) -> None:
+        self.config = config or PoolConfig()
+        self.started = 0  # kernels started over the pool's life
+        self._ready: collections.deque[WarmKernel] = collections.deque()
+        self._starting = 0
+        self._demand = 0
+        self._waiting = 0
+        self._errors: list[BaseException] = []
+        self._live: dict[int, WarmKernel] = {}  # every kernel not yet known dead, by pid
+        self._cond = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: ForkServer | None = None
+        self._closed = False
+        self._socket_root = tempfile.mkdtemp(prefix="kfnb-kernels-")
+
+    # -- life -----------------------------------------------------------------------------------
+    def start(self) -> KernelPool:
+        """Start the pool's thread (and fork server) and begin filling it; returns at once."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("this kernel pool was shut down")
+            if self._thread is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever,
+                                                name="kfnb-kernel-pool", daemon=True)
+                self._thread.start()
+                if self._use_fork_server():
+                    self._server = ForkServer(self.config.preload)
+                    self._server.start()
+                atexit.register(self.shutdown)
+        self._top_up()
+        return self
+
+    def shutdown(self) -> None:
+        """Kill every kernel of the pool (ready, in use or starting) and stop its processes."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            kernels = list(self._live.values())
+            self._ready.clear()
+            self._cond.notify_all()
+        for kernel in kernels:
+            kernel.kill()
+        if self._server is not None:
+            self._server.stop()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._thread.join(timeout=5)
+        for kernel in kernels:
+            kernel.cleanup_files()
+        shutil.rmtree(self._socket_root, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.shutdown)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            return {"ready": len(self._ready), "starting": self._starting,
+                    "demand": self._demand, "live": len(self._live), "started": self.started,
+                    "size": self.config.size, "fork_server": self._server is not None,
+                    "kernel_name": self.config.kernel_name,
+                    "preload": list(self.config.preload)}
+
+    def pids(self) -> list[int]:
+        """Process ids of the kernels alive now (and of the fork server)."""
+        with self._cond:
+            pids = list(self._live)
+        if self._server is not None and self._server.proc is not None:
+            pids.append(self._server.proc.pid)
+        return pids
+
+    # -- demand ---------------------------------------------------------------------------------
+    def want(self, n: int) -> None:
+        """Say that ``n`` more kernels will be acquired soon (negative: fewer than said)."""
+        with self._cond:
+            self._demand = max(0, self._demand + n)
+        self._top_up()
+
+    def acquire(self, timeout: float | None = None) -> WarmKernel:
+        """A fresh kernel of one's own: taken from the ready ones, or the next one to start."""
+        self.start()
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._waiting += 1
+        try:
+            self._top_up()
+            with self._cond:
+                while not self._ready:
+                    if self._closed:
+                        raise RuntimeError("the kernel pool was shut down")
+                    if self._errors and not self._starting:
+                        raise self._errors.pop(0)
+                    left = None if end is None else end - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError("no kernel became ready in time")
+                    self._cond.wait(left)
+                kernel = self._ready.popleft()
+                self._demand = max(0, self._demand - 1)
+        finally:
+            with self._cond:
+                self._waiting -= 1
+        self._top_up()
+        return kernel
+
+    def discard(self, kernel: WarmKernel, *, now: bool = False) -> None:
+        """Shut down a kernel a step has used (gracefully, in the background; never reused)."""
+        if self._loop is None or self._closed:
+            kernel.kill()
+            self._forget(kernel)
+            return
+        self._submit(self._shutdown(kernel, now=now))
+
+    def kill(self, kernel: WarmKernel) -> None:
+        """Kill a kernel and its process tree at once (cancel, timeout)."""
+        kernel.kill()
+        if self._loop is not None and not self._closed:
+            self._submit(self._shutdown(kernel, now=True))
+
+    # -- filling --------------------------------------------------------------------------------
+    def _use_fork_server(self) -> bool:
+        choice = self.config.fork_server
+        env = os.environ.get("KFNB_FORK_SERVER")
+        if env is not None:
+            choice = env.strip().lower() not in ("0", "false", "no", "off")
+        if choice is False:
+            return False
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        try:
+            argv = KernelSpecManager().get_kernel_spec(self.config.kernel_name).argv
+        except Exception:
+            return False
+        return forkable(argv)
+
+    def _top_up(self) -> None:
+        if self._loop is None:
+            return
+        with self._cond:
+            if self._closed:
+                return
+            target = min(self.config.max_ready,
+                         max(self.config.size, self._demand, self._waiting))
+            n = min(target - len(self._ready) - self._starting,
+                    self.config.max_starting - self._starting)
+            n = max(0, n)
+            self._starting += n
+        for _ in range(n):
+            self._submit(self._start_one())
+
+    def _submit(self, coro: Coroutine[Any, Any, Any]) -> None:
+        assert self._loop is not None
+        try:
+            asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:  # the loop is closed: the pool is shutting down
+            coro.close()
+
+    async def _start_one(self) -> None:
+        kernel: WarmKernel | None = None
+        try:
+            kernel = await self._launch()
+        except BaseException as err:
+            log.warning("a kernel did not start: %s", err)
+            with self._cond:
+                self._starting -= 1
+                self._errors.append(err)
+                self._cond.notify_all()
+            return
+        with self._cond:
+            self._starting -= 1
+            if self._closed:
+                kernel.kill()
+                return
+            self._ready.append(kernel)
+            self._cond.notify_all()
+        self._top_up()
+
+    async def _launch(self) -> WarmKernel:
+        from jupyter_client.manager import AsyncKernelManager
+
+        t0 = time.monotonic()
+        km = AsyncKernelManager(kernel_name=self.config.kernel_name)
+        km.transport = self.config.transport
+        if km.transport == "ipc":  # sockets in a folder of the pool's: no TCP port to race for
+            km.ip = os.path.join(tempfile.mkdtemp(dir=self._socket_root), "k")
+        if self._server is not None:
+            provisioner = ForkProvisioner(kernel_id=None, kernel_spec=km.kernel_spec, parent=km)
+            provisioner.fork_server = self._server
+            km.provisioner = provisioner
+        await km.start_kernel(extra_arguments=[HISTORY_IN_MEMORY])
+        kernel = WarmKernel(km=km, pid=km.provisioner.pid, started_at=t0)  # type: ignore[union-attr]
+        with self._cond:
+            self._live[kernel.pid] = kernel
+            self.started += 1
+        try:
+            kc = km.client()
+            kc.start_channels()
+            try:
+                await handshake(kc, self.config.start_timeout, alive=km.is_alive)
+                if self._server is None and self.config.preload:
+                    code = "\n".join(f"import {m}" for m in self.config.preload)
+                    await kc.execute_interactive(f"exec({code!r}, {{}})", silent=True,
+                                                 store_history=False,
+                                                 timeout=self.config.start_timeout)
+            finally:
+                kc.stop_channels()
+        except BaseException:
+            kernel.kill()
+            self._forget(kernel)
+            raise
+        kernel.ready_at = time.monotonic()
+        return kernel
+
+    async def _shutdown(self, kernel: WarmKernel, *, now: bool) -> None:
+        try:
+            if not now:
+                await asyncio.wait_for(kernel.km.shutdown_kernel(now=False), timeout=10)
+        except Exception as err:
+            log.debug("kernel %s did not shut down cleanly: %s", kernel.pid, err)
+        finally:
+            kernel.kill()
+            with contextlib.suppress(Exception):
+                await kernel.km.shutdown_kernel(now=True)
+            kernel.cleanup_files()
+            self._forget(kernel)
+
+    def _forget(self, kernel: WarmKernel) -> None:
+        with self._cond:
+            self._live.pop(kernel.pid, None)
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every kernel handed out has been shut down (for tests and clean exits)."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while any(k not in self._ready for k in self._live.values()):
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
