@@ -15,26 +15,23 @@ A step notebook holds, in order:
 So ``papermill prepare.ipynb out.ipynb -p kfnb_data_dir /tmp/run1 -p seed 7`` works with plain
 papermill, given the upstream steps ran first with the same ``kfnb_data_dir``.
 
-Each step also gets a content hash over what decides its results: its code and the prelude, the
-parameter values it reads, the hashes of the steps it depends on, its resources and image. Equal
-hashes mean a cached result may be reused.
+Each step also gets a content hash (``hashing.step_hashes``, re-exported here).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from .dag import Pipeline, Step
+from .hashing import HASH_VERSION, step_hashes
 
 DATA_DIR_PARAM = "kfnb_data_dir"
-HASH_VERSION = 1
+__all__ = ["DATA_DIR_PARAM", "HASH_VERSION", "step_hashes", "step_notebook",
+           "write_step_notebooks"]
 DEFAULT_KERNEL = {
     "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
     "language_info": {"name": "python"},
@@ -130,33 +127,3 @@ def _outputs_source(step: Step) -> str:
         "import kfnb.marshal as _kfnb_marshal",
         f"_kfnb_marshal.save_all({values}, {target}, step={step.name!r})",
     ])
-
-
-# -- content hashes ---------------------------------------------------------------------------
-def step_hashes(pipeline: Pipeline, values: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """Content hash of every step, given parameter ``values`` (defaults where not given)."""
-    given = dict(values or {})
-    hashes: dict[str, str] = {}
-    prelude_code = [c.source for c in pipeline.prelude]
-    for step in pipeline.toposort():
-        read = set(pipeline.prelude_reads)
-        if step.facts is not None:
-            read |= set(step.facts.reads) | set(step.facts.deferred_reads)
-        params = {
-            name: [p.type, given.get(name, p.default)]
-            for name, p in sorted(pipeline.parameters.items()) if name in read
-        }
-        payload = {
-            "v": HASH_VERSION,
-            "code": prelude_code + [c.source for c in step.cells],
-            "params": params,
-            "inputs": {v: [p, hashes[p]] for v, p in sorted(step.inputs.items())},
-            "after": sorted(hashes[d] for d in step.after),
-            "imports": dict(sorted(step.imports.items())),
-            "outputs": step.outputs,
-            "resources": dict(sorted(step.resources.items())),
-            "image": step.image,
-        }
-        blob = json.dumps(payload, sort_keys=True, default=repr).encode()
-        hashes[step.name] = hashlib.sha256(blob).hexdigest()
-    return {s.name: hashes[s.name] for s in pipeline.steps}

@@ -30,6 +30,20 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 def _load_jupyter_server_extension(server_app: ServerApp) -> None:
     """Register kfnb's settings and REST handlers with the running Jupyter server."""
     web_app = server_app.web_app
-    web_app.settings["kfnb"] = KfnbServerSettings(parent=server_app)
+    settings = KfnbServerSettings(parent=server_app)
+    web_app.settings["kfnb"] = settings
     prefix = setup_handlers(web_app)
     server_app.log.info("kfnb %s server extension serves %s", __version__, prefix)
+    if settings.pool_size > 0:  # starts in the background: the server does not wait for it
+        from kfnb.kernels import warm
+
+        pool = warm(settings.pool_size, preload=tuple(settings.preload))
+        server_app.log.info("kfnb keeps %d fresh kernels ready (fork server: %s)",
+                            settings.pool_size, pool.stats()["fork_server"])
+
+
+def _unload_jupyter_server_extension(server_app: ServerApp) -> None:
+    """Stop the warm kernels with the server."""
+    from kfnb.kernels import shutdown_shared_pools
+
+    shutdown_shared_pools()

@@ -7,7 +7,7 @@ command line (``--KfnbServerSettings.home=/data/kfnb``). The loaded instance liv
 
 from __future__ import annotations
 
-from traitlets import Unicode
+from traitlets import Integer, List, Unicode
 from traitlets.config import Configurable
 
 
@@ -20,5 +20,22 @@ class KfnbServerSettings(Configurable):
         help=(
             "Directory of the kfnb run store that the server shows (the KFNB_HOME of the kernels "
             "and the CLI). None: kfnb's default (the KFNB_HOME environment variable, else ~/.kfnb)."
+        ),
+    ).tag(config=True)
+
+    pool_size = Integer(
+        2,
+        help=(
+            "Fresh kernels kept ready in the server for runs started from JupyterLab, so that "
+            "their first steps start at once (each kernel still serves one step only). 0: none."
+        ),
+    ).tag(config=True)
+
+    preload = List(
+        Unicode(),
+        default_value=[],
+        help=(
+            "Modules the kernel fork server imports once for every pooled kernel, e.g. "
+            "['numpy', 'pandas']: steps that import them start faster."
         ),
     ).tag(config=True)

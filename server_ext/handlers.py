@@ -79,11 +79,22 @@ class VersionHandler(KfnbHandler):
         self.finish(json.dumps({"version": kfnb.__version__, "api": API_VERSION}))
 
 
+class PoolHandler(KfnbHandler):
+    """``GET /kfnb/api/pool``: the warm kernel pool of this server."""
+
+    @tornado.web.authenticated
+    def get(self) -> None:
+        from kfnb.kernels import shared_pool_stats
+
+        self.finish(json.dumps(shared_pool_stats()))
+
+
 def setup_handlers(web_app: tornado.web.Application) -> str:
     """Add kfnb's routes to the Jupyter web application; return their common URL prefix."""
     prefix: str = url_path_join(web_app.settings.get("base_url", "/"), "kfnb", "api")
     routes: list[tuple[str, type[KfnbHandler]]] = [
         (url_path_join(prefix, "version"), VersionHandler),
+        (url_path_join(prefix, "pool"), PoolHandler),
     ]
     web_app.add_handlers(".*$", routes)
     return prefix

@@ -14,7 +14,7 @@ from .kernel import WarmKernel
 from .pool import KernelPool, PoolConfig
 
 __all__ = ["ForkServer", "ForkServerError", "KernelPool", "PoolConfig", "WarmKernel",
-           "shared_pool", "shutdown_shared_pools", "warm"]
+           "shared_pool", "shared_pool_stats", "shutdown_shared_pools", "warm"]
 
 _pools: dict[str, KernelPool] = {}
 _lock = threading.Lock()
@@ -42,6 +42,13 @@ def warm(size: int = 2, *, kernel_name: str = "python3", preload: tuple[str, ...
          ) -> KernelPool:
     """Keep ``size`` fresh kernels ready in this process, for runs started from it."""
     return shared_pool(PoolConfig(size=size, kernel_name=kernel_name, preload=tuple(preload)))
+
+
+def shared_pool_stats() -> list[dict[str, object]]:
+    """What each of this process's pools holds now (see ``KernelPool.stats``)."""
+    with _lock:
+        pools = [p for p in _pools.values() if not p.closed]
+    return [p.stats() for p in pools]
 
 
 def shutdown_shared_pools() -> None:

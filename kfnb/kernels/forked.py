@@ -46,10 +46,12 @@ class ForkServer:
         """Start the server (returns at once; the first ``fork`` waits for it to be ready)."""
         with self._lock:
             if self.proc is None:
+                # debugpy (imported ahead for the kernels) warns about frozen modules otherwise
+                env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
                 self.proc = subprocess.Popen(
                     [sys.executable, "-c", SERVER_ENTRY, *self.preloads],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                    start_new_session=True,
+                    start_new_session=True, env=env,
                 )
 
     def _ready(self) -> subprocess.Popen[str]:

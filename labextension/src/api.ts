@@ -82,6 +82,28 @@ export function getVersion(): Promise<IVersionInfo> {
   return requestAPI<IVersionInfo>('version');
 }
 
+/** One entry of `GET /kfnb/api/pool`: a pool of fresh kernels the server keeps ready. */
+export interface IKernelPool {
+  kernel_name: string;
+  /** Kernels kept ready when idle. */
+  size: number;
+  /** Fresh kernels waiting for a step. */
+  ready: number;
+  starting: number;
+  demand: number;
+  live: number;
+  /** Kernels started since the server began. */
+  started: number;
+  /** Whether kernels are forked from a pre-imported server. */
+  fork_server: boolean;
+  preload: string[];
+}
+
+/** `GET /kfnb/api/pool`: the server's warm kernel pools. */
+export function getPools(): Promise<IKernelPool[]> {
+  return requestAPI<IKernelPool[]>('pool');
+}
+
 /**
  * Normalise an npm (semver) or Python (PEP 440) version string to one comparable form,
  * following hatch-nodejs-version's mapping: `1.2.3-alpha.1` (npm) == `1.2.3a1` (Python).

@@ -23,5 +23,6 @@ def jp_server_config() -> dict[str, Any]:
             # pytest-jupyter adds jupyter_server_terminals unless told otherwise.
             "jpserver_extensions": {"kfnb": True, "jupyter_server_terminals": False},
             "allow_unauthenticated_access": False,
-        }
+        },
+        "KfnbServerSettings": {"pool_size": 0},  # tests/server/test_pool.py turns it on
     }

@@ -16,18 +16,18 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from ...dag import Pipeline
-from ...kernels import KernelPool, PoolConfig, shared_pool
-from ...materialize import step_hashes, step_notebook
+from ...hashing import step_hashes
 from ...tracking import Store
 from .. import Backend, RunHandle
 from .cache import find_hits
 from .resources import Pool, detect_gpus, machine_memory
 from .scheduler import RunPaths, Scheduler
+
+if TYPE_CHECKING:
+    from ...kernels import KernelPool
 
 
 def default_parallelism() -> int:
@@ -105,10 +105,15 @@ class LocalBackend(Backend):
         kernels = self.kernel_pool(pipeline) if len(cached) < len(pipeline.steps) else None
         paths = RunPaths(Path(run.artifacts_dir))
         paths.make()
-        for step in pipeline.steps:
-            if step.name not in cached:
-                nb = step_notebook(pipeline, step, data_dir=str(paths.data))
-                nbformat.write(nb, paths.steps / f"{step.name}.ipynb", version=4)
+        if kernels is not None:
+            import nbformat
+
+            from ...materialize import step_notebook
+
+            for step in pipeline.steps:
+                if step.name not in cached:
+                    nb = step_notebook(pipeline, step, data_dir=str(paths.data))
+                    nbformat.write(nb, paths.steps / f"{step.name}.ipynb", version=4)
         scheduler = Scheduler(
             pipeline=pipeline, run_id=run.id, store=store, pool=pool,
             kernels=kernels, paths=paths, params=dict(params), hashes=hashes,
@@ -122,6 +127,8 @@ class LocalBackend(Backend):
 
     def kernel_pool(self, pipeline: Pipeline) -> KernelPool:
         """This process's pool of fresh kernels for the pipeline's kernelspec."""
+        from ...kernels import PoolConfig, shared_pool
+
         name = self.config.kernel_name or pipeline.kernel.get("kernelspec", {}).get("name")
         return shared_pool(PoolConfig(
             size=self.config.pool_size, kernel_name=name or "python3",

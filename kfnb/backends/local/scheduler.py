@@ -28,13 +28,15 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ...dag import Pipeline, Step
-from ...kernels import KernelPool, WarmKernel
 from ...tracking import InvalidTransition, Store
 from .cache import CacheHit, restore
 from .resources import Grant, Pool
+
+if TYPE_CHECKING:
+    from ...kernels import KernelPool, WarmKernel
 
 log = logging.getLogger("kfnb.local")
 CANCEL_CHECK_INTERVAL = 0.25  # seconds between looks at the store for `kfnb cancel`

@@ -1,0 +1,48 @@
+"""Content hashes of pipeline steps: equal hashes mean a step's earlier results may be reused.
+
+A step's hash covers what decides its results: its code and the prelude (``imports`` and
+``functions`` cells), the parameter values it reads, the hashes of the steps it depends on (so a
+change anywhere upstream changes every hash below it), the modules it re-imports, its outputs,
+resources and image. Kept apart from ``materialize`` so that a fully cached run imports no
+notebook machinery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .dag import Pipeline
+
+HASH_VERSION = 1
+
+
+def step_hashes(pipeline: Pipeline, values: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Content hash of every step, given parameter ``values`` (defaults where not given)."""
+    given = dict(values or {})
+    hashes: dict[str, str] = {}
+    prelude_code = [c.source for c in pipeline.prelude]
+    for step in pipeline.toposort():
+        read = set(pipeline.prelude_reads)
+        if step.facts is not None:
+            read |= set(step.facts.reads) | set(step.facts.deferred_reads)
+        params = {
+            name: [p.type, given.get(name, p.default)]
+            for name, p in sorted(pipeline.parameters.items()) if name in read
+        }
+        payload = {
+            "v": HASH_VERSION,
+            "code": prelude_code + [c.source for c in step.cells],
+            "params": params,
+            "inputs": {v: [p, hashes[p]] for v, p in sorted(step.inputs.items())},
+            "after": sorted(hashes[d] for d in step.after),
+            "imports": dict(sorted(step.imports.items())),
+            "outputs": step.outputs,
+            "resources": dict(sorted(step.resources.items())),
+            "image": step.image,
+        }
+        blob = json.dumps(payload, sort_keys=True, default=repr).encode()
+        hashes[step.name] = hashlib.sha256(blob).hexdigest()
+    return {s.name: hashes[s.name] for s in pipeline.steps}
