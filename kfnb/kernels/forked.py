@@ -100,6 +100,8 @@ class ForkServer:
             proc, self.proc, self.pid = self.proc, None, None
         if proc is None:
             return
+        if self._next_id == 0:  # it forked nothing: no need to wait for it to finish importing
+            proc.kill()
         with contextlib.suppress(OSError):
             assert proc.stdin is not None
             proc.stdin.close()

@@ -132,6 +132,7 @@ class Scheduler:
             self._kernels_wanted = len(self.pipeline.steps) - len(self.cached)
             if self.kernels is not None:
                 self.kernels.want(self._kernels_wanted)
+                from . import execute  # noqa: F401 - papermill loads while the kernels boot
             while True:
                 if self._cancel_requested():
                     self._cancel()
