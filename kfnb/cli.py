@@ -140,11 +140,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"max_parallel": args.max_parallel} if args.max_parallel else {}
     if args.backend == "local":  # this process ends with the run: keep no kernels warm after it
         options.update(pool_size=0, cache=not args.no_cache, preload=tuple(args.preload))
+    elif args.no_cache:
+        options["cache"] = False
     pipeline = Pipeline.from_notebook(args.notebook)
     values = load_params_file(args.params_file) if args.params_file else {}
     params = resolve_params(pipeline, values, [tuple(p) for p in args.param])
-    elif args.no_cache:
-        options["cache"] = False
     result = run(pipeline, params, backend=args.backend, wait=False, store=_store(), **options)
     out = sys.stderr if args.json else sys.stdout
     try:
