@@ -148,7 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(pipeline, params, backend=args.backend, wait=False, store=_store(), **options)
     out = sys.stderr if args.json else sys.stdout
     try:
-        record = progress.follow(lambda: result.record, out=out)
+        record = progress.follow(lambda: result.record, out=out,
+                                 sleep=lambda seconds: result.wait(timeout=seconds))
     except KeyboardInterrupt:
         print("\nkfnb: cancelling...", file=sys.stderr)
         result.cancel()

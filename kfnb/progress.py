@@ -34,6 +34,8 @@ def step_line(step: StepRun, width: int, now: float | None = None) -> str:
         extra += f"  attempt {step.attempt}"
     if step.gpus:
         extra += f"  gpu {','.join(step.gpus)}"
+    if step.cached_from:
+        extra += f"  from {step.cached_from}"
     took = elapsed(step.started_at, step.finished_at, now)
     return f"  {mark} {step.name:<{width}}  {step.status:<9}  {took:>7}{extra}"
 
@@ -49,8 +51,9 @@ def render(run: Run, now: float | None = None) -> list[str]:
 
 
 def follow(get: Callable[[], Run], out: TextIO = sys.stdout, interval: float = 0.25,
-           live: bool | None = None) -> Run:
-    """Show a run until it ends; return its final record."""
+           live: bool | None = None, sleep: Callable[[float], object] = time.sleep) -> Run:
+    """Show a run until it ends; return its final record. ``sleep(interval)`` waits between
+    looks; a runner's own process passes one that returns as soon as the run ends."""
     live = out.isatty() if live is None else live
     drawn = 0
     seen: dict[str, tuple[str, int]] = {}
@@ -75,7 +78,7 @@ def follow(get: Callable[[], Run], out: TextIO = sys.stdout, interval: float = 0
         out.flush()
         if run.status in TERMINAL_RUN:
             return run
-        time.sleep(interval)
+        sleep(interval)
 
 
 def summary(run: Run) -> list[str]:
@@ -88,6 +91,10 @@ def summary(run: Run) -> list[str]:
             tb = (s.error.get("traceback") or "").strip().splitlines()
             lines += [f"      {ln}" for ln in tb[-6:]]
             lines.append(f"      full log: kfnb logs {run.id} {s.name}")
+    cached = [s.name for s in run.steps if s.status == "CACHED"]
+    if cached:
+        lines.append(f"  cached: {', '.join(cached)} (results of earlier runs; --no-cache "
+                     "runs them again)")
     if run.metrics:
         lines.append("  metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in run.metrics.items()))
     lines.append(f"  artifacts: {run.artifacts_dir}")
