@@ -19,8 +19,13 @@ from .dag import Pipeline
 HASH_VERSION = 1
 
 
-def step_hashes(pipeline: Pipeline, values: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """Content hash of every step, given parameter ``values`` (defaults where not given)."""
+def step_hashes(pipeline: Pipeline, values: Mapping[str, Any] | None = None, *,
+                context: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Content hash of every step, given parameter ``values`` (defaults where not given).
+
+    ``context`` is what else a backend knows decides results (the local backend: the working
+    directory steps read relative paths from, and the kernelspec); it enters every hash.
+    """
     given = dict(values or {})
     hashes: dict[str, str] = {}
     prelude_code = [c.source for c in pipeline.prelude]
@@ -42,6 +47,7 @@ def step_hashes(pipeline: Pipeline, values: Mapping[str, Any] | None = None) -> 
             "outputs": step.outputs,
             "resources": dict(sorted(step.resources.items())),
             "image": step.image,
+            **({"context": dict(context)} if context else {}),
         }
         blob = json.dumps(payload, sort_keys=True, default=repr).encode()
         hashes[step.name] = hashlib.sha256(blob).hexdigest()

@@ -66,6 +66,16 @@ def _preload(modules: list[str]) -> dict[str, str]:
     return failed
 
 
+def _reseed() -> None:
+    """Give a forked kernel random streams of its own: preloaded libraries' global generators
+    were copied from the server (CPython re-seeds ``random`` on fork by itself)."""
+    if "numpy.random" in sys.modules:
+        sys.modules["numpy.random"].seed()
+    if "torch" in sys.modules and hasattr(sys.modules["torch"], "seed"):
+        with contextlib.suppress(Exception):
+            sys.modules["torch"].seed()
+
+
 def _child(request: dict[str, Any], requests_fd: int, replies_fd: int) -> None:  # pragma: no cover
     """In the forked child: become a kernel. Never returns."""
     code = 1
@@ -84,8 +94,7 @@ def _child(request: dict[str, Any], requests_fd: int, replies_fd: int) -> None: 
         os.environ.update(request["env"])
         os.environ["JPY_PARENT_PID"] = str(os.getppid())
         os.chdir(request["cwd"])
-        if "numpy" in sys.modules:  # the parent's generator state was copied into every child
-            sys.modules["numpy"].random.seed()
+        _reseed()
         from ipykernel.kernelapp import IPKernelApp
 
         sys.argv = ["ipykernel_launcher", "-f", request["connection_file"], *request["argv"]]

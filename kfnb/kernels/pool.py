@@ -106,6 +106,8 @@ class KernelPool:
         if self._server is not None:
             self._server.stop()
         if self._loop is not None:
+            with contextlib.suppress(Exception):  # end pending starts and shutdowns cleanly
+                asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop).result(timeout=5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join(timeout=5)
@@ -304,3 +306,10 @@ class KernelPool:
                     return False
                 self._cond.wait(left)
         return True
+
+
+async def _cancel_tasks() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -134,6 +134,7 @@ class _Walk:
         self.where = where
         self.settings = settings
         self.steps: list[Step] = []
+        self._own_cache: set[str] = set()  # steps whose cells say cache:on/off themselves
         self.sections: dict[str, list[Cell]] = {
             "imports": [], "functions": [], "parameters": [], "metrics": []}
         self.current: str | None = None  # role of the section the next untagged cell joins
@@ -230,6 +231,7 @@ class _Walk:
             step.timeout = d.timeout
         if d.cache is not None:
             step.cache = d.cache
+            self._own_cache.add(step.name)
 
     @staticmethod
     def _prev_fix(dep: str, known: list[str]) -> str:
@@ -289,8 +291,8 @@ class _Walk:
                 step.retries = defaults.retries
             if step.timeout is None and defaults.timeout is not None:
                 step.timeout = defaults.timeout
-            if step.cache and defaults.cache is False:
-                step.cache = False
+            if defaults.cache is not None and step.name not in self._own_cache:
+                step.cache = defaults.cache
             step.facts = self._analyze(step.cells)
         return pipeline.link(BUILTINS)
 

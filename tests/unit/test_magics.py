@@ -39,3 +39,32 @@ def test_an_error_in_the_body_fails_the_cell(shell: InteractiveShell) -> None:
 def test_section_words_run_their_body(shell: InteractiveShell) -> None:
     assert shell.run_cell("%%step parameters\nlr = 0.1").success
     assert shell.user_ns["lr"] == 0.1
+
+
+def test_no_cache_option_is_parsed() -> None:
+    from kfnb.notebook.magic import parse_header
+    from kfnb.notebook.tags import Directive, TagError
+
+    assert parse_header("%%step x --no-cache") == Directive(role="step", step="x", cache=False)
+    assert parse_header("%%step x").cache is None  # not said: the notebook's default applies
+    with pytest.raises(TagError, match="takes no step options"):
+        parse_header("%%step imports --no-cache")
+
+
+def test_no_cache_on_a_step_line_turns_the_cache_off_for_that_step() -> None:
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from kfnb import Pipeline
+
+    nb = new_notebook(cells=[new_code_cell("%%step x --no-cache\nx = 1"),
+                             new_code_cell("%%step y --after x\ny = 2")],
+                      metadata={"kernelspec": {"name": "python3", "language": "python",
+                                               "display_name": "Python 3"}})
+    pipeline = Pipeline.from_nb(nb)
+    assert {s.name: s.cache for s in pipeline.steps} == {"x": False, "y": True}
+
+
+def test_the_magic_accepts_no_cache(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%%step x --no-cache\nz = 7")
+    assert result.success
+    assert shell.user_ns["z"] == 7

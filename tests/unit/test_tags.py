@@ -132,3 +132,51 @@ def test_tags_and_header_merge() -> None:
                                resources={"memory": "1Gi", "nvidia.com/gpu": "1"})
     with pytest.raises(TagError, match="tags say step:a but its %%step line says step:b"):
         tags.merge(parse_header("%%step b"))
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (["step:t", "cache:off"], Directive(role="step", step="t", cache=False)),
+        (["step:t", "cache:on"], Directive(role="step", step="t", cache=True)),
+        (["step:t"], Directive(role="step", step="t", cache=None)),  # not said: the default
+    ],
+)
+def test_cache_tags(tags: list[str], expected: Directive) -> None:
+    assert parse_tags(tags) == expected
+
+
+@pytest.mark.parametrize("tag", ["cache:maybe", "cache:", "cache:no"])
+def test_bad_cache_tag_names_the_fix(tag: str) -> None:
+    with pytest.raises(TagError) as err:
+        parse_tags(["step:t", tag])
+    assert err.value.message == f"tag {tag!r} must be cache:off or cache:on"
+    assert err.value.fix == "write cache:off to always run this step"
+
+
+def test_cache_off_reaches_the_step_from_a_tag_or_the_notebook_defaults() -> None:
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from kfnb import Pipeline
+    from kfnb.errors import NotebookError
+
+    def build_notebook(*cells: tuple[list[str] | str, str],
+                       metadata: dict[str, object] | None = None) -> object:
+        return new_notebook(
+            cells=[new_code_cell(src, metadata={"tags": [tags] if isinstance(tags, str)
+                                                else tags}) for tags, src in cells],
+            metadata={"kernelspec": {"name": "python3", "language": "python",
+                                     "display_name": "Python 3"}, **(metadata or {})})
+    tagged = Pipeline.from_nb(build_notebook((["step:a", "cache:off"], "a = 1"),
+                                             ("step:b", "b = 2")))
+    assert {s.name: s.cache for s in tagged.steps} == {"a": False, "b": True}
+    defaults = Pipeline.from_nb(build_notebook(
+        ("step:a", "a = 1"), ("step:b", "b = 2"),
+        metadata={"kfnb": {"steps_defaults": ["cache:off"]}}))
+    assert {s.name: s.cache for s in defaults.steps} == {"a": False, "b": False}
+    own = Pipeline.from_nb(build_notebook(
+        (["step:a", "cache:on"], "a = 1"), ("step:b", "b = 2"),
+        metadata={"kfnb": {"steps_defaults": ["cache:off"]}}))
+    assert {s.name: s.cache for s in own.steps} == {"a": True, "b": False}  # the cell wins
+    with pytest.raises(NotebookError, match="cache:maybe' must be cache:off or cache:on"):
+        Pipeline.from_nb(build_notebook((["step:a", "cache:maybe"], "a = 1")))

@@ -100,7 +100,11 @@ class LocalBackend(Backend):
             notebook_hash=_file_hash(source) if source else None,
             params=dict(params), steps=[s.name for s in pipeline.steps],
         )
-        hashes = step_hashes(pipeline, params)
+        cwd = source.parent if source else Path.cwd()
+        kernel_name = self.kernel_name(pipeline)
+        # steps read relative paths from cwd, and the kernelspec is their Python: both are part
+        # of what a cached result depends on
+        hashes = step_hashes(pipeline, params, context={"cwd": str(cwd), "kernel": kernel_name})
         cached = find_hits(pipeline, hashes, store, enabled=self.config.cache, run_id=run.id)
         kernels = self.kernel_pool(pipeline) if len(cached) < len(pipeline.steps) else None
         paths = RunPaths(Path(run.artifacts_dir))
@@ -117,7 +121,7 @@ class LocalBackend(Backend):
         scheduler = Scheduler(
             pipeline=pipeline, run_id=run.id, store=store, pool=pool,
             kernels=kernels, paths=paths, params=dict(params), hashes=hashes,
-            cwd=source.parent if source else Path.cwd(), kernel_name=self.config.kernel_name,
+            cwd=cwd, kernel_name=self.config.kernel_name,
             cached=cached,
         )
         thread = threading.Thread(target=scheduler.run, name=f"kfnb-run-{run.id}", daemon=True)
@@ -125,13 +129,17 @@ class LocalBackend(Backend):
         return LocalRunHandle(store, run.id, scheduler, thread)
 
 
+    def kernel_name(self, pipeline: Pipeline) -> str:
+        """The kernelspec steps run on: the config's, else the notebook's, else python3."""
+        name = self.config.kernel_name or pipeline.kernel.get("kernelspec", {}).get("name")
+        return str(name or "python3")
+
     def kernel_pool(self, pipeline: Pipeline) -> KernelPool:
         """This process's pool of fresh kernels for the pipeline's kernelspec."""
         from ...kernels import PoolConfig, shared_pool
 
-        name = self.config.kernel_name or pipeline.kernel.get("kernelspec", {}).get("name")
         return shared_pool(PoolConfig(
-            size=self.config.pool_size, kernel_name=name or "python3",
+            size=self.config.pool_size, kernel_name=self.kernel_name(pipeline),
             preload=tuple(self.config.preload), fork_server=self.config.fork_server))
 
 

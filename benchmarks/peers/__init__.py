@@ -1,0 +1,1 @@
+"""Adapters that run other notebook-pipeline tools on the benchmark's notebooks."""
