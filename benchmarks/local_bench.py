@@ -7,10 +7,12 @@ Workloads (notebooks written to a temporary folder):
 - L10: 10 trivial steps in a chain, each reading the previous step's value;
 - F8: 8 independent steps that each sleep 2 s, then a step joining their values;
 - D1: one step makes a 1 GiB float64 array and a 10-million-row DataFrame, the next reads them
-  (D0 is the same pair of steps without the hand-over; D1 - D0 is the cost of passing the data);
+  (D0 is the same pair of steps, both importing numpy and pandas, without the hand-over; D1 - D0
+  is the cost of passing the data);
 - C10: L10 again with the cache warm (an identical earlier run).
 
-Columns, each the median (and min-max) of ``--repeat`` runs, all measured in this one process run:
+Columns, each the median (and min-max) of ``--repeat`` runs after one uncounted warm-up run, all
+measured in this one process run:
 
 - kfnb cold: ``kfnb run NOTEBOOK --no-cache`` in a fresh process: nothing started beforehand (for
   C10: ``kfnb run NOTEBOOK`` after one identical run);
@@ -24,6 +26,11 @@ Columns, each the median (and min-max) of ``--repeat`` runs, all measured in thi
   (``benchmarks/peers/elyra.py``; the first ``--peers`` run installs it).
 
 Ratios: kfnb/papermill and kfnb/Elyra (< 1 means kfnb is faster).
+
+"D1 hand-over" is the time the D1 steps spend passing the data, read from the executed
+notebooks (papermill records each cell's duration): the producer's save-outputs cell plus the
+consumer's load-inputs cell. Unlike D1 - D0 it is not drowned by how long the machine takes to
+allocate the 1.2 GB both workloads create (page-cache reclaim makes that vary by seconds here).
 """
 
 from __future__ import annotations
@@ -77,7 +84,7 @@ def write_workloads(folder: Path) -> dict[str, Path]:
             ("step:use", "n = float(arr[::4096].sum()) + len(df)")]),
         "D0": _notebook(folder / "d0.ipynb", [
             ("step:make", make + "n0 = len(arr) + len(df)\ndel arr, df\n"),
-            ("step:use", "n = n0")]),
+            ("step:use", "import numpy as np\nimport pandas as pd\nn = n0")]),
     }
 
 
@@ -89,6 +96,15 @@ class Bench:
         self.pool_size = pool_size
         os.environ["KFNB_HOME"] = str(self.home)
         self._materialized: dict[Path, Path] = {}
+        self.handover: dict[str, list[float]] = {}
+
+    def _record_handover(self, column: str, executed: list[Path]) -> None:
+        took = 0.0
+        for path in executed:
+            for cell in nbformat.read(path, as_version=4).cells:
+                if cell.get("metadata", {}).get("kfnb", {}).get("role") in ("inputs", "outputs"):
+                    took += float(cell.metadata.get("papermill", {}).get("duration") or 0.0)
+        self.handover.setdefault(column, []).append(took)
 
     def _cleanup_runs(self) -> None:
         """Drop earlier runs' data (D1 writes 1.2 GB a run) but keep the run store."""
@@ -105,6 +121,11 @@ class Bench:
         took = time.perf_counter() - t0
         if done.returncode != 0:
             raise RuntimeError(f"kfnb run failed:\n{done.stdout}\n{done.stderr}")
+        if nb.stem == "d1":
+            from kfnb.tracking import Store
+
+            latest = Store(self.home).list_runs(limit=1)[0]
+            self._record_handover("cold", sorted(Path(latest.artifacts_dir, "executed").iterdir()))
         return took
 
     def kfnb_warm(self, nb: Path) -> float:
@@ -119,6 +140,9 @@ class Bench:
         took = time.perf_counter() - t0
         if run.status != "SUCCEEDED":
             raise RuntimeError(f"kfnb run failed: {run.record.error}")
+        if nb.stem == "d1":
+            executed = Path(run.record.artifacts_dir, "executed")
+            self._record_handover("warm", sorted(executed.iterdir()))
         return took
 
     def step_notebooks(self, nb: Path) -> tuple[Path, list[str], dict[str, list[str]]]:
@@ -143,7 +167,10 @@ class Bench:
         for name in order:
             papermill.execute_notebook(str(out / f"{name}.ipynb"), str(out / f"{name}.out.ipynb"),
                                        progress_bar=False, cwd=str(out))
-        return time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        if nb.stem == "d1":
+            self._record_handover("papermill", [out / f"{n}.out.ipynb" for n in order])
+        return took
 
     def elyra(self, nb: Path, exe: Path) -> float:
         from benchmarks.peers.elyra import run_pipeline, write_pipeline
@@ -177,6 +204,9 @@ def _kfnb_importable_in(venv: Path) -> None:
 
 # -- measuring and printing ---------------------------------------------------------------------
 def measure(fn: Callable[[], float], repeat: int) -> list[float]:
+    """``repeat`` timings after one uncounted warm-up (first imports from disk, first page-cache
+    allocations: they belong to no column)."""
+    fn()
     return [fn() for _ in range(repeat)]
 
 
@@ -275,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             a, b = rows["D1"].get(col), rows["D0"].get(col)
             hand.append(f"{statistics.median(a) - statistics.median(b):+.2f}" if a and b else "-")
         table.append(hand + ["-"] * 5)
+        counted = {col: times[-args.repeat:] for col, times in bench.handover.items()}
+        table.append(["D1 hand-over"] + [fmt(counted.get(c)) for c in ("cold", "warm", "papermill")]
+                     + ["-"] * 5)
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for i, row in enumerate(table):
         print("| " + " | ".join(c.ljust(wd) for c, wd in zip(row, widths, strict=True)) + " |")
