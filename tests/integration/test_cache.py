@@ -68,6 +68,10 @@ def test_an_unchanged_pipeline_is_served_from_the_cache(write_notebook: Write,
         assert executed is not None and Path(executed).exists()
     # no kernel was started, nor asked for
     assert second.handle.scheduler.kernels is None  # type: ignore[union-attr]
+    third = kfnb.run(path, store=store, pool_size=0)  # served by the second run's CACHED steps
+    assert {s.name: s.cached_from for s in third.steps} == {"a": f"{first.id}/a",
+                                                            "b": f"{first.id}/b"}
+    assert third.outputs("b") == {"y": 7}
     assert pool.stats()["started"] == started
     # the outputs are the first run's files, linked, not copied
     for f in (Path(first.record.artifacts_dir) / "data" / "a").iterdir():

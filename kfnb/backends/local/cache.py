@@ -36,7 +36,8 @@ class CacheHit:
 
     @property
     def origin(self) -> str:
-        return f"{self.source.run_id}/{self.source.name}"
+        """``RUN/STEP`` that computed the results (through any chain of cached runs)."""
+        return self.source.cached_from or f"{self.source.run_id}/{self.source.name}"
 
 
 def find_hits(pipeline: Pipeline, hashes: dict[str, str], store: Store, *,
@@ -82,7 +83,8 @@ def restore(hit: CacheHit, data_dir: Path, executed: Path, log: Path) -> None:
     if hit.executed is not None and hit.executed.exists():
         _link(hit.executed, executed)
     with open(log, "a") as f:
-        f.write(f"cached: results of step {hit.source.name!r} of run {hit.source.run_id} "
+        run, _, step = hit.origin.partition("/")
+        f.write(f"cached: results of step {step!r} of run {run} "
                 f"(same content hash {(hit.source.hash or '')[:12]}); no kernel started\n")
 
 
