@@ -6,9 +6,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+
+from procs import wait_for
 
 import kfnb
 from kfnb.api import PipelineRun
@@ -19,11 +20,6 @@ Write = Callable[..., Path]
 KFNB = str(Path(sys.executable).with_name("kfnb"))
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def statuses(run: PipelineRun) -> dict[str, str]:

@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from procs import processes_of, wait_for
 
 from kfnb.tracking import Store
 
@@ -33,27 +33,8 @@ def runner(*args: str, mark: str, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen([KFNB, *args], env=env, text=True, **kwargs)  # type: ignore[call-overload]
 
 
-def processes_of(mark: str, but: int | None = None) -> list[int]:
-    """Processes whose environment carries ``mark`` (all but pid ``but``)."""
-    found = []
-    needle = f"KFNB_TEST_MARK={mark}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (needle in (entry / "environ").read_bytes().split(b"\0")
-                    and int(entry.name) != but and _state(entry) != "Z"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
-def _state(entry: Path) -> str:
-    try:
-        return (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "?"
 
 
 def kernels_started(mark: str, run: subprocess.Popen[str]) -> None:
@@ -61,11 +42,6 @@ def kernels_started(mark: str, run: subprocess.Popen[str]) -> None:
     wait_for(lambda: len(processes_of(mark, but=run.pid)) >= 2, "the run's kernel to start")
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def first_running(store: Store) -> str:

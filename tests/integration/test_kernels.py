@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 import pytest
 from jupyter_core.utils import run_sync
+from procs import alive, processes_of, wait_for
 
 import kfnb
 from kfnb.kernels import KernelPool, PoolConfig, WarmKernel
@@ -27,38 +28,12 @@ from kfnb.tracking import Store
 Write = Callable[..., Path]
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
-def state(pid: int) -> str | None:
-    """The process's state letter (``Z``: zombie), or None when there is no such process."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
 
 
-def alive(pid: int) -> bool:
-    return state(pid) not in (None, "Z")
 
 
-def processes_of(mark: str) -> list[int]:
-    """Live processes whose environment carries ``KFNB_TEST_MARK=mark``."""
-    found = []
-    needle = f"KFNB_TEST_MARK={mark}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0") and alive(int(entry.name)):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def ask(kernel: WarmKernel, expression: str, *, cwd: str | None = None,

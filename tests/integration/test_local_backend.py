@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from procs import wait_for
 
 import kfnb
 from kfnb.backends import BackendError
@@ -21,11 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 Write = Callable[..., Path]
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def group_gone(pgid: int) -> bool:
