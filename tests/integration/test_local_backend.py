@@ -251,3 +251,26 @@ def test_the_scikit_learn_example_runs_end_to_end(store: Store) -> None:
     overlapping = any(max(a[0], b[0]) < min(a[1], b[1])
                       for i, a in enumerate(spans) for b in spans[i + 1:])
     assert overlapping, "no two model-training steps ran at the same time"
+
+
+def test_a_long_lived_process_leaks_no_file_descriptors(write_notebook: Write,
+                                                        store: Store) -> None:
+    """A notebook kernel or the Jupyter server runs many runs: each step's event loop, client
+    sockets and store connection must be closed, not left to the garbage collector."""
+    from kfnb.kernels import PoolConfig, shared_pool
+
+    path = write_notebook("fds", ("step:a", "x = 1"), ("step:b", "y = x + 1"),
+                          ("step:c", "z = y + 1"))
+    pool = shared_pool(PoolConfig(size=0))
+
+    def open_fds_after_a_run() -> int:
+        run = kfnb.run(path, store=store, cache=False, pool_size=0)
+        assert run.status == "SUCCEEDED"
+        assert pool.wait_idle(timeout=30)  # used kernels shut down
+        wait_for(lambda: pool.stats()["starting"] == 0, "the pool to settle", 30)
+        return len(os.listdir("/proc/self/fd"))
+
+    first = open_fds_after_a_run()
+    for _ in range(3):
+        last = open_fds_after_a_run()
+    assert last - first <= 3, f"{last - first} file descriptors more after 3 runs of 3 steps"

@@ -59,6 +59,22 @@ def execute_step(*, step: str, notebook: Path, output: Path, parameters: Mapping
                  kernel: WarmKernel, cwd: str, env: Mapping[str, str], log: IO[str],
                  kernel_name: str | None = None) -> dict[str, Any]:
     """Run ``notebook`` into ``output`` on ``kernel``; never raises for the step's own errors."""
+    from jupyter_core.utils import ensure_event_loop
+
+    # papermill and the client run their coroutines on this thread's event loop (jupyter_core's
+    # run_sync makes one per thread and keeps it): close it with the step, or every step leaks
+    # its file descriptors in a long-lived process
+    loop = ensure_event_loop()
+    try:
+        return _execute(step=step, notebook=notebook, output=output, parameters=parameters,
+                        kernel=kernel, cwd=cwd, env=env, log=log, kernel_name=kernel_name)
+    finally:
+        loop.close()
+
+
+def _execute(*, step: str, notebook: Path, output: Path, parameters: Mapping[str, Any],
+             kernel: WarmKernel, cwd: str, env: Mapping[str, str], log: IO[str],
+             kernel_name: str | None) -> dict[str, Any]:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 

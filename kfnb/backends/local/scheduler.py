@@ -156,6 +156,7 @@ class Scheduler:
             if self.kernels is not None:
                 self.kernels.want(-self._kernels_wanted)
             self._kernels_wanted = 0
+            self.store.close()  # this thread's connection: a long-lived process runs many runs
 
     def _wait(self) -> None:
         """Sleep until a step ends, a deadline passes, a cancel comes, or it is time to look
