@@ -41,10 +41,13 @@ class ForkServer:
         self.failed_preloads: dict[str, str] = {}
         self._lock = threading.RLock()
         self._next_id = 0
+        self._stopped = False
 
     def start(self) -> None:
         """Start the server (returns at once; the first ``fork`` waits for it to be ready)."""
         with self._lock:
+            if self._stopped:  # a start racing the owner's shutdown must not start it again
+                raise ForkServerError("the kernel fork server was stopped")
             if self.proc is None:
                 # debugpy (imported ahead for the kernels) warns about frozen modules otherwise
                 env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
@@ -97,6 +100,7 @@ class ForkServer:
     def stop(self) -> None:
         """Stop the server; it kills the kernels it forked."""
         with self._lock:
+            self._stopped = True
             proc, self.proc, self.pid = self.proc, None, None
         if proc is None:
             return

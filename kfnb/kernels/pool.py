@@ -98,9 +98,12 @@ class KernelPool:
             if self._closed:
                 return
             self._closed = True
-            kernels = list(self._live.values())
             self._ready.clear()
             self._cond.notify_all()
+            end = time.monotonic() + 5.0  # let starts in flight finish (~0.2 s), then kill them
+            while self._starting and time.monotonic() < end:
+                self._cond.wait(0.05)
+            kernels = list(self._live.values())
         for kernel in kernels:
             kernel.kill()
         if self._server is not None:
@@ -108,9 +111,13 @@ class KernelPool:
         if self._loop is not None:
             with contextlib.suppress(Exception):  # end pending starts and shutdowns cleanly
                 asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop).result(timeout=5)
+            with contextlib.suppress(Exception):  # sockets, zmq contexts, connection files
+                asyncio.run_coroutine_threadsafe(_release(kernels), self._loop).result(timeout=5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join(timeout=5)
+                if not self._thread.is_alive():
+                    self._loop.close()
         for kernel in kernels:
             kernel.cleanup_files()
         shutil.rmtree(self._socket_root, ignore_errors=True)
@@ -254,7 +261,14 @@ class KernelPool:
             provisioner = ForkProvisioner(kernel_id=None, kernel_spec=km.kernel_spec, parent=km)
             provisioner.fork_server = self._server
             km.provisioner = provisioner
-        await km.start_kernel(extra_arguments=[HISTORY_IN_MEMORY])
+        try:
+            await km.start_kernel(extra_arguments=[HISTORY_IN_MEMORY])
+        except BaseException:  # failed or cancelled (shutdown) half-way: leave nothing behind
+            with contextlib.suppress(BaseException):
+                await km.shutdown_kernel(now=True)
+            with contextlib.suppress(BaseException):
+                await km.cleanup_resources()
+            raise
         kernel = WarmKernel(km=km, pid=km.provisioner.pid, started_at=t0)  # type: ignore[union-attr]
         with self._cond:
             self._live[kernel.pid] = kernel
@@ -313,3 +327,9 @@ async def _cancel_tasks() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _release(kernels: list[WarmKernel]) -> None:
+    for kernel in kernels:
+        with contextlib.suppress(Exception):
+            await kernel.km.cleanup_resources()
