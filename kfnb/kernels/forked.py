@@ -23,6 +23,7 @@ from typing import Any
 from jupyter_client.provisioning import LocalProvisioner
 
 from ..errors import KfnbError
+from .processes import running
 
 SERVER_ENTRY = "from kfnb.kernels.forkserver import main; raise SystemExit(main())"
 
@@ -131,16 +132,8 @@ class ForkedProcess:
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, 0)
-                with open(f"/proc/{self.pid}/stat", "rb") as f:
-                    if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                        self.returncode = -signal.SIGKILL
-            except (ProcessLookupError, FileNotFoundError):
-                self.returncode = -signal.SIGKILL
-            except (PermissionError, IndexError):
-                pass
+        if self.returncode is None and not running(self.pid):
+            self.returncode = -signal.SIGKILL
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:

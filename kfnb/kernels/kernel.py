@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from queue import Empty
 from typing import Any
 
-from .processes import descendants
+from .processes import descendants, running
 
 
 async def handshake(kc: Any, timeout: float,
@@ -90,15 +90,7 @@ class WarmKernel:
                                f"{content.get('evalue')}")
 
     def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        with contextlib.suppress(OSError, IndexError), open(f"/proc/{self.pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-        return True
+        return running(self.pid)
 
     def kill(self, wait: float = 5.0) -> None:
         """SIGKILL the kernel and every process below it, and wait (up to ``wait`` seconds)
