@@ -86,6 +86,32 @@ class Metric:
     step: str
 
 
+@dataclass(frozen=True)
+class Toleration:
+    """A Kubernetes toleration: lets a step's pod run on nodes with a matching taint.
+
+    ``operator`` is ``Equal`` (the taint's value must be ``value``) or ``Exists`` (any value);
+    ``effect`` ``None`` tolerates every effect. ``str()`` gives the kubectl taint form back:
+    ``KEY=VALUE:EFFECT``, ``KEY:EFFECT`` or ``KEY``.
+    """
+
+    key: str
+    operator: str = "Equal"
+    value: str | None = None
+    effect: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        fields = {"key": self.key, "operator": self.operator, "value": self.value,
+                  "effect": self.effect}
+        return {k: v for k, v in fields.items() if v is not None}
+
+    def __str__(self) -> str:
+        spec = self.key
+        if self.operator == "Equal" and self.value is not None:
+            spec += f"={self.value}"
+        return f"{spec}:{self.effect}" if self.effect else spec
+
+
 @dataclass
 class Step:
     """One pipeline step: some consecutive cells of the notebook, run in one kernel."""
@@ -100,6 +126,9 @@ class Step:
     retries: int = 0
     timeout: float | None = None
     cache: bool = True  # may reuse an earlier run's results when its content hash matches
+    env: dict[str, str] = field(default_factory=dict)  # set in the step's kernel / container
+    node_selector: dict[str, str] = field(default_factory=dict)  # Kubernetes only
+    tolerations: list[Toleration] = field(default_factory=list)  # Kubernetes only
     # filled by Pipeline.link()
     after: list[str] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)
@@ -130,6 +159,9 @@ class Step:
             "retries": self.retries,
             "timeout": self.timeout,
             "cache": self.cache,
+            "env": dict(self.env),
+            "node_selector": dict(self.node_selector),
+            "tolerations": [t.to_dict() for t in self.tolerations],
             "cells": [c.index for c in self.cells],
         }
 

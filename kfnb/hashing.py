@@ -3,8 +3,10 @@
 A step's hash covers what decides its results: its code and the prelude (``imports`` and
 ``functions`` cells), the parameter values it reads, the hashes of the steps it depends on (so a
 change anywhere upstream changes every hash below it), the modules it re-imports, its outputs,
-resources and image. Kept apart from ``materialize`` so that a fully cached run imports no
-notebook machinery.
+resources, image and environment variables (``env``, only when a step sets some, so hashes of
+steps without env are what they always were). Node selectors and tolerations only decide where a
+step runs, not what it computes, and stay out. Kept apart from ``materialize`` so that a fully
+cached run imports no notebook machinery.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def step_hashes(pipeline: Pipeline, values: Mapping[str, Any] | None = None, *,
             "outputs": step.outputs,
             "resources": dict(sorted(step.resources.items())),
             "image": step.image,
+            **({"env": dict(sorted(step.env.items()))} if step.env else {}),
             **({"context": dict(context)} if context else {}),
         }
         blob = json.dumps(payload, sort_keys=True, default=repr).encode()

@@ -1,7 +1,8 @@
 """The ``%%step`` cell magic header: the tag information written in the cell itself.
 
 ``%%step NAME [--after A [B ...]] [--gpus N] [--image REF] [--limit K=V ...] [--label K=V ...]
-[--annotation K=V ...] [--retries N] [--timeout T] [--no-cache]``
+[--annotation K=V ...] [--retries N] [--timeout T] [--no-cache] [--env NAME=VALUE ...]
+[--node-selector K=V ...] [--toleration KEY[=VALUE][:EFFECT] ...]``
 
 ``NAME`` may also be one of the section words ``imports``, ``functions``, ``parameters``,
 ``metrics`` or ``skip``, which mark the cell like the equally named tags. The same parser serves
@@ -18,11 +19,14 @@ from .tags import (
     Directive,
     Role,
     TagError,
+    parse_env,
     parse_image,
     parse_limit,
     parse_meta,
+    parse_node_selector,
     parse_retries,
     parse_timeout,
+    parse_toleration,
 )
 
 MAGIC = "%%step"
@@ -59,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", default=None, help="seconds, or 30m / 2h")
     p.add_argument("--no-cache", dest="cache", action="store_false", default=None,
                    help="always run this step, never reuse an earlier run's results")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="environment variable set for the step")
+    p.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE",
+                   help="node label the step's pod must run on (Kubernetes)")
+    p.add_argument("--toleration", action="append", default=[],
+                   metavar="KEY[=VALUE][:EFFECT]",
+                   help="taint the step's pod tolerates, in kubectl taint syntax (Kubernetes)")
     return p
 
 
@@ -98,6 +109,18 @@ def parse_header(line: str) -> Directive:
     for item in args.annotation:
         key, value = parse_meta(item.replace("=", ":", 1), f"--annotation {item}", "annotation")
         d.annotations[key] = value
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        name, value = parse_env(name, value if sep else None, f"--env {item}")
+        d.env[name] = value
+    for item in args.node_selector:
+        key, sep, value = item.partition("=")
+        key, value = parse_node_selector(key, value if sep else None, f"--node-selector {item}")
+        d.node_selector[key] = value
+    for item in args.toleration:
+        toleration = parse_toleration(item, f"--toleration {item}")
+        if toleration not in d.tolerations:
+            d.tolerations.append(toleration)
     if args.image is not None:
         d.image = parse_image(args.image, f"--image {args.image}")
     if args.retries is not None:

@@ -224,6 +224,9 @@ class _Walk:
         step.resources.update(d.resources)
         step.labels.update(d.labels)
         step.annotations.update(d.annotations)
+        step.env.update(d.env)
+        step.node_selector.update(d.node_selector)
+        step.tolerations = list(dict.fromkeys([*step.tolerations, *d.tolerations]))
         step.image = d.image or step.image
         if d.retries is not None:
             step.retries = d.retries
@@ -286,6 +289,9 @@ class _Walk:
             step.resources = {**defaults.resources, **step.resources}
             step.labels = {**defaults.labels, **step.labels}
             step.annotations = {**defaults.annotations, **step.annotations}
+            step.env = {**defaults.env, **step.env}
+            step.node_selector = {**defaults.node_selector, **step.node_selector}
+            step.tolerations = list(dict.fromkeys([*defaults.tolerations, *step.tolerations]))
             step.image = step.image or defaults.image or self.settings.image
             if step.retries == 0 and defaults.retries is not None:
                 step.retries = defaults.retries

@@ -9,7 +9,11 @@ kfnb's own key ``kfnb`` wins over Kale's ``kubeflow_notebook``; both may be pres
                           "docker_image": "...", "steps_defaults": ["label:team:ml"]}
 
 ``steps_defaults`` use the tag language (``limit:``, ``label:``, ``annotation:``, ``image:``,
-``retries:``, ``timeout:``) and apply to every step unless the step sets its own.
+``retries:``, ``timeout:``, ``cache:``, ``env:``, ``node-selector:``, ``toleration:``) and apply
+to every step unless the step sets its own; a step's env, node selector and labels are merged
+over the defaults key by key, its tolerations added to the defaults'. The object form Kale's UI
+stores holds ``limits``, ``labels``, ``annotations``, ``env``, ``node_selector`` (objects) and
+``tolerations`` (a list of ``KEY=VALUE:EFFECT`` strings).
 """
 
 from __future__ import annotations
@@ -55,17 +59,17 @@ def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Setti
     defaults = Directive()
     for key, source in ((KALE_KEY, kale), (KFNB_KEY, own)):
         tags = source.get("steps_defaults") or []
-        if isinstance(tags, Mapping):  # Kale's UI stores the parsed form at times
-            tags = _flatten(tags)
         try:
+            if isinstance(tags, Mapping):  # Kale's UI stores the parsed form at times
+                tags = _flatten(tags)
             parsed = parse_tags(tags)
         except TagError as err:
             raise NotebookError(f"notebook metadata {key}.steps_defaults: {err.message}",
                                 fix=err.fix, path=path) from err
         if parsed.role is not None or parsed.prev:
             raise NotebookError(f"notebook metadata {key}.steps_defaults may only hold limit:, "
-                                "label:, annotation:, image:, retries:, timeout: and cache: "
-                                "entries",
+                                "label:, annotation:, image:, retries:, timeout:, cache:, env:, "
+                                "node-selector: and toleration: entries",
                                 fix="move step and prev tags onto cells", path=path)
         defaults = defaults.merge(parsed)
     settings.defaults = defaults
@@ -74,7 +78,13 @@ def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Setti
 
 def _flatten(parsed: Mapping[str, Any]) -> list[str]:
     tags = []
-    for kind, prefix in (("limits", "limit"), ("labels", "label"), ("annotations", "annotation")):
+    for kind, prefix in (("limits", "limit"), ("labels", "label"), ("annotations", "annotation"),
+                         ("env", "env"), ("node_selector", "node-selector")):
         for key, value in (parsed.get(kind) or {}).items():
             tags.append(f"{prefix}:{key}:{value}")
+    tolerations = parsed.get("tolerations") or []
+    if not isinstance(tolerations, list) or not all(isinstance(t, str) for t in tolerations):
+        raise TagError(f"tolerations must be a list of strings, not {tolerations!r}",
+                       'write e.g. "tolerations": ["nvidia.com/gpu=present:NoSchedule"]')
+    tags += [f"toleration:{spec}" for spec in tolerations]
     return tags

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..dag import GPU
+from ..dag import GPU, Toleration
 
 Role = Literal["step", "imports", "functions", "parameters", "metrics", "skip"]
 
@@ -29,12 +29,16 @@ WORD_TAGS: dict[str, Role] = {
     "pipeline-metrics": "metrics",
 }
 PREFIXES = ("step", "block", "prev", "limit", "image", "label", "annotation", "retries",
-            "timeout", "cache")
+            "timeout", "cache", "env", "node-selector", "toleration")
 RESOURCE_ALIASES = {"gpu": GPU, "gpus": GPU, "mem": "memory"}
 QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i?|[mkunpE])?$")
 RESOURCE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
 _SEGMENT = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
 META_KEY = re.compile(rf"^({_SEGMENT}/)?{_SEGMENT}$")
+LABEL_VALUE = re.compile(rf"^({_SEGMENT})?$")  # at most 63 characters, checked apart
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+KFNB_ENV = ("KFNB_HOME", "KFNB_RUN_ID", "KFNB_STEP")  # set by kfnb in every step
 DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?)(s|m|h)?$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, None: 1}
 
@@ -62,12 +66,16 @@ class Directive:
     retries: int | None = None
     timeout: float | None = None
     cache: bool | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[Toleration] = field(default_factory=list)
 
     @property
     def has_settings(self) -> bool:
         return bool(self.prev or self.resources or self.image or self.labels
                     or self.annotations or self.retries is not None or self.timeout is not None
-                    or self.cache is not None)
+                    or self.cache is not None or self.env or self.node_selector
+                    or self.tolerations)
 
     def merge(self, other: Directive) -> Directive:
         """Combine two directives of one cell (tags and magic); conflicting roles raise."""
@@ -88,6 +96,9 @@ class Directive:
             retries=other.retries if other.retries is not None else self.retries,
             timeout=other.timeout if other.timeout is not None else self.timeout,
             cache=other.cache if other.cache is not None else self.cache,
+            env={**self.env, **other.env},
+            node_selector={**self.node_selector, **other.node_selector},
+            tolerations=list(dict.fromkeys([*self.tolerations, *other.tolerations])),
         )
 
 
@@ -132,6 +143,18 @@ def _apply_prefixed(d: Directive, prefix: str, rest: str, tag: str) -> None:
         d.timeout = parse_timeout(rest, tag)
     elif prefix == "cache":
         d.cache = parse_cache(rest, tag)
+    elif prefix == "env":
+        name, sep, value = rest.partition(":")
+        name, value = parse_env(name, value if sep else None, tag)
+        d.env[name] = value
+    elif prefix == "node-selector":
+        key, sep, value = rest.partition(":")
+        key, value = parse_node_selector(key, value if sep else None, tag)
+        d.node_selector[key] = value
+    elif prefix == "toleration":
+        toleration = parse_toleration(rest, tag)
+        if toleration not in d.tolerations:
+            d.tolerations.append(toleration)
 
 
 def _set_role(d: Directive, role: Role, step: str | None, tag: str) -> None:
@@ -217,3 +240,80 @@ def parse_timeout(text: str, tag: str) -> float:
         raise TagError(f"tag {tag!r} needs a positive duration",
                        "write seconds (timeout:90) or with a unit (timeout:30m, timeout:2h)")
     return float(m.group(1)) * _UNITS[m.group(3)]
+
+
+def _written(tag: str, tag_form: str, option_form: str) -> str:
+    """How to write a setting where ``tag`` came from: a cell tag or a ``%%step`` option."""
+    return option_form if tag.startswith("--") else tag_form
+
+
+def parse_env(name: str, value: str | None, tag: str) -> tuple[str, str]:
+    """``env:NAME:VALUE`` (``--env NAME=VALUE``) -> (name, value); the value may hold ':' and
+    may be empty (``env:NAME:``). ``value`` is ``None`` when the tag has no separator."""
+    if not name or value is None:
+        raise TagError(f"tag {tag!r} is not "
+                       + _written(tag, "env:NAME:VALUE", "--env NAME=VALUE"),
+                       _written(tag, "write env:NAME:VALUE, e.g. env:LOG_LEVEL:debug",
+                                "write --env NAME=VALUE, e.g. --env LOG_LEVEL=debug"))
+    if not ENV_NAME.match(name):
+        fixed = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        fixed = fixed if ENV_NAME.match(fixed) else "_" + fixed
+        raise TagError(f"{name!r} in tag {tag!r} is not an environment variable name: use "
+                       "letters, digits and '_', not starting with a digit",
+                       _written(tag, f"write env:{fixed}:{value}", f"write --env {fixed}={value}"))
+    if name in KFNB_ENV:
+        raise TagError(f"{name} in tag {tag!r} is set by kfnb for every step",
+                       "use another name for your variable")
+    return name, value
+
+
+def parse_node_selector(key: str, value: str | None, tag: str) -> tuple[str, str]:
+    """``node-selector:KEY:VALUE`` (``--node-selector KEY=VALUE``): a node label to match."""
+    if value is None or not META_KEY.match(key) or len(key) > 253:
+        raise TagError(f"tag {tag!r} is not "
+                       + _written(tag, "node-selector:KEY:VALUE", "--node-selector KEY=VALUE")
+                       + " with a Kubernetes label key",
+                       _written(tag, "write node-selector:KEY:VALUE, e.g. "
+                                "node-selector:kubernetes.io/arch:amd64",
+                                "write --node-selector KEY=VALUE, e.g. "
+                                "--node-selector kubernetes.io/arch=amd64"))
+    if not LABEL_VALUE.match(value) or len(value) > 63:
+        raise TagError(f"{value!r} in tag {tag!r} is not a Kubernetes label value",
+                       "use at most 63 letters, digits, '-', '_' and '.', starting and ending "
+                       "with a letter or digit")
+    return key, value
+
+
+def parse_toleration(spec: str, tag: str) -> Toleration:
+    """A toleration in kubectl taint syntax: ``KEY=VALUE:EFFECT`` (operator Equal),
+    ``KEY:EFFECT`` (Exists), ``KEY`` (Exists, any effect); ``KEY=VALUE`` matches any effect."""
+    usage = _written(tag, "write toleration:KEY=VALUE:EFFECT, toleration:KEY:EFFECT or "
+                     "toleration:KEY, e.g. toleration:nvidia.com/gpu=present:NoSchedule",
+                     "write --toleration KEY=VALUE:EFFECT, KEY:EFFECT or KEY, e.g. "
+                     "--toleration nvidia.com/gpu=present:NoSchedule")
+    head, sep, effect = spec.strip().partition(":")
+    key, eq, value = head.partition("=")
+    if not key:
+        raise TagError(f"tag {tag!r} names no taint key", usage)
+    if not META_KEY.match(key) or len(key) > 253:
+        raise TagError(f"{key!r} in tag {tag!r} is not a Kubernetes taint key", usage)
+    if eq and (not value or not LABEL_VALUE.match(value) or len(value) > 63):
+        raise TagError(
+            f"{value!r} in tag {tag!r} is not a taint value" if value
+            else f"tag {tag!r} has '=' but no taint value",
+            _written(tag, f"write toleration:{key}:EFFECT to tolerate any value",
+                     f"write --toleration {key}:EFFECT to tolerate any value") if not value
+            else "use at most 63 letters, digits, '-', '_' and '.', starting and ending with a "
+            "letter or digit")
+    if sep and effect not in EFFECTS:
+        close = difflib.get_close_matches(effect.lower(), [e.lower() for e in EFFECTS], n=1,
+                                          cutoff=0.6)
+        hint = next((e for e in EFFECTS if close and e.lower() == close[0]), None)
+        fixed = f"{head}:{hint}"
+        raise TagError(
+            (f"{effect!r} in tag {tag!r} is not a taint effect" if effect
+             else f"tag {tag!r} has ':' but no taint effect") + ": use " + ", ".join(EFFECTS),
+            _written(tag, f"did you mean 'toleration:{fixed}'?", f"did you mean "
+                     f"'--toleration {fixed}'?") if hint else usage)
+    return Toleration(key=key, operator="Equal" if eq else "Exists", value=value if eq else None,
+                      effect=effect if sep else None)

@@ -274,3 +274,20 @@ def test_a_long_lived_process_leaks_no_file_descriptors(write_notebook: Write,
     for _ in range(3):
         last = open_fds_after_a_run()
     assert last - first <= 3, f"{last - first} file descriptors more after 3 runs of 3 steps"
+
+
+def test_a_step_env_reaches_only_that_steps_kernel(write_notebook: Write, store: Store) -> None:
+    assert "GREETING" not in os.environ
+    path = write_notebook(
+        "step_env",
+        (["step:greet", "env:GREETING:hello", "env:URL:http://host:8080/x"],
+         "import os\ngreeting = os.environ['GREETING']\nurl = os.environ['URL']\n"
+         "me = os.environ['KFNB_STEP']"),
+        ("step:plain", "import os\nplain_sees = os.environ.get('GREETING')"),
+        ("step:report", "seen = (greeting, url, me, plain_sees)"),
+    )
+    run = kfnb.run(path, store=store, cache=False)
+    assert run.status == "SUCCEEDED", run.record.error
+    assert run.outputs("greet") == {"greeting": "hello", "url": "http://host:8080/x",
+                                    "me": "greet"}
+    assert run.outputs("plain") == {"plain_sees": None}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from kfnb.dag import Metric, Param, Pipeline, Step, sanitize_name
@@ -185,3 +187,60 @@ def test_to_dict_shape() -> None:
     assert d["steps"][1]["after"] == ["a"]
     assert {"name", "after", "inputs", "outputs", "resources", "image"} <= set(d["steps"][0])
     assert d["metrics"] == []
+
+
+def test_env_node_selector_and_tolerations_in_to_dict() -> None:
+    from kfnb.dag import Toleration
+
+    step = Step("a", env={"GREETING": "hello"}, node_selector={"kubernetes.io/arch": "amd64"},
+                tolerations=[Toleration("nvidia.com/gpu", "Equal", "present", "NoSchedule"),
+                             Toleration("spot", "Exists")])
+    d = step.to_dict()
+    assert d["env"] == {"GREETING": "hello"}
+    assert d["node_selector"] == {"kubernetes.io/arch": "amd64"}
+    assert d["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
+         "effect": "NoSchedule"},
+        {"key": "spot", "operator": "Exists"}]
+    assert (Step("b").to_dict()["env"], Step("b").to_dict()["node_selector"],
+            Step("b").to_dict()["tolerations"]) == ({}, {}, [])
+
+
+def hashed(a: dict[str, Any] | None = None, b: dict[str, Any] | None = None) -> dict[str, str]:
+    """Hashes of a two-step pipeline; ``a`` and ``b`` are extra settings of each step."""
+    from kfnb.dag import Cell
+    from kfnb.hashing import step_hashes
+
+    p = Pipeline(name="p", parameters={"seed": Param("seed", "int", 1)}, steps=[
+        Step("a", cells=[Cell(0, "x = seed")], facts=f("seed", "x"),
+             resources={"memory": "1Gi"}, image="python:3.11", **(a or {})),
+        Step("b", cells=[Cell(1, "y = x + 1")], facts=f("x", "y"), **(b or {})),
+    ]).link()
+    return step_hashes(p)
+
+
+# Hashes of these steps as computed before steps had env, node selectors and tolerations: the
+# cache keys of existing runs must stay valid.
+HASHES_WITHOUT_ENV = {"a": "255582ea48f9006e8a76acb5abf576a875e46f0867acdbcf3f2dfd20b4411b38",
+                      "b": "a956dae82a4a785e5b39a80bbd76654db5f70c828498628734e91454691b544f"}
+
+
+def test_hash_of_a_step_without_env_is_unchanged() -> None:
+    assert hashed() == HASHES_WITHOUT_ENV
+    assert hashed(a={"env": {}}) == HASHES_WITHOUT_ENV
+
+
+def test_env_enters_the_hash_node_selectors_and_tolerations_do_not() -> None:
+    from kfnb.dag import Toleration
+
+    with_env = hashed(a={"env": {"GREETING": "hello"}})
+    assert with_env["a"] != HASHES_WITHOUT_ENV["a"]
+    assert with_env["b"] != HASHES_WITHOUT_ENV["b"]  # downstream of a changed step
+    other = hashed(a={"env": {"GREETING": "bye"}})
+    assert other["a"] not in (with_env["a"], HASHES_WITHOUT_ENV["a"])
+    assert hashed(a={"env": {"A": "1", "B": "2"}}) == hashed(a={"env": {"B": "2", "A": "1"}})
+    only_b = hashed(b={"env": {"GREETING": "hello"}})
+    assert only_b["a"] == HASHES_WITHOUT_ENV["a"] and only_b["b"] != HASHES_WITHOUT_ENV["b"]
+    placed = hashed(a={"node_selector": {"pool": "gpu"},
+                       "tolerations": [Toleration("spot", "Exists")]})
+    assert placed == HASHES_WITHOUT_ENV

@@ -68,3 +68,33 @@ def test_the_magic_accepts_no_cache(shell: InteractiveShell) -> None:
     result = shell.run_cell("%%step x --no-cache\nz = 7")
     assert result.success
     assert shell.user_ns["z"] == 7
+
+
+def test_the_magic_accepts_env_node_selectors_and_tolerations(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%%step x --env GREETING=hello --node-selector pool=gpu "
+                            "--toleration nvidia.com/gpu=present:NoSchedule\nz = 8")
+    assert result.success
+    assert shell.user_ns["z"] == 8
+
+
+def test_a_bad_toleration_fails_the_cell_with_a_suggestion(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%%step x --toleration gpu:noschedule\nran = True")
+    assert not result.success
+    assert "did you mean '--toleration gpu:NoSchedule'?" in str(result.error_in_exec)
+    assert "ran" not in shell.user_ns
+
+
+def test_env_on_a_step_line_reaches_the_step() -> None:
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from kfnb import Pipeline
+
+    nb = new_notebook(cells=[new_code_cell("%%step x --env A=1 --env B=x=y\nx = 1"),
+                             new_code_cell("%%step y --node-selector pool=gpu --toleration spot"
+                                           "\ny = x")],
+                      metadata={"kernelspec": {"name": "python3", "language": "python",
+                                               "display_name": "Python 3"}})
+    pipeline = Pipeline.from_nb(nb)
+    assert pipeline.step("x").env == {"A": "1", "B": "x=y"}
+    assert pipeline.step("y").to_dict()["node_selector"] == {"pool": "gpu"}
+    assert [str(t) for t in pipeline.step("y").tolerations] == ["spot"]

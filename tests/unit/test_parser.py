@@ -296,3 +296,115 @@ def test_old_nbformat_3_notebooks_are_converted(tmp_path: Path) -> None:
     path.write_text(nbformat.writes(old, version=3))
     p = Pipeline.from_notebook(path)
     assert p.step("b").inputs == {"x": "a"}
+
+
+# -- env, node selectors, tolerations ------------------------------------------------------------
+def test_env_node_selectors_and_tolerations_reach_the_step(nb: Nb) -> None:
+    from kfnb.dag import Toleration
+
+    p = Pipeline.from_nb(nb(
+        (["step:a", "env:GREETING:hello", "node-selector:pool:gpu",
+          "toleration:nvidia.com/gpu=present:NoSchedule"], "x = 1"),
+        (["env:URL:http://h:1", "toleration:spot"], "y = x"),  # a continuation cell adds to a
+        "%%step b --env GREETING=bye --node-selector pool=cpu --toleration spot:NoExecute\nz = y",
+        ("step:c", "w = z")))
+    a, b, c = p.step("a"), p.step("b"), p.step("c")
+    assert a.env == {"GREETING": "hello", "URL": "http://h:1"}
+    assert a.node_selector == {"pool": "gpu"}
+    assert a.tolerations == [Toleration("nvidia.com/gpu", "Equal", "present", "NoSchedule"),
+                             Toleration("spot", "Exists")]
+    assert (b.env, b.node_selector, b.tolerations) == (
+        {"GREETING": "bye"}, {"pool": "cpu"}, [Toleration("spot", "Exists", None, "NoExecute")])
+    assert (c.env, c.node_selector, c.tolerations) == ({}, {}, [])
+
+
+def test_env_node_selectors_and_tolerations_merge_over_steps_defaults(nb: Nb) -> None:
+    from kfnb.dag import Toleration
+
+    p = Pipeline.from_nb(nb(
+        (["step:a", "env:B:own", "env:C:own", "node-selector:pool:gpu",
+          "toleration:spot:NoSchedule", "toleration:gpu:NoSchedule"], "x = 1"),
+        ("step:b", "y = 1"),
+        metadata={
+            "kubeflow_notebook": {"steps_defaults": ["env:A:kale", "env:B:kale",
+                                                     "toleration:kale"]},
+            "kfnb": {"steps_defaults": ["env:B:kfnb", "node-selector:pool:cpu",
+                                        "node-selector:zone:eu", "toleration:spot:NoSchedule"]},
+        }))
+    a, b = p.step("a"), p.step("b")
+    assert a.env == {"A": "kale", "B": "own", "C": "own"}  # key by key, the step's own wins
+    assert a.node_selector == {"pool": "gpu", "zone": "eu"}
+    assert a.tolerations == [Toleration("kale", "Exists"),  # defaults first, no duplicates
+                             Toleration("spot", "Exists", None, "NoSchedule"),
+                             Toleration("gpu", "Exists", None, "NoSchedule")]
+    assert b.env == {"A": "kale", "B": "kfnb"}
+    assert b.node_selector == {"pool": "cpu", "zone": "eu"}
+    assert b.tolerations == [Toleration("kale", "Exists"),
+                             Toleration("spot", "Exists", None, "NoSchedule")]
+
+
+def test_steps_defaults_object_form_takes_env_node_selector_and_tolerations(nb: Nb) -> None:
+    from kfnb.dag import Toleration
+
+    p = Pipeline.from_nb(nb(("step:a", "x = 1"), metadata={"kfnb": {"steps_defaults": {
+        "labels": {"team": "ml"}, "env": {"LOG_LEVEL": "debug"},
+        "node_selector": {"kubernetes.io/arch": "amd64"},
+        "tolerations": ["nvidia.com/gpu=present:NoSchedule", "spot"]}}}))
+    a = p.step("a")
+    assert (a.labels, a.env, a.node_selector) == (
+        {"team": "ml"}, {"LOG_LEVEL": "debug"}, {"kubernetes.io/arch": "amd64"})
+    assert a.tolerations == [Toleration("nvidia.com/gpu", "Equal", "present", "NoSchedule"),
+                             Toleration("spot", "Exists")]
+
+
+@pytest.mark.parametrize(
+    ("defaults", "message", "fix"),
+    [
+        (["env:bad-name:1"], "kfnb.steps_defaults: 'bad-name' in tag 'env:bad-name:1' is not an "
+         "environment variable name", "write env:bad_name:1"),
+        (["toleration:k:NoSchedul"], "kfnb.steps_defaults: 'NoSchedul' in tag "
+         "'toleration:k:NoSchedul' is not a taint effect", "did you mean "
+         "'toleration:k:NoSchedule'?"),
+        ({"tolerations": "spot"}, "tolerations must be a list of strings", '"tolerations": ['),
+        ({"tolerations": [{"key": "spot"}]}, "tolerations must be a list of strings",
+         "tolerations"),
+        ({"env": {"1X": "y"}}, "'1X' in tag 'env:1X:y' is not an environment variable name",
+         "write env:_1X:y"),
+    ],
+)
+def test_bad_env_and_tolerations_in_steps_defaults(nb: Nb, defaults: Any, message: str,
+                                                   fix: str) -> None:
+    with pytest.raises(NotebookError) as err:
+        Pipeline.from_nb(nb(("step:a", "x = 1"),
+                            metadata={"kfnb": {"steps_defaults": defaults}}))
+    assert message in str(err.value)
+    assert fix in (err.value.fix or "")
+
+
+def test_env_node_selector_and_toleration_errors_name_the_cell(nb: Nb) -> None:
+    with pytest.raises(NotebookError) as err:
+        Pipeline.from_nb(nb(("step:a", "x = 1"), (["step:b", "toleration:gpu:noschedule"],
+                                                  "y = x")))
+    assert err.value.cell_index == 1
+    assert err.value.fix == "did you mean 'toleration:gpu:NoSchedule'?"
+    with pytest.raises(NotebookError, match="tags need a step"):
+        Pipeline.from_nb(nb(("env:A:1", "x = 1"), ("step:a", "y = x")))
+
+
+def test_describe_shows_env_node_selectors_and_tolerations(nb: Nb) -> None:
+    from kfnb.cli import render
+
+    p = Pipeline.from_nb(nb(
+        (["step:a", "env:GREETING:hello", "node-selector:pool:gpu",
+          "toleration:nvidia.com/gpu=present:NoSchedule"], "x = 1"),
+        (["step:b", "toleration:gpu=yes"], "y = x"),
+        metadata={"kfnb": {"steps_defaults": ["toleration:spot:NoExecute"]}}))
+    text = render(p)
+    assert "Every step: toleration spot:NoExecute" in text
+    assert ("      env GREETING=hello  node-selector pool=gpu  "
+            "toleration nvidia.com/gpu=present:NoSchedule") in text
+    assert "      toleration gpu=yes\n" in text
+    assert p.to_dict()["steps"][0]["tolerations"] == [
+        {"key": "spot", "operator": "Exists", "effect": "NoExecute"},
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
+         "effect": "NoSchedule"}]

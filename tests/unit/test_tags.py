@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kfnb.dag import Toleration
 from kfnb.notebook.magic import parse_header, split_header
 from kfnb.notebook.tags import Directive, TagError, parse_tags
 
@@ -180,3 +181,152 @@ def test_cache_off_reaches_the_step_from_a_tag_or_the_notebook_defaults() -> Non
     assert {s.name: s.cache for s in own.steps} == {"a": True, "b": False}  # the cell wins
     with pytest.raises(NotebookError, match="cache:maybe' must be cache:off or cache:on"):
         Pipeline.from_nb(build_notebook((["step:a", "cache:maybe"], "a = 1")))
+
+
+# -- env, node selectors, tolerations ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (["step:t", "env:GREETING:hello"], Directive(role="step", step="t",
+                                                     env={"GREETING": "hello"})),
+        (["step:t", "env:URL:http://host:8080/x"],  # the value may hold ':'
+         Directive(role="step", step="t", env={"URL": "http://host:8080/x"})),
+        (["step:t", "env:EMPTY:", "env:_a1:x"],
+         Directive(role="step", step="t", env={"EMPTY": "", "_a1": "x"})),
+        (["step:t", "node-selector:kubernetes.io/arch:amd64", "node-selector:pool:gpu"],
+         Directive(role="step", step="t",
+                   node_selector={"kubernetes.io/arch": "amd64", "pool": "gpu"})),
+        (["step:t", "node-selector:zone:"],  # an empty label value is a label value
+         Directive(role="step", step="t", node_selector={"zone": ""})),
+        (["step:t", "toleration:nvidia.com/gpu=present:NoSchedule"],
+         Directive(role="step", step="t", tolerations=[
+             Toleration("nvidia.com/gpu", "Equal", "present", "NoSchedule")])),
+        (["step:t", "toleration:spot:PreferNoSchedule", "toleration:dedicated"],
+         Directive(role="step", step="t", tolerations=[
+             Toleration("spot", "Exists", None, "PreferNoSchedule"),
+             Toleration("dedicated", "Exists")])),
+        (["step:t", "toleration:team=ml"],  # Equal, any effect
+         Directive(role="step", step="t", tolerations=[Toleration("team", "Equal", "ml")])),
+        (["step:t", "toleration:k:NoExecute", "toleration:k:NoExecute"],  # no duplicates
+         Directive(role="step", step="t", tolerations=[Toleration("k", "Exists", None,
+                                                                  "NoExecute")])),
+    ],
+    ids=lambda v: ",".join(v) if isinstance(v, list) else "",
+)
+def test_env_node_selector_and_toleration_tags(tags: list[str], expected: Directive) -> None:
+    assert parse_tags(tags) == expected
+    assert parse_tags(tags).has_settings
+
+
+@pytest.mark.parametrize(
+    ("tags", "message", "fix"),
+    [
+        (["env:GREETING"], "tag 'env:GREETING' is not env:NAME:VALUE",
+         "write env:NAME:VALUE, e.g. env:LOG_LEVEL:debug"),
+        (["env::x"], "is not env:NAME:VALUE", "write env:NAME:VALUE"),
+        (["env:MY-VAR:1"], "'MY-VAR' in tag 'env:MY-VAR:1' is not an environment variable name",
+         "write env:MY_VAR:1"),
+        (["env:1ST:x"], "is not an environment variable name", "write env:_1ST:x"),
+        (["env:KFNB_STEP:x"], "KFNB_STEP in tag 'env:KFNB_STEP:x' is set by kfnb",
+         "use another name"),
+        (["envs:A:b"], "unknown tag 'envs:A:b'", "did you mean 'env:A:b'?"),
+        (["node-selector:pool"], "is not node-selector:KEY:VALUE with a Kubernetes label key",
+         "node-selector:kubernetes.io/arch:amd64"),
+        (["node-selector::gpu"], "is not node-selector:KEY:VALUE", "node-selector:KEY:VALUE"),
+        (["node-selector:bad key:v"], "with a Kubernetes label key", "node-selector:KEY:VALUE"),
+        (["node-selector:pool:a b"], "'a b' in tag 'node-selector:pool:a b' is not a Kubernetes "
+         "label value", "at most 63"),
+        (["nodeselector:pool:gpu"], "unknown tag", "did you mean 'node-selector:pool:gpu'?"),
+        (["node-selecter:pool:gpu"], "unknown tag", "did you mean 'node-selector:pool:gpu'?"),
+        (["toleration:"], "tag 'toleration:' names no taint key", "toleration:KEY=VALUE:EFFECT"),
+        (["toleration:=v:NoSchedule"], "names no taint key", "toleration:KEY:EFFECT"),
+        (["toleration:k=v:noschedule"],
+         "'noschedule' in tag 'toleration:k=v:noschedule' is not a taint effect: use "
+         "NoSchedule, PreferNoSchedule, NoExecute",
+         "did you mean 'toleration:k=v:NoSchedule'?"),
+        (["toleration:gpu:NoExecut"], "is not a taint effect",
+         "did you mean 'toleration:gpu:NoExecute'?"),
+        (["toleration:gpu:Bogus"], "is not a taint effect", "toleration:KEY=VALUE:EFFECT"),
+        (["toleration:gpu:"], "has ':' but no taint effect", "toleration:KEY:EFFECT"),
+        (["toleration:gpu=:NoSchedule"], "has '=' but no taint value",
+         "write toleration:gpu:EFFECT to tolerate any value"),
+        (["toleration:bad key"], "is not a Kubernetes taint key", "toleration:KEY"),
+        (["tolerations:gpu"], "unknown tag", "did you mean 'toleration:gpu'?"),
+    ],
+)
+def test_bad_env_node_selector_and_toleration_tags(tags: list[object], message: str,
+                                                   fix: str) -> None:
+    with pytest.raises(TagError) as err:
+        parse_tags(["step:t", *tags])
+    assert message in err.value.message
+    assert fix in (err.value.fix or "")
+
+
+def test_env_node_selector_and_toleration_options() -> None:
+    line = ("%%step t --env A=b=c --env URL=http://h:1 --env EMPTY= "
+            "--node-selector kubernetes.io/arch=amd64 "
+            "--toleration nvidia.com/gpu=present:NoSchedule --toleration spot:NoExecute "
+            "--toleration dedicated")
+    assert parse_header(line) == Directive(
+        role="step", step="t", env={"A": "b=c", "URL": "http://h:1", "EMPTY": ""},
+        node_selector={"kubernetes.io/arch": "amd64"},
+        tolerations=[Toleration("nvidia.com/gpu", "Equal", "present", "NoSchedule"),
+                     Toleration("spot", "Exists", None, "NoExecute"),
+                     Toleration("dedicated", "Exists")])
+
+
+@pytest.mark.parametrize(
+    ("line", "message", "fix"),
+    [
+        ("%%step t --env A", "'--env A' is not --env NAME=VALUE", "write --env NAME=VALUE"),
+        ("%%step t --env my.var=1", "'my.var' in tag '--env my.var=1' is not an environment "
+         "variable name", "write --env my_var=1"),
+        ("%%step t --node-selector pool", "is not --node-selector KEY=VALUE",
+         "--node-selector kubernetes.io/arch=amd64"),
+        ("%%step t --toleration k:noexecute", "is not a taint effect",
+         "did you mean '--toleration k:NoExecute'?"),
+        ("%%step t --toleration =x", "names no taint key", "write --toleration KEY=VALUE:EFFECT"),
+        ("%%step imports --env A=b", "takes no step options", "names a step"),
+        ("%%step imports --toleration k", "takes no step options", "names a step"),
+    ],
+)
+def test_bad_env_node_selector_and_toleration_options(line: str, message: str,
+                                                      fix: str) -> None:
+    with pytest.raises(TagError) as err:
+        parse_header(line)
+    assert message in err.value.message
+    assert fix in (err.value.fix or "")
+
+
+def test_tags_and_header_merge_env_node_selectors_and_tolerations() -> None:
+    tags = parse_tags(["step:a", "env:A:1", "env:B:1", "node-selector:pool:cpu",
+                       "toleration:k:NoSchedule"])
+    merged = tags.merge(parse_header("%%step a --env B=2 --node-selector pool=gpu "
+                                     "--toleration k:NoSchedule --toleration spot"))
+    assert merged == Directive(
+        role="step", step="a", env={"A": "1", "B": "2"}, node_selector={"pool": "gpu"},
+        tolerations=[Toleration("k", "Exists", None, "NoSchedule"), Toleration("spot", "Exists")])
+
+
+@pytest.mark.parametrize(
+    ("toleration", "spec", "as_dict"),
+    [
+        (Toleration("nvidia.com/gpu", "Equal", "present", "NoSchedule"),
+         "nvidia.com/gpu=present:NoSchedule",
+         {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
+          "effect": "NoSchedule"}),
+        (Toleration("spot", "Exists", None, "PreferNoSchedule"), "spot:PreferNoSchedule",
+         {"key": "spot", "operator": "Exists", "effect": "PreferNoSchedule"}),
+        (Toleration("dedicated", "Exists"), "dedicated",
+         {"key": "dedicated", "operator": "Exists"}),
+        (Toleration("team", "Equal", "ml"), "team=ml",
+         {"key": "team", "operator": "Equal", "value": "ml"}),
+    ],
+    ids=str,
+)
+def test_toleration_to_dict_and_spec_round_trip(toleration: Toleration, spec: str,
+                                               as_dict: dict[str, str]) -> None:
+    assert str(toleration) == spec
+    assert toleration.to_dict() == as_dict
+    assert parse_tags([f"toleration:{spec}"]).tolerations == [toleration]
+    assert parse_header(f"%%step t --toleration {spec}").tolerations == [toleration]

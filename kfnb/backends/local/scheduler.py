@@ -262,8 +262,10 @@ class Scheduler:
 
     def _step_env(self, r: _Running) -> dict[str, str]:
         """The step kernel's environment: this process's as it is now (a pooled kernel started
-        earlier), and where the step reports to."""
+        earlier), the step's own ``env`` over it, and where the step reports to (which the
+        step's ``env`` cannot change, nor the GPU ids a step that asks for GPUs is granted)."""
         env = dict(os.environ)
+        env.update(r.step.env)
         env.update(KFNB_HOME=str(self.store.home), KFNB_RUN_ID=self.run_id,
                    KFNB_STEP=r.step.name)
         if r.grant.request.gpus:
