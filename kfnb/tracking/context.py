@@ -7,11 +7,14 @@ at the entry point, and passed to the store explicitly.
 Outside a run the functions record nothing and warn once per process, so a notebook that logs
 metrics still runs interactively. Their arguments are checked either way: a metric that is not
 a number fails in Jupyter just as it would in the pipeline. With ``KFNB_METRICS_STDOUT=1`` (a
-Katib trial) ``log_metric`` also prints ``name=value`` lines for Katib's StdOut collector.
+Katib trial) ``log_metric`` also prints ``name=value`` lines for Katib's StdOut collector. With
+``KFNB_METRICS_FILE`` set (a step running in a Kubeflow Pipelines pod, where no store exists) both
+append JSON lines to that file, which the step's runner turns into its KFP metrics artifact.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -25,6 +28,7 @@ from .values import metric_value
 RUN_ENV = "KFNB_RUN_ID"
 STEP_ENV = "KFNB_STEP"
 STDOUT_ENV = "KFNB_METRICS_STDOUT"
+METRICS_FILE_ENV = "KFNB_METRICS_FILE"
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -66,9 +70,10 @@ def log_metric(name: str, value: Any, step: int | None = None) -> None:
     printed = os.environ.get(STDOUT_ENV, "").strip().lower() in _TRUE
     if printed:
         print(f"{name}={number!r}", file=sys.stdout, flush=True)
+    filed = _append({"metric": name, "value": number, "step": step})
     run = current_run()
     if run is None:
-        if not printed:
+        if not (printed or filed):
             _warn_once("log_metric")
         return
     store, run_id, source = run
@@ -77,9 +82,22 @@ def log_metric(name: str, value: Any, step: int | None = None) -> None:
 
 def log_param(name: str, value: Any) -> None:
     """Record parameter ``name`` of the current run (JSON; ``repr`` for what JSON cannot hold)."""
+    filed = _append({"param": name, "value": value})
     run = current_run()
     if run is None:
-        _warn_once("log_param")
+        if not filed:
+            _warn_once("log_param")
         return
     store, run_id, _ = run
     store.log_param(run_id, name, value)
+
+
+def _append(record: dict[str, Any]) -> bool:
+    """Append ``record`` to ``$KFNB_METRICS_FILE`` if set; whether it was."""
+    path = os.environ.get(METRICS_FILE_ENV, "").strip()
+    if not path:
+        return False
+    line = json.dumps(record, default=repr)
+    with _lock, open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+    return True

@@ -122,6 +122,8 @@ class Run:
     artifacts_dir: str
     steps: list[StepRun] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    # a run that lives elsewhere (KFP): its id there, UI link, host, namespace...; no runner pid
+    remote: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -140,5 +142,5 @@ class Run:
             "metrics": {k: _finite(v) for k, v in self.metrics.items()},
             "created_at": self.created_at, "started_at": self.started_at,
             "finished_at": self.finished_at, "error": self.error, "parent_id": self.parent_id,
-            "steps": [s.to_dict() for s in self.steps],
+            "remote": self.remote, "steps": [s.to_dict() for s in self.steps],
         }

@@ -10,7 +10,8 @@ Tables (JSON values are TEXT)::
 
     runs      id PK, kind, name, status, backend, notebook, notebook_hash, created_at,
               started_at, finished_at, error, parent_id, runner_pid, runner_host,
-              cancel_requested_at (v2), runner_started_at (v2)
+              cancel_requested_at (v2), runner_started_at (v2), remote JSON (v4: where a
+              run submitted elsewhere lives, e.g. its KFP run id, UI link, host, namespace)
     steps     (run_id, name) PK, position, status, attempt, started_at, finished_at,
               output_notebook, log, error JSON, gpus JSON, hash, cached_from (``run/step``)
     params    (run_id, name) PK, value JSON
@@ -115,6 +116,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "step cache: where a cached step's results came from, steps by content hash", (
         "ALTER TABLE steps ADD COLUMN cached_from TEXT",
         "CREATE INDEX steps_by_hash ON steps (hash, status)",
+    )),
+    Migration(4, "remote runs: the id, link and endpoint of a run submitted to a cluster", (
+        "ALTER TABLE runs ADD COLUMN remote TEXT",
     )),
 )
 LATEST = MIGRATIONS[-1].version

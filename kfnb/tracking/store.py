@@ -121,16 +121,20 @@ class Store:
     def create_run(self, *, kind: str, name: str, backend: str, notebook: str | None,
                    notebook_hash: str | None, params: Mapping[str, Any],
                    steps: Sequence[str] = (), parent_id: str | None = None,
-                   runner_pid: int | None = None) -> Run:
+                   runner_pid: int | None = None, remote: Mapping[str, Any] | None = None
+                   ) -> Run:
         """Record a new ``PENDING`` run (its steps ``PENDING``) and create its artifacts folder.
 
         ``runner_pid`` is the process that will drive the run (default: this one), which
-        ``recover()`` checks on later.
+        ``recover()`` checks on later. A ``remote`` run (one a cluster drives, e.g. on KFP) has
+        no runner here: ``recover()`` leaves it alone, its backend reads its status from there.
         """
         step_names = _names(steps, "step")
         _names(params, "parameter")
-        pid = os.getpid() if runner_pid is None else int(runner_pid)
-        runner_started = start_time(pid)
+        pid: int | None = None
+        if remote is None:
+            pid = os.getpid() if runner_pid is None else int(runner_pid)
+        runner_started = start_time(pid) if pid is not None else None
         with self._db.write() as conn:
             parent = None if parent_id is None else self._resolve(conn, parent_id)
             now = time.time()
@@ -138,10 +142,11 @@ class Store:
             run_id = new_run_id(now, newest)
             conn.execute(
                 "INSERT INTO runs (id, kind, name, status, backend, notebook, notebook_hash, "
-                "created_at, parent_id, runner_pid, runner_host, runner_started_at) "
-                "VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, parent_id, runner_pid, runner_host, runner_started_at, remote) "
+                "VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, kind, name, backend, notebook, notebook_hash, now, parent, pid,
-                 socket.gethostname(), runner_started))
+                 socket.gethostname(), runner_started,
+                 None if remote is None else to_json(dict(remote))))
             conn.executemany("INSERT INTO params (run_id, name, value) VALUES (?, ?, ?)",
                              [(run_id, k, to_json(v)) for k, v in params.items()])
             conn.executemany(
@@ -172,6 +177,17 @@ class Store:
                 (rid, step, rid))
             self._event(conn, rid, "step", {"step": step, "status": "PENDING", "attempt": 0},
                         time.time())
+
+    def set_remote(self, run_id: str, **fields: Any) -> Run:
+        """Add ``fields`` to a remote run's ``remote`` record (its id there, once known...)."""
+        with self._db.write() as conn:
+            rid = self._resolve(conn, run_id)
+            row = conn.execute("SELECT remote FROM runs WHERE id = ?", (rid,)).fetchone()
+            if row["remote"] is None:
+                raise TrackingError(f"run {rid} is not a remote run")
+            remote = {**from_json(row["remote"]), **fields}
+            conn.execute("UPDATE runs SET remote = ? WHERE id = ?", (to_json(remote), rid))
+            return self._load(conn, rid)
 
     def get_run(self, run_id: str) -> Run:
         with self._db.read() as conn:
@@ -497,6 +513,7 @@ class Store:
             runner_pid=r["runner_pid"], runner_host=r["runner_host"],
             artifacts_dir=str(self.runs_dir / r["id"]), steps=steps[r["id"]],
             metrics=metrics[r["id"]],
+            remote=None if r["remote"] is None else from_json(r["remote"]),
         ) for r in rows]
 
     @staticmethod

@@ -4,6 +4,7 @@ concurrent writers, schema migrations and the in-kernel API. Every store lives i
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import pickle
@@ -41,7 +42,7 @@ from kfnb.tracking.ids import new_run_id
 from kfnb.tracking.schema import LATEST, MIGRATIONS
 
 RUN_KEYS = {"id", "kind", "name", "status", "backend", "notebook", "params", "metrics",
-            "created_at", "started_at", "finished_at", "error", "parent_id", "steps"}
+            "created_at", "started_at", "finished_at", "error", "parent_id", "remote", "steps"}
 
 
 @pytest.fixture
@@ -581,14 +582,14 @@ def test_opening_a_v1_store_migrates_it(tmp_path: Path) -> None:
         conn.execute("PRAGMA user_version = 1")
     store = Store(home)
     with sqlite3.connect(store.db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST == 4
         columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"cancel_requested_at", "runner_started_at"} <= columns
+    assert {"cancel_requested_at", "runner_started_at", "remote"} <= columns
     assert {"runs_by_kind", "runs_by_parent", "runs_by_status", "steps_by_hash"} <= indexes
     old = store.get_run("2025")
-    assert (old.name, old.status, old.metrics, old.step("a").attempt) == (
-        "old", "RUNNING", {"acc": 0.5}, 1)
+    assert (old.name, old.status, old.metrics, old.step("a").attempt, old.remote) == (
+        "old", "RUNNING", {"acc": 0.5}, 1, None)
     assert not store.is_cancel_requested(old.id)
     assert store.request_cancel(old.id).status == "CANCELING"
     assert store.is_cancel_requested(old.id)
@@ -611,7 +612,7 @@ def test_stores_it_cannot_use(tmp_path: Path, prepare: Any, message: str) -> Non
 # -- inside a kernel ----------------------------------------------------------------------------
 @pytest.fixture
 def outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KFNB_RUN_ID", "KFNB_STEP", "KFNB_METRICS_STDOUT"):
+    for name in ("KFNB_RUN_ID", "KFNB_STEP", "KFNB_METRICS_STDOUT", "KFNB_METRICS_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(context, "_warned", False)
 
@@ -665,3 +666,37 @@ def test_metrics_stdout_switch(request: pytest.FixtureRequest, monkeypatch: pyte
     assert capsys.readouterr().out == "accuracy=0.9\nloss=0.25\n"
     if in_run:
         assert len(request.getfixturevalue("store").metrics(run.id)) == 2
+
+
+def test_a_remote_run_has_no_runner_and_recover_leaves_it(store: Store) -> None:
+    run = store.create_run(kind="pipeline", name="p", backend="kfp", notebook=None,
+                           notebook_hash=None, params={}, steps=["a"],
+                           remote={"host": "http://kfp", "namespace": "alice"})
+    assert run.runner_pid is None and run.remote == {"host": "http://kfp", "namespace": "alice"}
+    store.set_run_status(run.id, "RUNNING")
+    assert store.recover() == []
+    updated = store.set_remote(run.id, id="abc", url="http://kfp/#/runs/details/abc")
+    assert updated.remote == {"host": "http://kfp", "namespace": "alice", "id": "abc",
+                              "url": "http://kfp/#/runs/details/abc"}
+    assert store.get_run(run.id).to_dict()["remote"]["id"] == "abc"
+    local = store.create_run(kind="pipeline", name="p", backend="local", notebook=None,
+                             notebook_hash=None, params={})
+    with pytest.raises(TrackingError, match="not a remote run"):
+        store.set_remote(local.id, id="x")
+
+
+def test_metrics_file_sink_in_a_kfp_pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        outside: None) -> None:
+    """In a Kubeflow Pipelines pod there is no store: log_metric/log_param append JSON lines to
+    $KFNB_METRICS_FILE, which the step's runner turns into its Metrics artifact."""
+    sink = tmp_path / "metrics.jsonl"
+    monkeypatch.setenv("KFNB_METRICS_FILE", str(sink))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # recorded somewhere: no "not inside a run" warning
+        log_metric("loss", np.float32(0.5), step=2)
+        log_metric("acc", 0.75)
+        log_param("lr", 0.1)
+    lines = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert lines == [{"metric": "loss", "value": 0.5, "step": 2},
+                     {"metric": "acc", "value": 0.75, "step": None},
+                     {"param": "lr", "value": 0.1}]
