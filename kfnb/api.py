@@ -7,12 +7,14 @@ it shows the same thing as ``kfnb show`` and the Jupyter side panel.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .backends import RunHandle, RunView, get_backend
+from .backends import Backend, BackendError, RunHandle, RunView, get_backend
+from .backends.kfp.compiler import Compiled, compile_pipeline
 from .dag import Pipeline
 from .params import resolve_params
 from .tracking import TERMINAL_RUN, StepRun, Store
@@ -81,7 +83,7 @@ def run(notebook: str | Path | Pipeline, params: Mapping[str, Any] | None = None
     pipeline = notebook if isinstance(notebook, Pipeline) else Pipeline.from_notebook(notebook)
     values = resolve_params(pipeline, params)
     cls = get_backend(backend)
-    cfg = config if config is not None else cls.config_class(**options)
+    cfg = config if config is not None else _config(cls, options)
     store = store if store is not None else Store()
     handle = cls(cfg).submit(pipeline, values, store)
     result = PipelineRun(store, handle.id, handle)
@@ -90,7 +92,39 @@ def run(notebook: str | Path | Pipeline, params: Mapping[str, Any] | None = None
     return result
 
 
+def _config(cls: type[Backend], options: Mapping[str, Any]) -> Any:
+    """The backend's config from keyword options; an unknown one is named with the known ones."""
+    known = [f.name for f in dataclasses.fields(cls.config_class)]
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise BackendError(f"backend {cls.name!r} has no option {', '.join(map(repr, unknown))}. "
+                           f"Fix: use one of: {', '.join(known)}")
+    return cls.config_class(**options)
+
+
 def get_run(run_id: str, store: Store | None = None) -> PipelineRun:
-    """A run recorded in the store (by id or unique id prefix)."""
+    """A run recorded in the store (by id or unique id prefix); a remote run still going on is
+    followed through its backend (``wait`` and ``cancel`` reach the cluster)."""
     store = store if store is not None else Store()
-    return PipelineRun(store, store.get_run(run_id).id)
+    record = store.get_run(run_id)
+    handle = None
+    if record.remote is not None and not record.done:
+        handle = get_backend(record.backend)().attach(store, record.id)
+    return PipelineRun(store, record.id, handle)
+
+
+def compile(notebook: str | Path | Pipeline, output: str | Path, *, image: str | None = None,
+            accelerator: str | None = None, packages: Sequence[str] = (),
+            cache: bool = True) -> Compiled:
+    """Compile a notebook to a Kubeflow Pipelines v2 pipeline (IR YAML) at ``output``.
+
+    ``image`` is the base image of steps whose notebook names none; ``accelerator`` what a
+    step's GPU count asks for (default ``nvidia.com/gpu``); ``packages`` are pip-installed when
+    a step's pod starts (none by default: the image should hold them).
+    """
+    from .backends.kfp import KfpConfig
+
+    pipeline = notebook if isinstance(notebook, Pipeline) else Pipeline.from_notebook(notebook)
+    cfg = KfpConfig(image=image, accelerator=accelerator, packages=tuple(packages),
+                    cache=cache).resolved()
+    return compile_pipeline(pipeline, output, cfg.compile_options())

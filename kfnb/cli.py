@@ -42,6 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder where steps exchange values (default: OUTPUT/data)")
     mat.set_defaults(func=cmd_materialize)
 
+    comp = sub.add_parser("compile", help="compile a notebook to a Kubeflow Pipelines v2 "
+                          "pipeline (IR YAML)")
+    comp.add_argument("notebook", type=Path)
+    comp.add_argument("-o", "--output", type=Path, required=True, help="the YAML file to write")
+    comp.add_argument("--image", help="base image of steps that name none (default: the "
+                      "notebook's, else the config file's, else kfnb's runtime image)")
+    comp.add_argument("--accelerator", metavar="RESOURCE",
+                      help="what a step's GPU count asks for (default: nvidia.com/gpu)")
+    comp.add_argument("--package", action="append", default=[], metavar="REQ",
+                      help="pip-install REQ when a step's pod starts (repeatable; default: "
+                           "none, the image holds what steps need)")
+    comp.add_argument("--no-cache", action="store_true",
+                      help="never let KFP reuse a cached result of a step")
+    comp.set_defaults(func=cmd_compile)
+
     run = sub.add_parser("run", help="run a notebook as a pipeline")
     run.add_argument("notebook", type=Path)
     run.add_argument("-p", "--param", nargs=2, action="append", default=[],
@@ -55,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preload", action="append", default=[], metavar="MODULE",
                      help="import MODULE once in the kernel fork server, for every step's "
                           "kernel (local; repeatable, e.g. --preload numpy --preload pandas)")
+    kfp = run.add_argument_group("Kubeflow Pipelines (--backend kfp)")
+    kfp.add_argument("--host", help="the KFP API URL (default: $KFNB_KFP_HOST, the config "
+                     "file, or the in-cluster service inside a Kubeflow notebook pod)")
+    kfp.add_argument("--namespace", help="the Kubeflow profile namespace to run in")
+    kfp.add_argument("--experiment", help="the experiment (created if missing; default: the "
+                     "notebook's, else the pipeline name)")
+    kfp.add_argument("--image", help="base image of steps that name none")
+    kfp.add_argument("--detach", action="store_true",
+                     help="submit and return; follow later with `kfnb show RUN`")
     run.add_argument("--json", action="store_true", help="print the final run record as JSON")
     run.set_defaults(func=cmd_run)
 
@@ -138,15 +162,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .params import load_params_file, resolve_params
 
     options: dict[str, Any] = {"max_parallel": args.max_parallel} if args.max_parallel else {}
+    remote = {k: getattr(args, k) for k in ("host", "namespace", "experiment", "image")
+              if getattr(args, k)}
     if args.backend == "local":  # this process ends with the run: keep no kernels warm after it
+        if remote or args.detach:
+            given = ", ".join(f"--{k}" for k in [*remote, *(["detach"] if args.detach else [])])
+            raise KfnbError(f"{given}: only for --backend kfp. Fix: add --backend kfp, or "
+                            "drop them to run here")
         options.update(pool_size=0, cache=not args.no_cache, preload=tuple(args.preload))
-    elif args.no_cache:
-        options["cache"] = False
+    else:
+        options.update(remote)
+        if args.no_cache:
+            options["cache"] = False
     pipeline = Pipeline.from_notebook(args.notebook)
     values = load_params_file(args.params_file) if args.params_file else {}
     params = resolve_params(pipeline, values, [tuple(p) for p in args.param])
     result = run(pipeline, params, backend=args.backend, wait=False, store=_store(), **options)
     out = sys.stderr if args.json else sys.stdout
+    record = result.record
+    if record.remote:
+        print(f"submitted run {record.id} to {record.remote.get('host')}: "
+              f"{record.remote.get('url')}", file=out, flush=True)
+        if args.detach:
+            print(f"follow it with: kfnb show {record.id}", file=out)
+            if args.json:
+                print(json.dumps(record.to_dict(), indent=2, default=repr))
+            return 0
     try:
         record = progress.follow(lambda: result.record, out=out,
                                  sleep=lambda seconds: result.wait(timeout=seconds))
@@ -162,10 +203,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if record.status == "SUCCEEDED" else 1
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .api import compile
+
+    pipeline = Pipeline.from_notebook(args.notebook)
+    compiled = compile(pipeline, args.output, image=args.image, accelerator=args.accelerator,
+                       packages=args.package, cache=not args.no_cache)
+    order = [s.name for s in pipeline.toposort()]
+    print(f"wrote {args.output}: Kubeflow Pipelines v2 pipeline {compiled.name!r}, "
+          f"{len(order)} steps ({' -> '.join(order)})")
+    if compiled.parameters:
+        print("  parameters: " + ", ".join(f"{k}: {v}" for k, v in compiled.parameters.items()))
+    for step in pipeline.steps:
+        extra = [f"{k}={v}" for k, v in step.resources.items() if k not in ("cpu", "memory")]
+        if extra:
+            print(f"  {step.name}: " + ", ".join(extra))
+    print(f"submit it: kfnb run {args.notebook} --backend kfp --host URL")
+    return 0
+
+
+def _refresh(record: Any, store: Any) -> Any:
+    """Bring a remote run that is still going on up to date (a warning if the cluster cannot
+    be asked); return its record."""
+    if record.remote is None or record.done:
+        return record
+    from .backends import get_backend
+
+    try:
+        get_backend(record.backend)().attach(store, record.id).refresh()
+    except KfnbError as err:
+        print(f"kfnb: warning: run {record.id} shows its last known state: {err}",
+              file=sys.stderr)
+    return store.get_run(record.id)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from .progress import elapsed
 
-    records = _store().list_runs(limit=args.limit)
+    store = _store()
+    records = [_refresh(r, store) for r in store.list_runs(limit=args.limit)]
     if args.json:
         print(json.dumps([r.to_dict() for r in records], indent=2, default=repr))
         return 0
@@ -186,11 +262,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from . import progress
 
-    record = _store().get_run(args.run)
+    store = _store()
+    record = _refresh(store.get_run(args.run), store)
     if args.json:
         print(json.dumps(record.to_dict(), indent=2, default=repr))
         return 0
     print("\n".join(progress.render(record)))
+    if record.remote and record.remote.get("url"):
+        print(f"  on {record.remote.get('host')}: {record.remote['url']}")
     if record.params:
         print("  params: " + ", ".join(f"{k}={v!r}" for k, v in record.params.items()))
     print("\n".join(progress.summary(record)[1:]))
@@ -234,13 +313,12 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     if record.status in TERMINAL_RUN:
         print(f"run {record.id} already ended: {record.status}")
         return 0
-    store.request_cancel(record.id)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        record = store.get_run(record.id)
-        if record.status in TERMINAL_RUN:
-            break
-        time.sleep(0.2)
+    from .backends import get_backend
+
+    handle = get_backend(record.backend)().attach(store, record.id)
+    handle.cancel()
+    handle.wait(timeout=60)
+    record = store.get_run(record.id)
     print(f"run {record.id}: {record.status}")
     return 0 if record.status == "CANCELED" else 1
 
@@ -290,6 +368,9 @@ def _settings(step: Step) -> list[str]:
     settings += [f"timeout={step.timeout:g}s"] if step.timeout else []
     settings += [f"label {k}={v}" for k, v in step.labels.items()]
     settings += [f"annotation {k}={v}" for k, v in step.annotations.items()]
+    settings += [f"env {k}={v}" for k, v in step.env.items()]
+    settings += [f"node-selector {k}={v}" for k, v in step.node_selector.items()]
+    settings += [f"toleration {t}" for t in step.tolerations]
     return settings
 
 

@@ -1,9 +1,10 @@
 """Pipeline backends: where a pipeline runs. A registry by name, like papermill's engines.
 
 A backend takes a linked ``Pipeline`` and checked parameter values, records the run in the run
-store and returns a ``RunHandle`` to follow it. ``local`` (this machine, the default) is built in;
-others register with ``register(name, cls)`` or through the ``kfnb.backends`` entry point group.
-Each backend has a typed config (a dataclass) of its own.
+store and returns a ``RunHandle`` to follow it; ``attach`` gives a handle on a run it started
+earlier. ``local`` (this machine, the default) and ``kfp`` (Kubeflow Pipelines) are built in;
+others register with ``register(name, cls)`` or through the ``kfnb.backends`` entry point
+group. Each backend has a typed config (a dataclass) of its own.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import abc
 import difflib
 import threading
+import time
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
@@ -68,6 +70,29 @@ class RunHandle(RunView, abc.ABC):
     def cancel(self) -> None:
         """Ask the run to stop; ``wait()`` returns once it has."""
 
+    def refresh(self) -> str:
+        """Bring what the backend knows of the run into the store (a remote run's status);
+        return the status. Runs driven by a process of this machine are always up to date."""
+        return self.status
+
+
+class StoreRunHandle(RunHandle):
+    """A run followed through the store alone: another process (a runner) drives it."""
+
+    poll = 0.2
+
+    def wait(self, timeout: float | None = None) -> str:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            time.sleep(self.poll if left is None else min(self.poll, left))
+        return self.status
+
+    def cancel(self) -> None:
+        self.store.request_cancel(self.id)
+
 
 class Backend(abc.ABC):
     """Runs pipelines somewhere. Subclasses set ``name`` and ``config_class``."""
@@ -81,6 +106,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def submit(self, pipeline: Pipeline, params: Mapping[str, Any], store: Store) -> RunHandle:
         """Check the pipeline fits this backend, record a run and start it."""
+
+    def attach(self, store: Store, run_id: str) -> RunHandle:
+        """A handle on a run this backend started earlier, maybe in another process."""
+        return StoreRunHandle(store, store.resolve_id(run_id))
 
 
 _registry: dict[str, type[Backend]] = {}
@@ -110,6 +139,10 @@ def _builtin() -> None:
             from .local import LocalBackend
 
             register("local", LocalBackend)
+        if "kfp" not in _registry:
+            from .kfp import KfpBackend
+
+            register("kfp", KfpBackend)
         if not _entry_points_loaded:
             _entry_points_loaded = True
             register_entry_points()
