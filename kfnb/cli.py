@@ -8,6 +8,7 @@ traceback is shown only with ``--debug`` or ``KFNB_DEBUG=1``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -55,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "none, the image holds what steps need)")
     comp.add_argument("--no-cache", action="store_true",
                       help="never let KFP reuse a cached result of a step")
+    comp.add_argument("--run-local", action="store_true",
+                      help="then run the compiled pipeline here with KFP's local runner "
+                           "(kfp.local: the pods' code, without a cluster)")
+    comp.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                      metavar=("NAME", "VALUE"), help="a parameter value for --run-local")
     comp.set_defaults(func=cmd_compile)
 
     run = sub.add_parser("run", help="run a notebook as a pipeline")
@@ -218,7 +224,21 @@ def cmd_compile(args: argparse.Namespace) -> int:
         extra = [f"{k}={v}" for k, v in step.resources.items() if k not in ("cpu", "memory")]
         if extra:
             print(f"  {step.name}: " + ", ".join(extra))
-    print(f"submit it: kfnb run {args.notebook} --backend kfp --host URL")
+    if not args.run_local:
+        print(f"submit it: kfnb run {args.notebook} --backend kfp --host URL")
+        return 0
+    from .backends.kfp.local_run import run_compiled
+    from .params import resolve_params
+
+    params = resolve_params(pipeline, {}, [tuple(p) for p in args.param])
+    print("running it with kfp.local ...", flush=True)
+    started = time.monotonic()
+    with contextlib.redirect_stdout(sys.stderr):  # kfp.local's own task logs
+        result = run_compiled(compiled, params)
+    print(f"kfp.local: all {len(order)} steps succeeded in {time.monotonic() - started:.1f}s; "
+          f"artifacts in {result.root}")
+    for name, value in result.metrics().items():
+        print(f"  {name} = {value:g}")
     return 0
 
 

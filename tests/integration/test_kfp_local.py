@@ -77,3 +77,18 @@ def test_a_failing_step_fails_the_kfp_local_run_naming_it(
     executed = (boom / "kfnb_notebook").read_text()
     assert "ValueError" in executed and "bad total 6" in executed
     assert not (runs[0] / "after").exists()
+
+
+def test_kfnb_compile_run_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                write_notebook: Callable[..., Path],
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    from kfnb.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    path = write_notebook("one", ("pipeline-parameters", "n = 3"),
+                          ("step:square", "squared = n * n"),
+                          ("pipeline-metrics", "print(squared)"))
+    assert main(["compile", str(path), "-o", str(tmp_path / "one.yaml"), "--run-local",
+                 "-p", "n", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "kfp.local: all 1 steps succeeded" in out and "squared = 49" in out

@@ -4,7 +4,7 @@ Each step becomes a lightweight Python component whose function has the step's e
 and three lines of body (``component_source``): run the step notebook with papermill
 (``kfnb.backends.kfp.pod.run_step``). The step notebook itself travels inside the component (a
 gzipped, base64 literal in the function, so in the task's command): a pod needs no object store,
-no download and no ``pip install``, only an image with kfnb (``docker/runtime.Dockerfile``). The
+no download and no ``pip install``, only an image with kfnb (``images/runtime.Dockerfile``). The
 same notebook always compiles to the same YAML. Interfaces:
 
 - the pipeline parameters a step reads (with the prelude's) are KFP parameters of their types;

@@ -2,7 +2,7 @@
 # papermill, ipykernel and the data extra, so a step's pod downloads and installs nothing.
 #
 #   python -m build --wheel                       # from a checkout (needs Node.js for the UI)
-#   docker build -f docker/runtime.Dockerfile -t kfnb/runtime:0.1.0 .
+#   docker build -f images/runtime.Dockerfile -t kfnb/runtime:0.1.0 .
 #   docker tag kfnb/runtime:0.1.0 REGISTRY/kfnb/runtime:0.1.0 && docker push ...
 #
 # Then compile with `--image REGISTRY/kfnb/runtime:0.1.0` (or `kfp: {image: ...}` in the kfnb
