@@ -2,7 +2,7 @@
 
 Skipped unless ``KFNB_KFP_HOST`` is set (with ``KFNB_KFP_NAMESPACE``, ``KFNB_KFP_TOKEN`` or
 ``KFNB_KFP_COOKIES`` as the deployment needs, and ``KFNB_KFP_IMAGE``: an image holding this kfnb,
-see docker/runtime.Dockerfile). Nothing here can run on machines without a cluster.
+see images/runtime.Dockerfile). Nothing here can run on machines without a cluster.
 """
 
 from __future__ import annotations
