@@ -31,6 +31,7 @@ from .compiler import Compiled, CompileOptions, compile_pipeline
 from .connect import Endpoint, KfpError
 
 __all__ = ["KfpBackend", "KfpConfig", "KfpError", "KfpRunHandle"]
+CONNECTION = ("host", "namespace", "token", "cookies")
 
 
 @dataclass
@@ -45,9 +46,9 @@ class KfpConfig:
     image: str | None = None  # base image of steps that name none (tag or notebook default)
     accelerator: str | None = None  # what a GPU count asks for (default nvidia.com/gpu)
     packages: tuple[str, ...] = ()  # pip-installed at pod start; none by default
-    cache: bool = True
+    cache: bool | None = None  # None: True (KFP may reuse a step's cached result)
     service_account: str | None = None
-    poll_interval: float = 5.0
+    poll_interval: float | None = None  # seconds between status requests; None: 5
     run_name: str | None = None
 
     def resolved(self) -> KfpConfig:
@@ -62,13 +63,19 @@ class KfpConfig:
                                   f"Fix: {hint}use one of: {', '.join(sorted(known))}")
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for key, value in settings.items():
-            if values.get(key) in (None, ()):
+            # where to connect is resolved by ``connect.resolve``: flags, then the environment,
+            # then this file; so the file must not pose as a flag here
+            if key not in CONNECTION and values.get(key) in (None, ()):
                 values[key] = tuple(value) if key == "packages" else value
         return KfpConfig(**values)
 
+    @property
+    def interval(self) -> float:
+        return 5.0 if self.poll_interval is None else float(self.poll_interval)
+
     def compile_options(self) -> CompileOptions:
         return CompileOptions(image=self.image, accelerator=self.accelerator or GPU,
-                              packages=tuple(self.packages), cache=self.cache)
+                              packages=tuple(self.packages), cache=self.cache is not False)
 
     def endpoint(self, host: str | None = None, namespace: str | None = None) -> Endpoint:
         return connect.resolve(host or self.host, namespace or self.namespace, self.token,
@@ -92,7 +99,7 @@ class KfpRunHandle(RunHandle):
 
     def refresh(self) -> str:
         remote = self.remote
-        with connect.calling(self.endpoint, f"report run {remote.get('id')}"):
+        with connect.calling(self.endpoint, f"read the state of run {remote.get('id')}"):
             kfp_run = self.client.get_run(remote["id"])
         self._last_poll = time.monotonic()
         return sync.apply(self.store, self.id, kfp_run, remote.get("tasks", {}))
@@ -148,7 +155,7 @@ class KfpBackend(Backend):
         store.add_artifact(run.id, "pipeline.yaml", saved)
         store.event(run.id, "submitted", {"backend": self.name, "host": endpoint.host,
                                           "kfp_run_id": kfp_run_id})
-        return KfpRunHandle(store, run.id, client, endpoint, cfg.poll_interval)
+        return KfpRunHandle(store, run.id, client, endpoint, cfg.interval)
 
     def attach(self, store: Store, run_id: str) -> RunHandle:
         record = store.get_run(run_id)
@@ -158,16 +165,15 @@ class KfpBackend(Backend):
                            f"(backend {record.backend})")
         cfg = self.config.resolved()
         endpoint = cfg.endpoint(remote.get("host"), remote.get("namespace"))
-        return KfpRunHandle(store, record.id, connect.client(endpoint), endpoint,
-                            cfg.poll_interval)
+        return KfpRunHandle(store, record.id, connect.client(endpoint), endpoint, cfg.interval)
 
 
 def _create_run(client: Any, endpoint: Endpoint, compiled: Compiled, params: dict[str, Any],
                 experiment: str, run_name: str, cfg: KfpConfig) -> tuple[str, str]:
     quiet = contextlib.redirect_stdout(io.StringIO())  # the SDK prints links; kfnb shows them
-    with connect.calling(endpoint, f"find or create experiment {experiment!r} in"), quiet:
+    with connect.calling(endpoint, f"find or create experiment {experiment!r}"), quiet:
         exp = client.create_experiment(experiment, namespace=endpoint.namespace)
-    with connect.calling(endpoint, "create a run in"), contextlib.redirect_stdout(io.StringIO()):
+    with connect.calling(endpoint, "create the run"), contextlib.redirect_stdout(io.StringIO()):
         result = client.create_run_from_pipeline_package(
             str(compiled.path), arguments=params, run_name=run_name,
             experiment_id=exp.experiment_id, service_account=cfg.service_account)

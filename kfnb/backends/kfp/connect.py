@@ -116,13 +116,9 @@ def probe(endpoint: Endpoint, timeout: float = 15.0) -> None:
             response.read()
     except urllib.error.HTTPError as err:
         detail = _message(err.read(), err.reason)
-        raise _http_error(endpoint, "answer", err.code, detail) from err
+        raise _http_error(endpoint, "connect", err.code, detail) from err
     except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise KfpError(
-            f"cannot connect to Kubeflow Pipelines at {endpoint.where}: {reason}. Fix: check "
-            "the URL and that the API is reachable from here (VPN, port-forward: kubectl "
-            "port-forward -n kubeflow svc/ml-pipeline-ui 8080:80)") from err
+        raise _connect_error(endpoint, "connect", getattr(err, "reason", err)) from err
 
 
 def client(endpoint: Endpoint) -> Any:
@@ -135,7 +131,7 @@ def client(endpoint: Endpoint) -> Any:
         raise MissingDependencyError("kfp", "kfp", "submitting to Kubeflow Pipelines") from err
     credentials = (ServiceAccountTokenVolumeCredentials(endpoint.token_path)
                    if endpoint.token_path else None)
-    with warnings.catch_warnings(), calling(endpoint, "connect to"):
+    with warnings.catch_warnings(), calling(endpoint, "connect"):
         warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP 2.0.0-beta.2+"
         return kfp.Client(host=endpoint.host, namespace=endpoint.namespace or "kubeflow",
                           existing_token=endpoint.token, cookies=endpoint.cookies,
@@ -155,17 +151,21 @@ def calling(endpoint: Endpoint, action: str) -> Iterator[None]:
             detail = _message(getattr(err, "body", None), getattr(err, "reason", None))
             raise _http_error(endpoint, action, status, detail) from err
         if _is_connection_error(err):
-            raise KfpError(
-                f"cannot {action} Kubeflow Pipelines at {endpoint.where}: {_first_line(err)}. "
-                "Fix: check the URL and that the API is reachable from here (VPN, "
-                "port-forward: kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80)"
-            ) from err
+            raise _connect_error(endpoint, action, _first_line(err)) from err
         raise
 
 
+def _connect_error(endpoint: Endpoint, action: str, reason: object) -> KfpError:
+    what = "" if action == "connect" else f"cannot {action}: "
+    return KfpError(
+        f"{what}cannot connect to Kubeflow Pipelines at {endpoint.where}: {reason}. Fix: check "
+        "the URL and that the API is reachable from here (VPN, port-forward: kubectl "
+        "port-forward -n kubeflow svc/ml-pipeline-ui 8080:80)")
+
+
 def _http_error(endpoint: Endpoint, action: str, status: int, detail: str) -> KfpError:
-    base = f"Kubeflow Pipelines at {endpoint.where} refused to {action} (HTTP {status}"
-    base += f": {detail})" if detail else ")"
+    base = f"cannot {action}: Kubeflow Pipelines at {endpoint.where} answered HTTP {status}"
+    base += f": {detail}" if detail else ""
     if status == 401:
         return KfpError(f"{base}. Fix: authenticate: pass a token (KFNB_KFP_TOKEN) or the "
                         f"session cookie of a logged-in browser (KFNB_KFP_COOKIES="
