@@ -11,13 +11,15 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backends import Backend, BackendError, RunHandle, RunView, get_backend
-from .backends.kfp.compiler import Compiled, compile_pipeline
 from .dag import Pipeline
 from .params import resolve_params
 from .tracking import TERMINAL_RUN, StepRun, Store
+
+if TYPE_CHECKING:
+    from .backends.kfp.compiler import Compiled
 
 
 class PipelineRun(RunView):
@@ -123,6 +125,7 @@ def compile(notebook: str | Path | Pipeline, output: str | Path, *, image: str |
     a step's pod starts (none by default: the image should hold them).
     """
     from .backends.kfp import KfpConfig
+    from .backends.kfp.compiler import compile_pipeline
 
     pipeline = notebook if isinstance(notebook, Pipeline) else Pipeline.from_notebook(notebook)
     cfg = KfpConfig(image=image, accelerator=accelerator, packages=tuple(packages),

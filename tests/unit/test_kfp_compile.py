@@ -234,3 +234,14 @@ def test_the_cli_compiles_and_names_gpu_steps(tmp_path: Path,
     spec, _ = load_spec(out)
     assert json.dumps(dict(spec)).count('"image": "img:2"') == 2
     assert main(["compile", str(tmp_path / "missing.ipynb"), "-o", str(out)]) == 2
+
+
+def test_the_kfp_backend_costs_nothing_until_used() -> None:
+    """Registering the kfp backend (every `kfnb run`) imports neither the kfp SDK nor nbformat."""
+    import subprocess
+    import sys
+
+    code = ("import sys, kfnb.api, kfnb.backends; assert 'kfp' in kfnb.backends.backends(); "
+            "print(sorted(m for m in ('kfp', 'nbformat', 'kfp_server_api') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

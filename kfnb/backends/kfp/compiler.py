@@ -37,7 +37,6 @@ from typing import Any
 from ... import __version__
 from ...dag import GPU, Pipeline, Step
 from ...errors import KfnbError, MissingDependencyError
-from ...materialize import step_notebook
 
 DEFAULT_IMAGE = f"kfnb/runtime:{__version__.split('+')[0]}"
 PARAM_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool,
@@ -148,6 +147,8 @@ def component_source(pipeline: Pipeline, step: Step) -> tuple[str, str]:
         args.append(f"{DATA}: Output[Dataset]")
     args += [f"{METRICS}: Output[Metrics]", f"{NOTEBOOK}: Output[Artifact]",
              f"{HTML}: Output[HTML]"]
+    from ...materialize import step_notebook
+
     params = ", ".join(f"{p!r}: {p}" for p in step_params(pipeline, step))
     inputs = ", ".join(f"{u!r}: {input_name(u)}.path" for u in upstreams(step))
     metrics = [m.name for m in pipeline.metrics if m.step == step.name]
