@@ -349,9 +349,10 @@ def render(pipeline: Pipeline) -> str:
     out = [f"Pipeline {pipeline.name}" + (f"  ({pipeline.source})" if pipeline.source else "")]
     if pipeline.description:
         out.append(f"  {pipeline.description}")
-    if pipeline.experiment or pipeline.image:
+    if pipeline.experiment or pipeline.image or pipeline.files:
         extra = [f"experiment: {pipeline.experiment}"] if pipeline.experiment else []
         extra += [f"image: {pipeline.image}"] if pipeline.image else []
+        extra += [f"files: {', '.join(pipeline.files)}"] if pipeline.files else []
         out.append("  " + "   ".join(extra))
     if pipeline.parameters:
         out.append("")

@@ -180,6 +180,9 @@ class Pipeline:
     image: str | None = None
     source: str | None = None
     kernel: dict[str, Any] = field(default_factory=dict)
+    # data files the steps read, as globs relative to the notebook's folder: a compiled
+    # pipeline carries them to the pods (locally the steps find them where they are)
+    files: list[str] = field(default_factory=list)
     prelude_facts: CodeFacts | None = field(default=None, repr=False, compare=False)
 
     # -- construction -----------------------------------------------------------------------
@@ -431,6 +434,7 @@ class Pipeline:
             "experiment": self.experiment,
             "image": self.image,
             "source": self.source,
+            "files": list(self.files),
             "parameters": {n: p.to_dict() for n, p in self.parameters.items()},
             "prelude": [c.index for c in self.prelude],
             "steps": [s.to_dict() for s in self.steps],

@@ -280,6 +280,7 @@ class _Walk:
             description=self.settings.description,
             experiment=self.settings.experiment,
             image=self.settings.image,
+            files=list(self.settings.files),
             source=self.where,
             kernel={k: meta[k] for k in ("kernelspec", "language_info") if k in meta},
         )

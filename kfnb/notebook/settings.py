@@ -3,12 +3,15 @@
 kfnb's own key ``kfnb`` wins over Kale's ``kubeflow_notebook``; both may be present::
 
     "kfnb": {"name": "churn", "description": "...", "experiment": "churn-dev",
-             "image": "python:3.11", "steps_defaults": ["limit:memory:2Gi", "label:team:ml"]}
+             "image": "python:3.11", "steps_defaults": ["limit:memory:2Gi", "label:team:ml"],
+             "files": ["data/*.csv"]}
     "kubeflow_notebook": {"pipeline_name": "churn", "pipeline_description": "...",
                           "experiment_name": "churn-dev", "experiment": {"name": "..."},
                           "docker_image": "...", "steps_defaults": ["label:team:ml"]}
 
-``steps_defaults`` use the tag language (``limit:``, ``label:``, ``annotation:``, ``image:``,
+``files`` lists the data files the steps read (globs relative to the notebook's folder): a
+compiled pipeline carries them to its pods. ``steps_defaults`` use the tag language
+(``limit:``, ``label:``, ``annotation:``, ``image:``,
 ``retries:``, ``timeout:``, ``cache:``, ``env:``, ``node-selector:``, ``toleration:``) and apply
 to every step unless the step sets its own; a step's env, node selector and labels are merged
 over the defaults key by key, its tolerations added to the defaults'. The object form Kale's UI
@@ -35,6 +38,7 @@ class Settings:
     description: str = ""
     experiment: str | None = None
     image: str | None = None
+    files: list[str] = field(default_factory=list)
     defaults: Directive = field(default_factory=Directive)
 
 
@@ -55,6 +59,7 @@ def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Setti
         experiment=own.get("experiment") or kale.get("experiment_name") or kale_experiment
         or None,
         image=own.get("image") or kale.get("docker_image") or None,
+        files=_files(own.get("files"), path),
     )
     defaults = Directive()
     for key, source in ((KALE_KEY, kale), (KFNB_KEY, own)):
@@ -74,6 +79,24 @@ def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Setti
         defaults = defaults.merge(parsed)
     settings.defaults = defaults
     return settings
+
+
+def _files(value: Any, path: str | None) -> list[str]:
+    """``kfnb.files``: globs of data files relative to the notebook's folder, inside it."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise NotebookError("notebook metadata kfnb.files must be a list of file patterns",
+                            fix='write e.g. "files": ["data/*.csv", "lookup.json"]', path=path)
+    for pattern in value:
+        parts = pattern.replace("\\", "/").split("/")
+        if pattern.startswith(("/", "~")) or ".." in parts:
+            raise NotebookError(f"notebook metadata kfnb.files: {pattern!r} leaves the "
+                                "notebook's folder", fix="list files in the notebook's folder "
+                                "or below it, relative to it (e.g. data/sales.csv)", path=path)
+    return [v.strip() for v in value]
 
 
 def _flatten(parsed: Mapping[str, Any]) -> list[str]:

@@ -92,3 +92,22 @@ def test_kfnb_compile_run_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                  "-p", "n", "7"]) == 0
     out = capsys.readouterr().out
     assert "kfp.local: all 1 steps succeeded" in out and "squared = 49" in out
+
+
+def test_data_files_reach_the_pods_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        write_notebook: Callable[..., Path]) -> None:
+    """A step that reads a file next to the notebook works under kfp.local run from elsewhere:
+    the compiled pipeline carries the files listed in kfnb.files."""
+    path = write_notebook(
+        "reads", ("step:load", "import csv\nrows = list(csv.reader(open('data/values.csv')))"),
+        ("step:total", "total = sum(int(r[0]) for r in rows)"),
+        ("pipeline-metrics", "print(total)"), metadata={"kfnb": {"files": ["data/*.csv"]}})
+    (path.parent / "data").mkdir()
+    (path.parent / "data" / "values.csv").write_text("1\n2\n39\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    remote = run_compiled(kfnb.compile(path, tmp_path / "reads.yaml"),
+                          pipeline_root=tmp_path / "root")
+    assert remote.metrics() == {"total": 42.0}
+    assert list(elsewhere.iterdir()) == []  # the pods' folders are their own

@@ -27,6 +27,7 @@ from kfnb.backends.kfp.compiler import (
     compile_pipeline,
     load_spec,
 )
+from kfnb.errors import NotebookError
 from kfnb.materialize import step_notebook
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "kfp" / "settings_pipeline.yaml"
@@ -245,3 +246,60 @@ def test_the_kfp_backend_costs_nothing_until_used() -> None:
             "print(sorted(m for m in ('kfp', 'nbformat', 'kfp_server_api') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def files_notebook(tmp_path: Path, files: Any) -> Path:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "a.csv").write_text("x\n1\n2\n")
+    (tmp_path / "data" / "b.csv").write_text("x\n3\n")
+    (tmp_path / "notes.txt").write_text("not shipped")
+    path = tmp_path / "reads.ipynb"
+    nbformat.write(build_notebook(("step:load", "text = open('data/a.csv').read()"),
+                                  ("step:use", "n = len(text)"),
+                                  metadata={"kfnb": {"files": files}}), path)
+    return path
+
+
+def test_data_files_travel_with_every_step(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from kfnb.backends.kfp.compiler import files_archive
+
+    pipeline = Pipeline.from_notebook(files_notebook(tmp_path, ["data/*.csv"]))
+    assert pipeline.files == ["data/*.csv"]
+    archive = files_archive(pipeline)
+    assert archive is not None
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(archive)))) as tar:
+        assert sorted(tar.getnames()) == ["data/a.csv", "data/b.csv"]
+        member = tar.extractfile("data/b.csv")
+        assert member is not None and member.read() == b"x\n3\n"
+    compiled = compile_pipeline(pipeline, tmp_path / "p.yaml")
+    spec, _ = load_spec(compiled.path)
+    for step in ("load", "use"):
+        assert f"files={archive!r}" in executor(dict(spec), step)["command"][-1]
+    assert files_archive(pipeline) == archive  # reproducible
+
+
+@pytest.mark.parametrize(("files", "error", "message"), [
+    (["data/*.parquet"], CompileError, r"'data/\*.parquet' matches no file"),
+    (["../secrets.txt"], NotebookError, r"leaves the notebook's folder"),
+    ("data/a.csv", None, None),  # one pattern as a string is fine
+    ([3], NotebookError, r"must be a list of file patterns"),
+])
+def test_data_file_patterns_are_checked(tmp_path: Path, files: Any, error: Any,
+                                        message: str | None) -> None:
+    path = files_notebook(tmp_path, files)
+    if error is None:
+        compile_pipeline(Pipeline.from_notebook(path), tmp_path / "ok.yaml")
+        return
+    with pytest.raises(error, match=message):
+        compile_pipeline(Pipeline.from_notebook(path), tmp_path / "x.yaml")
+
+
+def test_data_files_too_large_for_a_spec_are_refused(tmp_path: Path) -> None:
+    path = files_notebook(tmp_path, ["data/*.bin"])
+    (tmp_path / "data" / "big.bin").write_bytes(os.urandom(600 * 1024))
+    with pytest.raises(CompileError, match=r"each of 2 steps.*Fix: put large data in the step "
+                                           r"image or in object storage"):
+        compile_pipeline(Pipeline.from_notebook(path), tmp_path / "x.yaml")

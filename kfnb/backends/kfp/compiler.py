@@ -25,9 +25,11 @@ from __future__ import annotations
 import base64
 import gzip
 import inspect
+import io
 import keyword
 import linecache
 import re
+import tarfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ METRICS = "kfnb_metrics"
 NOTEBOOK = "kfnb_notebook"
 HTML = "kfnb_html"
 FROM = "kfnb_from_"
+MAX_FILES_BYTES = 1024 * 1024  # data files, all copies: a spec must stay well below etcd's 1.5 MB
 _NAME = re.compile(r"[^a-z0-9-]+")
 
 
@@ -82,7 +85,8 @@ def compile_pipeline(pipeline: Pipeline, output: str | Path,
     name = pipeline_name(pipeline.name)
     compiled = Compiled(Path(output), name, parameters={
         p.name: _param_type(p.name, p.type).__name__ for p in pipeline.parameters.values()})
-    components = {s.name: _component(dsl, pipeline, s, opts) for s in pipeline.steps}
+    files = files_archive(pipeline)
+    components = {s.name: _component(dsl, pipeline, s, opts, files) for s in pipeline.steps}
 
     def build(*args: Any) -> None:
         values = dict(zip(pipeline.parameters, args, strict=True))
@@ -134,9 +138,10 @@ def input_name(upstream: str) -> str:
     return FROM + _identifier(upstream)
 
 
-def component_source(pipeline: Pipeline, step: Step) -> tuple[str, str]:
+def component_source(pipeline: Pipeline, step: Step, files: str | None = None
+                     ) -> tuple[str, str]:
     """``(function name, source)`` of the step's component function: its KFP interface, and the
-    step notebook as a literal (``embed``)."""
+    step notebook (``embed``) and the pipeline's data files (``files_archive``) as literals."""
     fn = _identifier(step.name)
     if keyword.iskeyword(fn):
         fn += "_"
@@ -170,6 +175,7 @@ def component_source(pipeline: Pipeline, step: Step) -> tuple[str, str]:
         f"        metric_names={metrics!r},",
         f"        executed={NOTEBOOK}.path,",
         f"        html={HTML}.path,",
+        *([f"        files={files!r},"] if files else []),
         "    )",
         "",
     ])
@@ -224,9 +230,50 @@ def embed(notebook: Any) -> str:
     return base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")
 
 
-def _component(dsl: Any, pipeline: Pipeline, step: Step, opts: CompileOptions
-               ) -> Callable[..., Any]:
-    fn, source = component_source(pipeline, step)
+def files_archive(pipeline: Pipeline) -> str | None:
+    """The pipeline's data files (``kfnb.files`` globs, relative to the notebook's folder) as
+    a reproducible tar.gz in base64, or None without any. Every step's component carries a copy,
+    so the total is capped: what is larger belongs in the image or in object storage."""
+    if not pipeline.files:
+        return None
+    if not pipeline.source:
+        raise CompileError("kfnb.files lists data files relative to the notebook's folder, but "
+                           "this pipeline has no notebook file. Fix: compile the notebook file")
+    base = Path(pipeline.source).resolve().parent
+    found: dict[str, Path] = {}
+    for pattern in pipeline.files:
+        matches = sorted(p for p in base.glob(pattern) if p.is_file())
+        if not matches:
+            raise CompileError(f"kfnb.files pattern {pattern!r} matches no file in {base}. Fix: "
+                               "correct the pattern (relative to the notebook's folder)")
+        for match in matches:
+            try:
+                found[match.resolve().relative_to(base).as_posix()] = match
+            except ValueError:
+                raise CompileError(f"kfnb.files: {match} leads outside the notebook's "
+                                   "folder (a symlink?). Fix: copy the file next to the "
+                                   "notebook") from None
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, path in sorted(found.items()):
+            data = path.read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    blob = gzip.compress(buffer.getvalue(), mtime=0)
+    total = len(blob) * len(pipeline.steps)
+    if total > MAX_FILES_BYTES:
+        raise CompileError(
+            f"kfnb.files: {len(found)} files, {len(blob) / 1024:.0f} KiB compressed, carried by "
+            f"each of {len(pipeline.steps)} steps, make {total / 1024:.0f} KiB of pipeline spec "
+            f"(at most {MAX_FILES_BYTES // 1024} KiB). Fix: put large data in the step image or "
+            "in object storage and read it from there")
+    return base64.b64encode(blob).decode("ascii")
+
+
+def _component(dsl: Any, pipeline: Pipeline, step: Step, opts: CompileOptions,
+               files: str | None) -> Callable[..., Any]:
+    fn, source = component_source(pipeline, step, files)
     func = _define(fn, source, f"<kfnb step {pipeline.name}/{step.name}>")
     image = step.image or pipeline.image or opts.image or DEFAULT_IMAGE
     return dsl.component(  # type: ignore[no-any-return]

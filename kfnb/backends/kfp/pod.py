@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import math
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,14 +43,19 @@ class MetricsArtifact(Protocol):
 
 def run_step(notebook: str, *, step: str, params: Mapping[str, Any], inputs: Mapping[str, str],
              data: str | None, metrics: MetricsArtifact, metric_names: Sequence[str],
-             executed: str, html: str, cwd: str | None = None) -> None:
+             executed: str, html: str, files: str | None = None) -> None:
     """Run the step notebook (``notebook``: as ``compiler.embed`` wrote it) and fill the step's
-    output artifacts."""
+    output artifacts. The notebook runs in a fresh folder holding the pipeline's data files
+    (``files``: ``compiler.files_archive``), so relative paths resolve as next to the notebook."""
     import papermill
 
     from ...materialize import DATA_DIR_PARAM
 
     work = Path(tempfile.mkdtemp(prefix=f"kfnb-{step}-"))
+    cwd = work / "cwd"
+    cwd.mkdir()
+    if files:
+        unpack(files, cwd)
     source = work / f"{step}.in.ipynb"
     source.write_bytes(gzip.decompress(base64.b64decode(notebook)))
     data_dir = work / "data"
@@ -65,7 +72,7 @@ def run_step(notebook: str, *, step: str, params: Mapping[str, Any], inputs: Map
     try:
         papermill.execute_notebook(
             str(source), str(out), parameters={**params, DATA_DIR_PARAM: str(data_dir)},
-            kernel_name=KERNEL, log_output=True, progress_bar=False, cwd=cwd or os.getcwd())
+            kernel_name=KERNEL, log_output=True, progress_bar=False, cwd=str(cwd))
     finally:
         if out.exists():
             Path(executed).parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +81,19 @@ def run_step(notebook: str, *, step: str, params: Mapping[str, Any], inputs: Map
     for name, value in collect_metrics(logged, data_dir / step, step, metric_names).items():
         metrics.log_metric(name, value)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def unpack(files: str, folder: Path) -> None:
+    """Extract a ``files_archive`` into ``folder`` (regular files only, nothing outside it)."""
+    archive = io.BytesIO(gzip.decompress(base64.b64decode(files)))
+    with tarfile.open(fileobj=archive, mode="r:") as tar:
+        members = [m for m in tar.getmembers() if m.isfile()]
+        for member in members:
+            target = (folder / member.name).resolve()
+            if folder.resolve() not in target.parents:
+                raise ValueError(f"kfnb: file {member.name!r} would land outside {folder}")
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.10.12
+        tar.extractall(folder, members=members, **safe)  # type: ignore[arg-type]
 
 
 def collect_metrics(logged: Path, outputs: Path, step: str, names: Sequence[str]
