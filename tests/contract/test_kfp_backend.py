@@ -379,3 +379,33 @@ def test_get_run_from_a_fresh_store_follows_the_remote_run(kfp_api: KfpApiMock,
     done = kfnb.get_run(run.id, store=Store(kfnb_env))
     assert done.handle is None  # an ended run is not followed
     assert kfp_api.violations == []
+
+
+def test_following_survives_a_failed_poll_but_not_three(kfp_api: KfpApiMock,
+                                                        fanout_notebook: Path) -> None:
+    run = submit(fanout_notebook, host=kfp_api.url, namespace="alice", wait=False)
+    handle = run.handle
+    assert isinstance(handle, KfpRunHandle)
+    real_get_run = handle.client.get_run
+    failures = iter([True, False] * 2 + [False] * 100)
+
+    def flaky(run_id: str) -> Any:
+        if next(failures):
+            raise ConnectionRefusedError("the API went away for a moment")
+        return real_get_run(run_id)
+
+    handle.client.get_run = flaky
+    assert run.wait(timeout=10).status == "SUCCEEDED"
+    warnings = [e.data["message"] for e in run.store.events(run.id) if e.kind == "warning"]
+    assert len(warnings) == 2 and all("will retry" in w for w in warnings)
+
+    second = submit(fanout_notebook, host=kfp_api.url, namespace="alice", wait=False)
+    assert isinstance(second.handle, KfpRunHandle)
+
+    def down(run_id: str) -> Any:
+        raise ConnectionRefusedError("gone")
+
+    second.handle.client.get_run = down
+    with pytest.raises(KfpError, match=r"cannot read the state of run .*cannot connect"):
+        second.wait(timeout=10)
+    assert second.status == "PENDING"  # kfnb does not guess: the run goes on on the cluster

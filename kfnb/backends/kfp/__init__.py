@@ -32,6 +32,7 @@ from .connect import Endpoint, KfpError
 
 __all__ = ["KfpBackend", "KfpConfig", "KfpError", "KfpRunHandle"]
 CONNECTION = ("host", "namespace", "token", "cookies")
+MAX_FAILED_POLLS = 3
 
 
 @dataclass
@@ -92,6 +93,7 @@ class KfpRunHandle(RunHandle):
         self.endpoint = endpoint
         self.poll_interval = poll_interval
         self._last_poll = 0.0
+        self._failed_polls = 0
 
     @property
     def remote(self) -> dict[str, Any]:
@@ -105,17 +107,32 @@ class KfpRunHandle(RunHandle):
         return sync.apply(self.store, self.id, kfp_run, remote.get("tasks", {}))
 
     def wait(self, timeout: float | None = None) -> str:
+        """Poll KFP until the run ends (or ``timeout``). A failed poll is retried: only
+        ``MAX_FAILED_POLLS`` failures in a row raise (the run goes on on the cluster anyway)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             due = self._last_poll + self.poll_interval - time.monotonic()
             if due <= 0:
-                if self.refresh() in ("SUCCEEDED", "FAILED", "CANCELED"):
+                if self._poll() in ("SUCCEEDED", "FAILED", "CANCELED"):
                     return self.status
                 due = self.poll_interval
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return self.status
             time.sleep(due if left is None else min(due, left))
+
+    def _poll(self) -> str:
+        try:
+            status = self.refresh()
+        except KfpError as err:
+            self._failed_polls += 1
+            self._last_poll = time.monotonic()
+            if self._failed_polls >= MAX_FAILED_POLLS:
+                raise
+            self.store.event(self.id, "warning", {"message": f"{err} (will retry)"})
+            return self.status
+        self._failed_polls = 0
+        return status
 
     def cancel(self) -> None:
         remote = self.remote
