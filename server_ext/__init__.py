@@ -4,8 +4,10 @@ Shipped inside the wheel as ``kfnb.server_ext`` (top-level ``server_ext/`` in th
 Jupyter loads it because ``kfnb._jupyter_server_extension_points()`` names this module and the
 ``jupyter_server_config.d/kfnb.json`` file installed with the package enables ``kfnb``.
 
-The module keeps to wiring: settings go into ``web_app.settings["kfnb"]`` and the routes come
-from :mod:`kfnb.server_ext.handlers`. Handlers stay thin; the logic they call lives in ``kfnb``.
+The module keeps to wiring: settings go into ``web_app.settings["kfnb"]``, the routes come
+from :mod:`kfnb.server_ext.handlers` (one module per group: ``pipelines``, ``backends``, ``runs``,
+``events``; ``paths`` maps contents paths to files), and ``remote`` refreshes open remote runs in
+the background. Handlers stay thin; the logic they call lives in ``kfnb``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from kfnb import __version__
 
 from .config import KfnbServerSettings
 from .handlers import setup_handlers
+from .remote import Refresher
 
 if TYPE_CHECKING:
     from jupyter_server.serverapp import ServerApp
@@ -33,6 +36,9 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
     settings = KfnbServerSettings(parent=server_app)
     web_app.settings["kfnb"] = settings
     prefix = setup_handlers(web_app)
+    refresher = Refresher(web_app.settings, settings.refresh_interval)
+    web_app.settings["kfnb_refresher"] = refresher
+    refresher.start()
     server_app.log.info("kfnb %s server extension serves %s", __version__, prefix)
     if settings.pool_size > 0:  # starts in the background: the server does not wait for it
         from kfnb.kernels import warm
@@ -43,7 +49,14 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
 
 
 def _unload_jupyter_server_extension(server_app: ServerApp) -> None:
-    """Stop the warm kernels with the server."""
+    """Stop the refresher, end the event streams, and stop the warm kernels with the server."""
     from kfnb.kernels import shutdown_shared_pools
 
+    from .events import close_streams
+
+    settings = server_app.web_app.settings
+    refresher = settings.pop("kfnb_refresher", None)
+    if refresher is not None:
+        refresher.stop()
+    close_streams(settings)
     shutdown_shared_pools()

@@ -7,7 +7,7 @@ command line (``--KfnbServerSettings.home=/data/kfnb``). The loaded instance liv
 
 from __future__ import annotations
 
-from traitlets import Integer, List, Unicode
+from traitlets import Float, Integer, List, Unicode
 from traitlets.config import Configurable
 
 
@@ -37,5 +37,22 @@ class KfnbServerSettings(Configurable):
         help=(
             "Modules the kernel fork server imports once for every pooled kernel, e.g. "
             "['numpy', 'pandas']: steps that import them start faster."
+        ),
+    ).tag(config=True)
+
+    executed_dir = Unicode(
+        "kfnb-runs",
+        help=(
+            "Folder inside the server root where read-only copies of executed step notebooks "
+            "go (<executed_dir>/<run id>/<step>.ipynb) so that JupyterLab can open them. A "
+            "hidden folder (e.g. '.kfnb/runs') works only with ContentsManager.allow_hidden."
+        ),
+    ).tag(config=True)
+
+    refresh_interval = Float(
+        5.0,
+        help=(
+            "Seconds between refreshes of open remote runs (Kubeflow Pipelines) from their "
+            "cluster, so that their events reach the open JupyterLab views. 0: never."
         ),
     ).tag(config=True)

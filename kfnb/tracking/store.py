@@ -199,20 +199,52 @@ class Store:
             return self._resolve(conn, run_id)
 
     def list_runs(self, *, limit: int | None = 20, kind: str | None = None,
-                  parent_id: str | None = None) -> list[Run]:
-        """Runs, newest first; ``limit`` ``None`` (or 0) for all of them."""
+                  parent_id: str | None = None, notebook: str | Path | None = None,
+                  status: str | Iterable[str] | None = None, remote: bool | None = None,
+                  offset: int = 0) -> list[Run]:
+        """Runs, newest first; ``limit`` ``None`` (or 0) for all of them, after skipping
+        ``offset``. ``notebook`` (the path as recorded: absolute), ``status`` (one or several)
+        and ``remote`` (only runs a cluster drives, or only the others) filter."""
         with self._db.read() as conn:
-            where, args = [], []
-            if kind is not None:
-                where.append("kind = ?")
-                args.append(kind)
-            if parent_id is not None:
-                where.append("parent_id = ?")
-                args.append(self._resolve(conn, parent_id))
-            sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
-            sql += " ORDER BY id DESC LIMIT ?"
-            rows = conn.execute(sql, (*args, limit if limit and limit > 0 else -1)).fetchall()
+            where, args = self._run_filter(conn, kind=kind, parent_id=parent_id,
+                                           notebook=notebook, status=status, remote=remote)
+            sql = "SELECT * FROM runs" + where + " ORDER BY id DESC LIMIT ? OFFSET ?"
+            rows = conn.execute(sql, (*args, limit if limit and limit > 0 else -1,
+                                      max(int(offset), 0))).fetchall()
             return self._load_rows(conn, rows)
+
+    def count_runs(self, *, kind: str | None = None, parent_id: str | None = None,
+                   notebook: str | Path | None = None, status: str | Iterable[str] | None = None,
+                   remote: bool | None = None) -> int:
+        """How many runs ``list_runs`` with the same filters and no limit returns."""
+        with self._db.read() as conn:
+            where, args = self._run_filter(conn, kind=kind, parent_id=parent_id,
+                                           notebook=notebook, status=status, remote=remote)
+            return int(conn.execute("SELECT count(*) FROM runs" + where, args).fetchone()[0])
+
+    def _run_filter(self, conn: sqlite3.Connection, *, kind: str | None, parent_id: str | None,
+                    notebook: str | Path | None, status: str | Iterable[str] | None,
+                    remote: bool | None) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        if parent_id is not None:
+            where.append("parent_id = ?")
+            args.append(self._resolve(conn, parent_id))
+        if notebook is not None:
+            where.append("notebook = ?")
+            args.append(str(notebook))
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            for s in wanted:
+                _check_status(s, RUN_STATUSES, "run")
+            where.append(f"status IN ({', '.join('?' * len(wanted))})" if wanted else "0")
+            args.extend(wanted)
+        if remote is not None:
+            where.append("remote IS NOT NULL" if remote else "remote IS NULL")
+        return (" WHERE " + " AND ".join(where) if where else ""), args
 
     def set_run_status(self, run_id: str, status: RunStatus, *, error: str | None = None) -> Run:
         """Move a run to ``status`` (``started_at`` on RUNNING, ``finished_at`` when it ends)."""
@@ -384,6 +416,20 @@ class Store:
                                 "LIMIT ?", (rid, after, limit if limit else -1)).fetchall()
         return [Event(r["id"], r["run_id"], r["time"], r["kind"], from_json(r["data"]))
                 for r in rows]
+
+    def all_events(self, *, after: int = 0, limit: int | None = None) -> list[Event]:
+        """Events of every run with ``id > after``, oldest first: what a live view of all runs
+        polls with the last id it saw."""
+        with self._db.read() as conn:
+            rows = conn.execute("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                                (after, limit if limit else -1)).fetchall()
+        return [Event(r["id"], r["run_id"], r["time"], r["kind"], from_json(r["data"]))
+                for r in rows]
+
+    def last_event_id(self) -> int:
+        """The id of the newest event (0 when there is none)."""
+        with self._db.read() as conn:
+            return int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
 
     # -- inside a transaction -------------------------------------------------------------------
     def _resolve(self, conn: sqlite3.Connection, run_id: str) -> str:
