@@ -2,9 +2,13 @@
 
 This folder must not see pytest-jupyter's autouse event-loop fixtures (they break Playwright's
 sync API at teardown), so it gets its own fixtures: ``lab`` starts ``jupyter lab`` as a
-subprocess on a free loopback port with a random token and throw-away Jupyter dirs, and
+subprocess on a free loopback port with a random token, throw-away Jupyter dirs and its own
+run store (``KFNB_HOME``), in a root folder holding the example notebooks of :data:`NOTEBOOKS`;
 ``page`` opens a fresh Chromium page. The browser is Debian's ``chromium`` found on PATH;
 ``playwright install`` is never needed.
+
+``screenshots`` is the folder the tests save pictures of the panel in (listed at the end of
+the session; see ``lab_pages.save_screenshot``).
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import pytest
+from lab_pages import SAVED_SCREENSHOTS, Lab
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 LAB_START_TIMEOUT_S = 90
@@ -39,17 +45,68 @@ CHROMIUM_ARGS = [
 ]
 
 
-@dataclass(frozen=True)
-class Lab:
-    """A running ``jupyter lab``: its base URL (ending in ``/``), token and log file."""
+def _cell(source: str, *tags: str) -> nbformat.NotebookNode:
+    return new_code_cell(source, metadata={"tags": list(tags)} if tags else {})
 
-    url: str
-    token: str
-    log: Path
 
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+def fanout_notebook() -> nbformat.NotebookNode:
+    """Four quick steps with a fan-out: load -> (squares, roots) -> report. Cell 7 has no tags
+    (it continues `report`): the cell tools test makes it a step of its own."""
+    return new_notebook(
+        cells=[
+            new_markdown_cell("# Fan-out\nA tiny pipeline: one step feeds two, one gathers."),
+            _cell("import math", "imports"),
+            _cell("n = 5\nscale = 2.0", "pipeline-parameters"),
+            _cell('numbers = list(range(1, n + 1))\nprint("loaded", len(numbers), "numbers")',
+                  "step:load"),
+            _cell('squares = [x * x for x in numbers]\nprint("squares", squares)',
+                  "step:squares"),
+            _cell('roots = [math.sqrt(x) * scale for x in numbers]\nprint("roots", roots)',
+                  "step:roots"),
+            _cell('total = sum(squares) + sum(roots)\nprint(f"total = {total:.3f}")',
+                  "step:report"),
+            _cell('summary = f"{len(numbers)} numbers, total {total:.2f}"\nprint(summary)'),
+            _cell("print(total)", "pipeline-metrics"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}},
+    )
+
+
+def broken_notebook() -> nbformat.NotebookNode:
+    """Step `second` (cell 2) reads a variable no step defines: a problem with a cell index."""
+    return new_notebook(
+        cells=[
+            new_markdown_cell("# Broken\nThe second step reads a name nobody defines."),
+            _cell("a = 1", "step:first"),
+            _cell("b = a + undefined_thing\nprint(b)", "step:second"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}},
+    )
+
+
+def slow_notebook() -> nbformat.NotebookNode:
+    """A step that prints, then sleeps far longer than any test waits: to watch a running step
+    (its log streams) and cancel it."""
+    return new_notebook(
+        cells=[
+            _cell('print("warming up", flush=True)\nx = 1', "step:prepare"),
+            _cell('import time\nprint("sleeping", flush=True)\ntime.sleep(600)\ny = x',
+                  "step:sleep"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}},
+    )
+
+
+#: The notebooks in the root of the ``lab`` server (a fresh copy each for tests that edit).
+NOTEBOOKS = {
+    "fanout.ipynb": fanout_notebook,
+    "tagging.ipynb": fanout_notebook,
+    "broken.ipynb": broken_notebook,
+    "slow.ipynb": slow_notebook,
+}
 
 
 def _free_port() -> int:
@@ -106,15 +163,20 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     base = tmp_path_factory.mktemp("lab")
-    dirs = {name: base / name for name in ("root", "config", "data", "runtime", "workspaces")}
+    names = ("root", "config", "data", "runtime", "workspaces", "kfnb-home")
+    dirs = {name: base / name for name in names}
     for path in dirs.values():
         path.mkdir()
     _write_settings(base / "settings")
+    for name, make in NOTEBOOKS.items():
+        nbformat.write(make(), dirs["root"] / name)
 
     port, token = _free_port(), secrets.token_hex(16)
-    lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, log=base / "jupyter-lab.log")
+    lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, log=base / "jupyter-lab.log",
+              root=dirs["root"], home=dirs["kfnb-home"])
     env = {
         **os.environ,
+        "KFNB_HOME": str(dirs["kfnb-home"]),
         "JUPYTER_CONFIG_DIR": str(dirs["config"]),
         "JUPYTER_DATA_DIR": str(dirs["data"]),
         "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
@@ -159,6 +221,19 @@ def lab_url(lab: Lab) -> str:
     return f"{lab.url}lab?reset&token={lab.token}"
 
 
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tests save pictures of the panel (listed at the end of the test session)."""
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SAVED_SCREENSHOTS:
+        terminalreporter.write_line("kfnb panel screenshots:")
+        for path in SAVED_SCREENSHOTS:
+            terminalreporter.write_line(f"  {path}")
+
+
 # Module scope, not session: while Playwright's sync driver lives, its event loop counts as
 # running, which breaks pytest-jupyter's loop fixtures in tests that run after these.
 @pytest.fixture(scope="module")
@@ -183,14 +258,20 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser, tmp_path: Path) -> Iterator[Page]:
+def page_errors() -> list[str]:
+    """Uncaught exceptions and unhandled promise rejections of the ``page`` so far."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, tmp_path: Path, page_errors: list[str]) -> Iterator[Page]:
     """A fresh page; its console errors and a final screenshot are kept for failure reports."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(30_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("pageerror", lambda error: (errors.append(str(error)), page_errors.append(str(error))))
     yield page
     screenshot = tmp_path / "page.png"
     page.screenshot(path=str(screenshot))

@@ -7,28 +7,12 @@ import json
 import re
 
 import pytest
+from lab_pages import PANEL, open_lab, open_panel
 from playwright.sync_api import Page, Route, expect
 
 import kfnb
 
 pytestmark = pytest.mark.browser
-
-PANEL = "#kfnb-panel"
-PANEL_TAB = '.jp-SideBar [data-id="kfnb-panel"]'
-
-
-def open_lab(page: Page, url: str) -> None:
-    page.goto(url)
-    page.wait_for_function("() => window.jupyterapp !== undefined")
-    page.evaluate("() => window.jupyterapp.restored")
-
-
-def open_panel(page: Page) -> None:
-    tab = page.locator(PANEL_TAB)
-    expect(tab, "the kfnb tab is missing from the left side bar").to_be_visible()
-    expect(tab).to_have_attribute("title", "Kubeflow Notebook (kfnb)")
-    tab.click()
-    expect(page.locator(PANEL)).to_be_visible()
 
 
 def test_panel_shows_server_version(page: Page, lab_url: str) -> None:
@@ -56,3 +40,4 @@ def test_panel_warns_when_versions_differ(page: Page, lab_url: str) -> None:
     expect(warning).to_be_visible()
     expect(warning).to_contain_text(f"frontend is {kfnb.__version__}")
     expect(warning).to_contain_text("server runs kfnb 99.0.0")
+    expect(warning).to_contain_text("speaks REST API 1; this frontend expects 2")
