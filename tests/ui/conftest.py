@@ -49,28 +49,14 @@ def _cell(source: str, *tags: str) -> nbformat.NotebookNode:
     return new_code_cell(source, metadata={"tags": list(tags)} if tags else {})
 
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
 def fanout_notebook() -> nbformat.NotebookNode:
-    """Four quick steps with a fan-out: load -> (squares, roots) -> report. Cell 7 has no tags
-    (it continues `report`): the cell tools test makes it a step of its own."""
-    return new_notebook(
-        cells=[
-            new_markdown_cell("# Fan-out\nA tiny pipeline: one step feeds two, one gathers."),
-            _cell("import math", "imports"),
-            _cell("n = 5\nscale = 2.0", "pipeline-parameters"),
-            _cell('numbers = list(range(1, n + 1))\nprint("loaded", len(numbers), "numbers")',
-                  "step:load"),
-            _cell('squares = [x * x for x in numbers]\nprint("squares", squares)',
-                  "step:squares"),
-            _cell('roots = [math.sqrt(x) * scale for x in numbers]\nprint("roots", roots)',
-                  "step:roots"),
-            _cell('total = sum(squares) + sum(roots)\nprint(f"total = {total:.3f}")',
-                  "step:report"),
-            _cell('summary = f"{len(numbers)} numbers, total {total:.2f}"\nprint(summary)'),
-            _cell("print(total)", "pipeline-metrics"),
-        ],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}},
-    )
+    """examples/fanout.ipynb: four quick steps with a fan-out, load -> (squares, roots) ->
+    report. Cell 7 has no tags (it continues `report`): the cell tools test makes it a step of
+    its own."""
+    return nbformat.read(EXAMPLES / "fanout.ipynb", as_version=4)
 
 
 def broken_notebook() -> nbformat.NotebookNode:
