@@ -24,9 +24,9 @@ from .dag import Param, Pipeline, Step
 from .errors import KfnbError
 
 __all__ = ["KfnbError", "Param", "Pipeline", "Step", "__version__", "compile", "get_run",
-           "log_metric", "log_param", "run", "warm"]
+           "log_metric", "log_param", "run", "runs", "warm"]
 
-_LAZY = {"run": "api", "get_run": "api", "compile": "api", "log_metric": "tracking",
+_LAZY = {"run": "api", "get_run": "api", "compile": "api", "runs": "api", "log_metric": "tracking",
          "log_param": "tracking", "warm": "kernels"}
 
 
@@ -40,7 +40,7 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext kfnb``: register the ``%%step`` cell magic."""
+    """``%load_ext kfnb``: register the ``%%step`` cell magic and the ``%kfnb`` line magic."""
     from .magics import load_ipython_extension as load
 
     load(ipython)

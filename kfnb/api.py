@@ -20,6 +20,7 @@ from .tracking import TERMINAL_RUN, StepRun, Store
 
 if TYPE_CHECKING:
     from .backends.kfp.compiler import Compiled
+    from .widgets import RunsTable, RunWidget
 
 
 class PipelineRun(RunView):
@@ -32,6 +33,31 @@ class PipelineRun(RunView):
     def __repr__(self) -> str:
         r = self.record
         return f"<PipelineRun {r.id} {r.name!r} {r.status}>"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """In a notebook kernel with ipywidgets: the live ``RunWidget`` (widget view, a static
+        HTML snapshot, text); elsewhere the run as text."""
+        if _widgets_usable():
+            return self.widget().bundle()
+        from .progress import render
+
+        return {"text/plain": "\n".join(render(self.record))}
+
+    def _ipython_display_(self) -> None:
+        """``display(run)`` or a bare ``run`` in a cell: the live widget under a display id, so
+        the saved notebook keeps the final state; plain text elsewhere."""
+        if _widgets_usable():
+            self.widget().display()
+            return
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
+
+    def widget(self, poll: float = 0.5) -> RunWidget:
+        """A ``kfnb.widgets.RunWidget`` following this run."""
+        from .widgets import RunWidget
+
+        return RunWidget(self, poll=poll)
 
     @property
     def steps(self) -> list[StepRun]:
@@ -102,6 +128,30 @@ def _config(cls: type[Backend], options: Mapping[str, Any]) -> Any:
         raise BackendError(f"backend {cls.name!r} has no option {', '.join(map(repr, unknown))}. "
                            f"Fix: use one of: {', '.join(known)}")
     return cls.config_class(**options)
+
+
+def runs(notebook: str | Path | None = None, limit: int = 50,
+         store: Store | None = None) -> RunsTable:
+    """Recent runs (of ``notebook`` when given) as a ``kfnb.widgets.RunsTable``: a sortable
+    table widget in a notebook, a plain text table (``repr``) elsewhere."""
+    from .widgets import RunsTable
+
+    return RunsTable(notebook, store=store, limit=limit)
+
+
+def _widgets_usable() -> bool:
+    """Whether this process is a notebook kernel (IPython with a kernel) with ipywidgets."""
+    import importlib.util
+    import sys
+
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False
+    return importlib.util.find_spec("ipywidgets") is not None
 
 
 def get_run(run_id: str, store: Store | None = None) -> PipelineRun:

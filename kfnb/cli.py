@@ -23,19 +23,36 @@ from .dag import Pipeline, Step
 from .errors import KfnbError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="kfnb", description="Run tagged Jupyter notebooks as pipelines, locally or on "
+def build_parser(prog: str = "kfnb", *, magic: bool = False,
+                 parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser
+                 ) -> argparse.ArgumentParser:
+    """The command line's arguments. ``magic``: the ``%kfnb`` line magic's variant (NOTEBOOK
+    optional: the kernel's own notebook by default; no ``materialize``, ``run --json/--detach``:
+    a magic's run never blocks)."""
+    parser = parser_class(
+        prog=prog, description="Run tagged Jupyter notebooks as pipelines, locally or on "
         "Kubeflow.")
     parser.add_argument("--version", action="version", version=f"kfnb {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    notebook: dict[str, Any] = {"type": Path}
+    if magic:
+        notebook.update(nargs="?", default=None,
+                        help="the notebook (default: the one this kernel belongs to)")
 
     describe = sub.add_parser("describe", help="show the pipeline a notebook defines")
-    describe.add_argument("notebook", type=Path)
+    describe.add_argument("notebook", **notebook)
     describe.add_argument("--json", action="store_true", help="print the pipeline IR as JSON")
     describe.set_defaults(func=cmd_describe)
+    if not magic:
+        _add_materialize(sub)
+    _add_compile(sub, notebook)
+    _add_run(sub, notebook, magic)
+    _add_runs_and_more(sub)
+    return parser
 
+
+def _add_materialize(sub: Any) -> None:
     mat = sub.add_parser("materialize", help="write one runnable notebook per step")
     mat.add_argument("notebook", type=Path)
     mat.add_argument("-o", "--output", type=Path, required=True, help="output folder")
@@ -43,9 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder where steps exchange values (default: OUTPUT/data)")
     mat.set_defaults(func=cmd_materialize)
 
+
+def _add_compile(sub: Any, notebook: dict[str, Any]) -> None:
     comp = sub.add_parser("compile", help="compile a notebook to a Kubeflow Pipelines v2 "
                           "pipeline (IR YAML)")
-    comp.add_argument("notebook", type=Path)
+    comp.add_argument("notebook", **notebook)
     comp.add_argument("-o", "--output", type=Path, required=True, help="the YAML file to write")
     comp.add_argument("--image", help="base image of steps that name none (default: the "
                       "notebook's, else the config file's, else kfnb's runtime image)")
@@ -63,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar=("NAME", "VALUE"), help="a parameter value for --run-local")
     comp.set_defaults(func=cmd_compile)
 
-    run = sub.add_parser("run", help="run a notebook as a pipeline")
-    run.add_argument("notebook", type=Path)
+
+def _add_run(sub: Any, notebook: dict[str, Any], magic: bool) -> None:
+    run = sub.add_parser("run", help="run a notebook as a pipeline" + (
+        " (the saved file; returns at once)" if magic else ""))
+    run.add_argument("notebook", **notebook)
     run.add_argument("-p", "--param", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"), help="a parameter value (repeatable)")
     run.add_argument("-f", "--params-file", type=Path, help="YAML file of parameter values")
@@ -83,11 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     kfp.add_argument("--experiment", help="the experiment (created if missing; default: the "
                      "notebook's, else the pipeline name)")
     kfp.add_argument("--image", help="base image of steps that name none")
-    kfp.add_argument("--detach", action="store_true",
-                     help="submit and return; follow later with `kfnb show RUN`")
-    run.add_argument("--json", action="store_true", help="print the final run record as JSON")
+    if not magic:
+        kfp.add_argument("--detach", action="store_true",
+                         help="submit and return; follow later with `kfnb show RUN`")
+        run.add_argument("--json", action="store_true",
+                         help="print the final run record as JSON")
     run.set_defaults(func=cmd_run)
 
+
+def _add_runs_and_more(sub: Any) -> None:
     runs = sub.add_parser("runs", help="list recent runs")
     runs.add_argument("--limit", type=int, default=20)
     runs.add_argument("--json", action="store_true")
@@ -107,7 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="stop a running run")
     cancel.add_argument("run")
     cancel.set_defaults(func=cmd_cancel)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,28 +187,45 @@ def _store() -> Any:
     return store
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from . import progress
-    from .api import run
-    from .params import load_params_file, resolve_params
-
+def run_options(args: argparse.Namespace, *, pool_size: int | None) -> dict[str, Any]:
+    """The backend options ``run`` arguments ask for (``pool_size``: kernels the local backend
+    keeps warm in this process after the run; None: its default)."""
     options: dict[str, Any] = {"max_parallel": args.max_parallel} if args.max_parallel else {}
     remote = {k: getattr(args, k) for k in ("host", "namespace", "experiment", "image")
               if getattr(args, k)}
-    if args.backend == "local":  # this process ends with the run: keep no kernels warm after it
-        if remote or args.detach:
-            given = ", ".join(f"--{k}" for k in [*remote, *(["detach"] if args.detach else [])])
+    detach = getattr(args, "detach", False)
+    if args.backend == "local":
+        if remote or detach:
+            given = ", ".join(f"--{k}" for k in [*remote, *(["detach"] if detach else [])])
             raise KfnbError(f"{given}: only for --backend kfp. Fix: add --backend kfp, or "
                             "drop them to run here")
-        options.update(pool_size=0, cache=not args.no_cache, preload=tuple(args.preload))
+        options.update(cache=not args.no_cache, preload=tuple(args.preload))
+        if pool_size is not None:
+            options["pool_size"] = pool_size
     else:
         options.update(remote)
         if args.no_cache:
             options["cache"] = False
+    return options
+
+
+def start_run(args: argparse.Namespace, *, pool_size: int | None) -> Any:
+    """Parse the notebook, check the parameters, submit; the ``PipelineRun``, not waited for."""
+    from .api import run
+    from .params import load_params_file, resolve_params
+
+    options = run_options(args, pool_size=pool_size)
     pipeline = Pipeline.from_notebook(args.notebook)
     values = load_params_file(args.params_file) if args.params_file else {}
     params = resolve_params(pipeline, values, [tuple(p) for p in args.param])
-    result = run(pipeline, params, backend=args.backend, wait=False, store=_store(), **options)
+    return run(pipeline, params, backend=args.backend, wait=False, store=_store(), **options)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import progress
+
+    # this process ends with the run: keep no kernels warm after it
+    result = start_run(args, pool_size=0)
     out = sys.stderr if args.json else sys.stdout
     record = result.record
     if record.remote:
@@ -261,12 +303,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from .progress import elapsed
 
     store = _store()
-    records = [_refresh(r, store) for r in store.list_runs(limit=args.limit)]
+    notebook = getattr(args, "notebook", None)  # the %kfnb magic lists its notebook's runs
+    listed = store.list_runs(limit=args.limit, notebook=notebook and Path(notebook).resolve())
+    records = [_refresh(r, store) for r in listed]
     if args.json:
         print(json.dumps([r.to_dict() for r in records], indent=2, default=repr))
         return 0
     if not records:
-        print("no runs yet: start one with `kfnb run NOTEBOOK`")
+        print(f"no runs of {notebook} yet" if notebook else
+              "no runs yet: start one with `kfnb run NOTEBOOK`")
         return 0
     rows = [("ID", "NAME", "STATUS", "STARTED", "TOOK", "BACKEND")]
     for r in records:

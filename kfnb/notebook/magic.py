@@ -7,11 +7,16 @@
 ``NAME`` may also be one of the section words ``imports``, ``functions``, ``parameters``,
 ``metrics`` or ``skip``, which mark the cell like the equally named tags. The same parser serves
 the interactive magic (which just runs the body) and the notebook parser.
+
+Lines that control the notebook rather than compute anything (``%kfnb ...``, ``%load_ext kfnb``)
+are no pipeline code: :func:`strip_control_lines` blanks them, so a step never starts a run of
+its own notebook (a ``%kfnb run`` cell inside a step would recurse).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 
 from ..dag import GPU
@@ -39,6 +44,21 @@ SECTIONS: dict[str, Role] = {
     "pipeline-metrics": "metrics",
     "skip": "skip",
 }
+
+
+#: ``%kfnb ...`` and ``%load_ext/%reload_ext kfnb``: notebook control, not pipeline code.
+CONTROL_LINE = re.compile(r"^\s*%(kfnb\b(?!\.)|(re)?load_ext\s+kfnb\s*$)")
+
+
+def is_control_line(line: str) -> bool:
+    return CONTROL_LINE.match(line) is not None
+
+
+def strip_control_lines(source: str) -> str:
+    """``source`` with its notebook-control lines blanked (line numbers stay)."""
+    if "%" not in source:
+        return source
+    return "\n".join("" if is_control_line(ln) else ln for ln in source.split("\n"))
 
 
 class _Parser(argparse.ArgumentParser):

@@ -9,7 +9,8 @@ The walk follows Kale's rules so that Kale-tagged notebooks give the DAG Kale wo
 - papermill's ``parameters`` cell is a single cell: the cells after it continue the section that
   came before it, so plain papermill notebooks keep working;
 - ``prev:NAME`` adds an explicit dependency on a step defined above;
-- markdown and raw cells are ignored.
+- markdown and raw cells are ignored, and so are notebook-control lines (``%kfnb ...``,
+  ``%load_ext kfnb``): they drive kfnb from the notebook, they are not pipeline code.
 
 Two deliberate differences from Kale, both so that no code is lost or reordered silently: code
 cells above the first step join the first step (Kale drops them), and a step name used again
@@ -28,7 +29,7 @@ from typing import Any
 
 from ..dag import Cell, Metric, Pipeline, Step, check_step_name, sanitize_name
 from ..errors import NotebookError, PipelineError, SourceError
-from .magic import parse_header, split_header
+from .magic import parse_header, split_header, strip_control_lines
 from .names import BUILTINS, analyze
 from .sections import parse_metrics, parse_parameters
 from .settings import Settings, read_settings
@@ -106,7 +107,10 @@ def _entries(nb: Mapping[str, Any], where: str | None) -> list[_Entry]:
             continue
         tags = list(raw.get("metadata", {}).get("tags", []) or [])
         header, body = split_header(_source(raw))
-        cell = Cell(index, body)
+        stripped = strip_control_lines(body)  # `%kfnb run` in a step would start a run
+        if stripped != body and not stripped.strip() and header is None and not tags:
+            continue  # a cell that only controls the notebook (`%load_ext kfnb`, `%kfnb ...`)
+        cell = Cell(index, stripped)
         try:
             directive = parse_tags(tags)
             if header is not None:

@@ -3,35 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbbuild import CellSpec, build_notebook, md
 
-CellSpec = str | tuple[str, ...] | tuple[str, list[str]]
-
-
-def build_notebook(*cells: Any, metadata: dict[str, Any] | None = None) -> nbformat.NotebookNode:
-    """``build_notebook(("step:a", "x = 1"), "y = x", md("# t"))``: a tag list (or one tag
-    string) then the source; a bare string is an untagged code cell."""
-    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
-                                               "display_name": "Python 3"},
-                                **(metadata or {})})
-    for spec in cells:
-        if isinstance(spec, nbformat.NotebookNode):
-            nb.cells.append(spec)
-        elif isinstance(spec, str):
-            nb.cells.append(new_code_cell(spec))
-        else:
-            tags, source = spec
-            tags = [tags] if isinstance(tags, str) else list(tags)
-            nb.cells.append(new_code_cell(source, metadata={"tags": tags}))
-    return nb
-
-
-def md(text: str) -> nbformat.NotebookNode:
-    return new_markdown_cell(text)
+__all__ = ["CellSpec", "build_notebook", "md"]
 
 
 @pytest.fixture

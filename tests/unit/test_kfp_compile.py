@@ -18,7 +18,7 @@ from typing import Any
 import nbformat
 import pytest
 import yaml
-from conftest import build_notebook
+from nbbuild import build_notebook
 
 from kfnb import Pipeline
 from kfnb.backends.kfp.compiler import (

@@ -1,16 +1,19 @@
-"""IPython magics: ``%load_ext kfnb`` registers ``%%step``.
+"""IPython magics: ``%load_ext kfnb`` registers ``%%step`` and ``%kfnb``.
 
 Run interactively, ``%%step NAME [options]`` checks its options and runs the cell body as if the
 header were not there; the same header tells the notebook parser where steps begin (see
 ``kfnb.notebook.magic``). A bad option fails the cell with the parser's message.
+
+``%kfnb COMMAND ...`` is the command line inside the notebook (``kfnb.magics.line``):
+``%kfnb run`` starts a run of this kernel's (saved) notebook and returns at once.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .notebook.magic import MAGIC, parse_header
-from .notebook.tags import TagError
+from ..notebook.magic import MAGIC, parse_header
+from ..notebook.tags import TagError
 
 
 def step(line: str, cell: str) -> None:
@@ -31,4 +34,9 @@ def step(line: str, cell: str) -> None:
 
 
 def load_ipython_extension(ipython: Any) -> None:
+    from .line import kfnb_magic
+    from .session import track_executions
+
     ipython.register_magic_function(step, magic_kind="cell", magic_name="step")
+    ipython.register_magic_function(kfnb_magic, magic_kind="line", magic_name="kfnb")
+    track_executions(ipython)

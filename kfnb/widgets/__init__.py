@@ -1,0 +1,30 @@
+"""Notebook widgets for kfnb (ipywidgets 8, no custom JavaScript).
+
+- ``RunWidget``: one run, live (DAG, progress, step logs, metrics), with a static snapshot;
+- ``RunsTable``: recent runs side by side, sortable, a metric plotted across runs;
+- ``Launcher``: a form for a notebook's parameters and a Run button.
+
+The widgets are imported on first use; the pure-Python parts (``dag``, ``plot``, ``snapshot``,
+``follow``) need no ipywidgets.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .launcher import Launcher
+    from .run import RunWidget
+    from .table import RunsTable
+
+__all__ = ["Launcher", "RunWidget", "RunsTable"]
+
+_LAZY = {"Launcher": "launcher", "RunWidget": "run", "RunsTable": "table"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'kfnb.widgets' has no attribute {name!r}")
