@@ -143,6 +143,8 @@ class RunWidget(widgets.VBox):
             total = len(record.steps)
             self.header.value = header_html(record, now)
             self.cancel_button.disabled = record.done or record.status == "CANCELING"
+            # an ended run has nothing to cancel: a muted button, not a red one
+            self.cancel_button.button_style = "" if record.done else "danger"
             url = (record.remote or {}).get("url")
             self.link.value = (f'<a href="{html.escape(str(url))}" target="_blank" '
                                'rel="noopener">Open in the KFP UI</a>' if url else "")

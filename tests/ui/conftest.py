@@ -59,6 +59,11 @@ def fanout_notebook() -> nbformat.NotebookNode:
     return nbformat.read(EXAMPLES / "fanout.ipynb", as_version=4)
 
 
+def magics_notebook() -> nbformat.NotebookNode:
+    """examples/magics_pipeline.ipynb: `%%step` cells, then `%kfnb run -p n 4` (its run widget)."""
+    return nbformat.read(EXAMPLES / "magics_pipeline.ipynb", as_version=4)
+
+
 def broken_notebook() -> nbformat.NotebookNode:
     """Step `second` (cell 2) reads a variable no step defines: a problem with a cell index."""
     return new_notebook(
@@ -92,6 +97,7 @@ NOTEBOOKS = {
     "tagging.ipynb": fanout_notebook,
     "broken.ipynb": broken_notebook,
     "slow.ipynb": slow_notebook,
+    "magics_pipeline.ipynb": magics_notebook,
 }
 
 
