@@ -8,15 +8,14 @@ it shows the same thing as ``kfnb show`` and the Jupyter side panel.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends import Backend, BackendError, RunHandle, RunView, get_backend
+from .backends import Backend, BackendError, RunHandle, RunView, StoreRunHandle, get_backend
 from .dag import Pipeline
 from .params import resolve_params
-from .tracking import TERMINAL_RUN, StepRun, Store
+from .tracking import StepRun, Store
 
 if TYPE_CHECKING:
     from .backends.kfp.compiler import Compiled
@@ -73,22 +72,17 @@ class PipelineRun(RunView):
 
     def wait(self, timeout: float | None = None) -> PipelineRun:
         """Block until the run ends (or ``timeout`` seconds pass)."""
-        if self.handle is not None:
-            self.handle.wait(timeout)
-            return self
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.status not in TERMINAL_RUN:
-            if deadline is not None and time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        self._follow.wait(timeout)
         return self
 
     def cancel(self) -> None:
         """Stop the run: running steps are killed, the others marked cancelled."""
-        if self.handle is not None:
-            self.handle.cancel()
-        else:
-            self.store.request_cancel(self.id)
+        self._follow.cancel()
+
+    @property
+    def _follow(self) -> RunHandle:
+        """The backend's handle, else one that follows the run through the store."""
+        return self.handle if self.handle is not None else StoreRunHandle(self.store, self.id)
 
     def outputs(self, step: str) -> dict[str, Any]:
         """The values ``step`` handed on to later steps, loaded back into Python."""
@@ -96,12 +90,7 @@ class PipelineRun(RunView):
 
         record = self.record
         record.step(step)  # raises for an unknown step
-        folder = Path(record.artifacts_dir) / "data" / step
-        if not folder.is_dir():
-            return {}
-        names = sorted({p.name.split(".")[0] for p in folder.iterdir()
-                        if not p.name.startswith(".")})
-        return marshal.load_all(folder, names, step=step)
+        return marshal.load_folder(Path(record.artifacts_dir) / "data" / step, step=step)
 
 
 def run(notebook: str | Path | Pipeline, params: Mapping[str, Any] | None = None, *,

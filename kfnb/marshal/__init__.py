@@ -37,7 +37,7 @@ from .registry import (
     unregister,
 )
 from .serializer import Decline, Serializer
-from .store import load, load_all, save, save_all
+from .store import load, load_all, load_folder, save, save_all
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -48,6 +48,7 @@ __all__ = [
     "get",
     "load",
     "load_all",
+    "load_folder",
     "register",
     "register_entry_points",
     "save",

@@ -75,6 +75,16 @@ def load_all(
     return {name: load(directory, name, step=step) for name in names}
 
 
+def load_folder(directory: str | Path, *, step: str | None = None) -> dict[str, object]:
+    """Load every value saved in ``directory`` (``{}`` when it does not exist)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    names = sorted({p.name.split(".")[0] for p in directory.iterdir()
+                    if not p.name.startswith(".")})
+    return load_all(directory, names, step=step)
+
+
 # -- saving ----------------------------------------------------------------------------------
 
 

@@ -37,12 +37,7 @@ class LocalKfpRun:
         """The values ``step`` handed on, loaded back (as ``PipelineRun.outputs`` does)."""
         from ... import marshal
 
-        folder = self.task_dir(step) / DATA
-        if not folder.is_dir():
-            return {}
-        names = sorted({p.name.split(".")[0] for p in folder.iterdir()
-                        if not p.name.startswith(".")})
-        return marshal.load_all(folder, names, step=step)
+        return marshal.load_folder(self.task_dir(step) / DATA, step=step)
 
     def metrics(self, step: str | None = None) -> dict[str, float]:
         """The metrics of one step's ``kfnb_metrics`` artifact, or of all steps together."""
