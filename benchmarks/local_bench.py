@@ -57,14 +57,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 KFNB = str(Path(sys.executable).with_name("kfnb"))
-KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-          "language_info": {"name": "python"}}
+KERNEL = {
+    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    "language_info": {"name": "python"},
+}
 
 
 # -- workloads ----------------------------------------------------------------------------------
 def _notebook(path: Path, cells: list[tuple[str, str]]) -> Path:
-    nb = new_notebook(cells=[new_code_cell(src, metadata={"tags": [tag]}) for tag, src in cells],
-                      metadata=KERNEL)
+    nb = new_notebook(
+        cells=[new_code_cell(src, metadata={"tags": [tag]}) for tag, src in cells], metadata=KERNEL
+    )
     nbformat.write(nb, path)
     return path
 
@@ -73,18 +76,25 @@ def write_workloads(folder: Path) -> dict[str, Path]:
     chain = [("step:s0", "x = 0")] + [(f"step:s{i}", "x = x + 1") for i in range(1, 10)]
     fan = [(f"step:sleep{i}", f"import time\ntime.sleep(2)\nv{i} = {i}") for i in range(8)]
     fan.append(("step:join", "total = " + " + ".join(f"v{i}" for i in range(8))))
-    make = ("import numpy as np\nimport pandas as pd\n"
-            "arr = np.ones(2**27)\n"  # 1 GiB of float64
-            "df = pd.DataFrame({'i': np.arange(10_000_000), 'x': np.ones(10_000_000)})\n")
+    make = (
+        "import numpy as np\nimport pandas as pd\n"
+        "arr = np.ones(2**27)\n"  # 1 GiB of float64
+        "df = pd.DataFrame({'i': np.arange(10_000_000), 'x': np.ones(10_000_000)})\n"
+    )
     return {
         "L10": _notebook(folder / "l10.ipynb", chain),
         "F8": _notebook(folder / "f8.ipynb", fan),
-        "D1": _notebook(folder / "d1.ipynb", [
-            ("step:make", make),
-            ("step:use", "n = float(arr[::4096].sum()) + len(df)")]),
-        "D0": _notebook(folder / "d0.ipynb", [
-            ("step:make", make + "n0 = len(arr) + len(df)\ndel arr, df\n"),
-            ("step:use", "import numpy as np\nimport pandas as pd\nn = n0")]),
+        "D1": _notebook(
+            folder / "d1.ipynb",
+            [("step:make", make), ("step:use", "n = float(arr[::4096].sum()) + len(df)")],
+        ),
+        "D0": _notebook(
+            folder / "d0.ipynb",
+            [
+                ("step:make", make + "n0 = len(arr) + len(df)\ndel arr, df\n"),
+                ("step:use", "import numpy as np\nimport pandas as pd\nn = n0"),
+            ],
+        ),
     }
 
 
@@ -165,8 +175,12 @@ class Bench:
         shutil.rmtree(out / "data", ignore_errors=True)
         t0 = time.perf_counter()
         for name in order:
-            papermill.execute_notebook(str(out / f"{name}.ipynb"), str(out / f"{name}.out.ipynb"),
-                                       progress_bar=False, cwd=str(out))
+            papermill.execute_notebook(
+                str(out / f"{name}.ipynb"),
+                str(out / f"{name}.out.ipynb"),
+                progress_bar=False,
+                cwd=str(out),
+            )
         took = time.perf_counter() - t0
         if nb.stem == "d1":
             self._record_handover("papermill", [out / f"{n}.out.ipynb" for n in order])
@@ -181,8 +195,7 @@ class Bench:
         work.mkdir()
         for name in order:  # Elyra overwrites the notebooks it runs: give it copies
             shutil.copy(out / f"{name}.ipynb", work / f"{name}.ipynb")
-        nodes = [{"id": n, "notebook": str(work / f"{n}.ipynb"), "after": after[n]}
-                 for n in order]
+        nodes = [{"id": n, "notebook": str(work / f"{n}.ipynb"), "after": after[n]} for n in order]
         pipeline = write_pipeline(nodes, work / f"{nb.stem}.pipeline")
         shutil.rmtree(out / "data", ignore_errors=True)
         return run_pipeline(exe, pipeline, work, timeout=900)
@@ -242,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--peers", action="store_true", help="also time Elyra's local runtime")
     parser.add_argument("--only", default="L10,F8,D1,C10", help="workloads, comma-separated")
-    parser.add_argument("--pool-size", type=int, default=8,
-                        help="kernels kept ready for 'kfnb warm' (default 8)")
+    parser.add_argument(
+        "--pool-size", type=int, default=8, help="kernels kept ready for 'kfnb warm' (default 8)"
+    )
     parser.add_argument("--json", type=Path, help="also write the raw times here")
     args = parser.parse_args(argv)
     wanted = [w.strip().upper() for w in args.only.split(",") if w.strip()]
@@ -263,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"measuring {w} ...", file=sys.stderr, flush=True)
             if w == "C10":
                 bench.kfnb_cold(nbs["L10"], cache=True)  # fills the cache
-                rows[w] = {"cold": measure(lambda: bench.kfnb_cold(nbs["L10"], cache=True),
-                                           args.repeat)}
+                rows[w] = {
+                    "cold": measure(lambda: bench.kfnb_cold(nbs["L10"], cache=True), args.repeat)
+                }
                 continue
             if w == "D1":
                 for key in ("D0", "D1"):
@@ -288,26 +303,48 @@ def main(argv: list[str] | None = None) -> int:
         shutdown_shared_pools()
         shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"machine: {machine()}; {args.repeat} runs each, seconds: median (min-max); "
-          f"warm = {args.pool_size} kernels ready")
-    head = ["workload", "kfnb cold", "kfnb warm", "papermill loop", "Elyra",
-            "cold/papermill", "warm/papermill", "cold/Elyra", "warm/Elyra"]
+    print(
+        f"machine: {machine()}; {args.repeat} runs each, seconds: median (min-max); "
+        f"warm = {args.pool_size} kernels ready"
+    )
+    head = [
+        "workload",
+        "kfnb cold",
+        "kfnb warm",
+        "papermill loop",
+        "Elyra",
+        "cold/papermill",
+        "warm/papermill",
+        "cold/Elyra",
+        "warm/Elyra",
+    ]
     table = [head]
     for w, r in rows.items():
-        table.append([w, fmt(r.get("cold")), fmt(r.get("warm")), fmt(r.get("papermill")),
-                      fmt(r.get("elyra")), ratio(r.get("cold"), r.get("papermill")),
-                      ratio(r.get("warm"), r.get("papermill")),
-                      ratio(r.get("cold"), r.get("elyra")),
-                      ratio(r.get("warm"), r.get("elyra"))])
+        table.append(
+            [
+                w,
+                fmt(r.get("cold")),
+                fmt(r.get("warm")),
+                fmt(r.get("papermill")),
+                fmt(r.get("elyra")),
+                ratio(r.get("cold"), r.get("papermill")),
+                ratio(r.get("warm"), r.get("papermill")),
+                ratio(r.get("cold"), r.get("elyra")),
+                ratio(r.get("warm"), r.get("elyra")),
+            ]
+        )
     if "D0" in rows and "D1" in rows:
         hand = ["D1-D0 (hand-over)"]
         for col in ("cold", "warm", "papermill"):
             a, b = rows["D1"].get(col), rows["D0"].get(col)
             hand.append(f"{statistics.median(a) - statistics.median(b):+.2f}" if a and b else "-")
         table.append(hand + ["-"] * 5)
-        counted = {col: times[-args.repeat:] for col, times in bench.handover.items()}
-        table.append(["D1 hand-over"] + [fmt(counted.get(c)) for c in ("cold", "warm", "papermill")]
-                     + ["-"] * 5)
+        counted = {col: times[-args.repeat :] for col, times in bench.handover.items()}
+        table.append(
+            ["D1 hand-over"]
+            + [fmt(counted.get(c)) for c in ("cold", "warm", "papermill")]
+            + ["-"] * 5
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for i, row in enumerate(table):
         print("| " + " | ".join(c.ljust(wd) for c, wd in zip(row, widths, strict=True)) + " |")

@@ -23,11 +23,30 @@ except ImportError:  # pragma: no cover - running from a tree that was never bui
 from .dag import Param, Pipeline, Step
 from .errors import KfnbError
 
-__all__ = ["KfnbError", "Param", "Pipeline", "Step", "__version__", "compile", "get_run",
-           "log_metric", "log_param", "run", "runs", "warm"]
+__all__ = [
+    "KfnbError",
+    "Param",
+    "Pipeline",
+    "Step",
+    "__version__",
+    "compile",
+    "get_run",
+    "log_metric",
+    "log_param",
+    "run",
+    "runs",
+    "warm",
+]
 
-_LAZY = {"run": "api", "get_run": "api", "compile": "api", "runs": "api", "log_metric": "tracking",
-         "log_param": "tracking", "warm": "kernels"}
+_LAZY = {
+    "run": "api",
+    "get_run": "api",
+    "compile": "api",
+    "runs": "api",
+    "log_metric": "tracking",
+    "log_param": "tracking",
+    "warm": "kernels",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -93,9 +93,16 @@ class PipelineRun(RunView):
         return marshal.load_folder(Path(record.artifacts_dir) / "data" / step, step=step)
 
 
-def run(notebook: str | Path | Pipeline, params: Mapping[str, Any] | None = None, *,
-        backend: str = "local", wait: bool = True, store: Store | None = None,
-        config: Any = None, **options: Any) -> PipelineRun:
+def run(
+    notebook: str | Path | Pipeline,
+    params: Mapping[str, Any] | None = None,
+    *,
+    backend: str = "local",
+    wait: bool = True,
+    store: Store | None = None,
+    config: Any = None,
+    **options: Any,
+) -> PipelineRun:
     """Run a notebook as a pipeline. ``options`` fill the backend's config (e.g. max_parallel)."""
     pipeline = notebook if isinstance(notebook, Pipeline) else Pipeline.from_notebook(notebook)
     values = resolve_params(pipeline, params)
@@ -114,13 +121,16 @@ def _config(cls: type[Backend], options: Mapping[str, Any]) -> Any:
     known = [f.name for f in dataclasses.fields(cls.config_class)]
     unknown = [k for k in options if k not in known]
     if unknown:
-        raise BackendError(f"backend {cls.name!r} has no option {', '.join(map(repr, unknown))}. "
-                           f"Fix: use one of: {', '.join(known)}")
+        raise BackendError(
+            f"backend {cls.name!r} has no option {', '.join(map(repr, unknown))}. "
+            f"Fix: use one of: {', '.join(known)}"
+        )
     return cls.config_class(**options)
 
 
-def runs(notebook: str | Path | None = None, limit: int = 50,
-         store: Store | None = None) -> RunsTable:
+def runs(
+    notebook: str | Path | None = None, limit: int = 50, store: Store | None = None
+) -> RunsTable:
     """Recent runs (of ``notebook`` when given) as a ``kfnb.widgets.RunsTable``: a sortable
     table widget in a notebook, a plain text table (``repr``) elsewhere."""
     from .widgets import RunsTable
@@ -154,9 +164,15 @@ def get_run(run_id: str, store: Store | None = None) -> PipelineRun:
     return PipelineRun(store, record.id, handle)
 
 
-def compile(notebook: str | Path | Pipeline, output: str | Path, *, image: str | None = None,
-            accelerator: str | None = None, packages: Sequence[str] = (),
-            cache: bool = True) -> Compiled:
+def compile(
+    notebook: str | Path | Pipeline,
+    output: str | Path,
+    *,
+    image: str | None = None,
+    accelerator: str | None = None,
+    packages: Sequence[str] = (),
+    cache: bool = True,
+) -> Compiled:
     """Compile a notebook to a Kubeflow Pipelines v2 pipeline (IR YAML) at ``output``.
 
     ``image`` is the base image of steps whose notebook names none; ``accelerator`` what a
@@ -167,6 +183,7 @@ def compile(notebook: str | Path | Pipeline, output: str | Path, *, image: str |
     from .backends.kfp.compiler import compile_pipeline
 
     pipeline = notebook if isinstance(notebook, Pipeline) else Pipeline.from_notebook(notebook)
-    cfg = KfpConfig(image=image, accelerator=accelerator, packages=tuple(packages),
-                    cache=cache).resolved()
+    cfg = KfpConfig(
+        image=image, accelerator=accelerator, packages=tuple(packages), cache=cache
+    ).resolved()
     return compile_pipeline(pipeline, output, cfg.compile_options())

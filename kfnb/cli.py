@@ -23,22 +23,26 @@ from .dag import Pipeline, Step
 from .errors import KfnbError
 
 
-def build_parser(prog: str = "kfnb", *, magic: bool = False,
-                 parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser
-                 ) -> argparse.ArgumentParser:
+def build_parser(
+    prog: str = "kfnb",
+    *,
+    magic: bool = False,
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
     """The command line's arguments. ``magic``: the ``%kfnb`` line magic's variant (NOTEBOOK
     optional: the kernel's own notebook by default; no ``materialize``, ``run --json/--detach``:
     a magic's run never blocks)."""
     parser = parser_class(
-        prog=prog, description="Run tagged Jupyter notebooks as pipelines, locally or on "
-        "Kubeflow.")
+        prog=prog, description="Run tagged Jupyter notebooks as pipelines, locally or on Kubeflow."
+    )
     parser.add_argument("--version", action="version", version=f"kfnb {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     notebook: dict[str, Any] = {"type": Path}
     if magic:
-        notebook.update(nargs="?", default=None,
-                        help="the notebook (default: the one this kernel belongs to)")
+        notebook.update(
+            nargs="?", default=None, help="the notebook (default: the one this kernel belongs to)"
+        )
 
     describe = sub.add_parser("describe", help="show the pipeline a notebook defines")
     describe.add_argument("notebook", **notebook)
@@ -56,60 +60,116 @@ def _add_materialize(sub: Any) -> None:
     mat = sub.add_parser("materialize", help="write one runnable notebook per step")
     mat.add_argument("notebook", type=Path)
     mat.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    mat.add_argument("--data-dir", type=Path, default=None,
-                     help="folder where steps exchange values (default: OUTPUT/data)")
+    mat.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder where steps exchange values (default: OUTPUT/data)",
+    )
     mat.set_defaults(func=cmd_materialize)
 
 
 def _add_compile(sub: Any, notebook: dict[str, Any]) -> None:
-    comp = sub.add_parser("compile", help="compile a notebook to a Kubeflow Pipelines v2 "
-                          "pipeline (IR YAML)")
+    comp = sub.add_parser(
+        "compile", help="compile a notebook to a Kubeflow Pipelines v2 pipeline (IR YAML)"
+    )
     comp.add_argument("notebook", **notebook)
     comp.add_argument("-o", "--output", type=Path, required=True, help="the YAML file to write")
-    comp.add_argument("--image", help="base image of steps that name none (default: the "
-                      "notebook's, else the config file's, else kfnb's runtime image)")
-    comp.add_argument("--accelerator", metavar="RESOURCE",
-                      help="what a step's GPU count asks for (default: nvidia.com/gpu)")
-    comp.add_argument("--package", action="append", default=[], metavar="REQ",
-                      help="pip-install REQ when a step's pod starts (repeatable; default: "
-                           "none, the image holds what steps need)")
-    comp.add_argument("--no-cache", action="store_true",
-                      help="never let KFP reuse a cached result of a step")
-    comp.add_argument("--run-local", action="store_true",
-                      help="then run the compiled pipeline here with KFP's local runner "
-                           "(kfp.local: the pods' code, without a cluster)")
-    comp.add_argument("-p", "--param", nargs=2, action="append", default=[],
-                      metavar=("NAME", "VALUE"), help="a parameter value for --run-local")
+    comp.add_argument(
+        "--image",
+        help="base image of steps that name none (default: the "
+        "notebook's, else the config file's, else kfnb's runtime image)",
+    )
+    comp.add_argument(
+        "--accelerator",
+        metavar="RESOURCE",
+        help="what a step's GPU count asks for (default: nvidia.com/gpu)",
+    )
+    comp.add_argument(
+        "--package",
+        action="append",
+        default=[],
+        metavar="REQ",
+        help="pip-install REQ when a step's pod starts (repeatable; default: "
+        "none, the image holds what steps need)",
+    )
+    comp.add_argument(
+        "--no-cache", action="store_true", help="never let KFP reuse a cached result of a step"
+    )
+    comp.add_argument(
+        "--run-local",
+        action="store_true",
+        help="then run the compiled pipeline here with KFP's local runner "
+        "(kfp.local: the pods' code, without a cluster)",
+    )
+    comp.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter value for --run-local",
+    )
     comp.set_defaults(func=cmd_compile)
 
 
 def _add_run(sub: Any, notebook: dict[str, Any], magic: bool) -> None:
-    run = sub.add_parser("run", help="run a notebook as a pipeline" + (
-        " (the saved file; returns at once)" if magic else ""))
+    run = sub.add_parser(
+        "run",
+        help="run a notebook as a pipeline"
+        + (" (the saved file; returns at once)" if magic else ""),
+    )
     run.add_argument("notebook", **notebook)
-    run.add_argument("-p", "--param", nargs=2, action="append", default=[],
-                     metavar=("NAME", "VALUE"), help="a parameter value (repeatable)")
+    run.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter value (repeatable)",
+    )
     run.add_argument("-f", "--params-file", type=Path, help="YAML file of parameter values")
     run.add_argument("--backend", default="local", help="where to run (default: local)")
-    run.add_argument("--max-parallel", type=int, default=None,
-                     help="most steps at once (local; default: twice the CPU count, at least 8)")
-    run.add_argument("--no-cache", action="store_true",
-                     help="run every step, even those whose results an earlier run holds")
-    run.add_argument("--preload", action="append", default=[], metavar="MODULE",
-                     help="import MODULE once in the kernel fork server, for every step's "
-                          "kernel (local; repeatable, e.g. --preload numpy --preload pandas)")
+    run.add_argument(
+        "--max-parallel",
+        type=int,
+        default=None,
+        help="most steps at once (local; default: twice the CPU count, at least 8)",
+    )
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every step, even those whose results an earlier run holds",
+    )
+    run.add_argument(
+        "--preload",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE once in the kernel fork server, for every step's "
+        "kernel (local; repeatable, e.g. --preload numpy --preload pandas)",
+    )
     kfp = run.add_argument_group("Kubeflow Pipelines (--backend kfp)")
-    kfp.add_argument("--host", help="the KFP API URL (default: $KFNB_KFP_HOST, the config "
-                     "file, or the in-cluster service inside a Kubeflow notebook pod)")
+    kfp.add_argument(
+        "--host",
+        help="the KFP API URL (default: $KFNB_KFP_HOST, the config "
+        "file, or the in-cluster service inside a Kubeflow notebook pod)",
+    )
     kfp.add_argument("--namespace", help="the Kubeflow profile namespace to run in")
-    kfp.add_argument("--experiment", help="the experiment (created if missing; default: the "
-                     "notebook's, else the pipeline name)")
+    kfp.add_argument(
+        "--experiment",
+        help="the experiment (created if missing; default: the notebook's, else the pipeline name)",
+    )
     kfp.add_argument("--image", help="base image of steps that name none")
     if not magic:
-        kfp.add_argument("--detach", action="store_true",
-                         help="submit and return; follow later with `kfnb show RUN`")
-        run.add_argument("--json", action="store_true",
-                         help="print the final run record as JSON")
+        kfp.add_argument(
+            "--detach",
+            action="store_true",
+            help="submit and return; follow later with `kfnb show RUN`",
+        )
+        run.add_argument("--json", action="store_true", help="print the final run record as JSON")
     run.set_defaults(func=cmd_run)
 
 
@@ -172,8 +232,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     pipeline = Pipeline.from_notebook(args.notebook)
     written = write_step_notebooks(pipeline, args.output, data_dir=args.data_dir)
     order = [s.name for s in pipeline.toposort()]
-    print(f"wrote {len(written)} step notebooks to {args.output} (run order: "
-          f"{' -> '.join(order)})")
+    print(f"wrote {len(written)} step notebooks to {args.output} (run order: {' -> '.join(order)})")
     for name in order:
         print(f"  {written[name]}")
     return 0
@@ -191,14 +250,18 @@ def run_options(args: argparse.Namespace, *, pool_size: int | None) -> dict[str,
     """The backend options ``run`` arguments ask for (``pool_size``: kernels the local backend
     keeps warm in this process after the run; None: its default)."""
     options: dict[str, Any] = {"max_parallel": args.max_parallel} if args.max_parallel else {}
-    remote = {k: getattr(args, k) for k in ("host", "namespace", "experiment", "image")
-              if getattr(args, k)}
+    remote = {
+        k: getattr(args, k)
+        for k in ("host", "namespace", "experiment", "image")
+        if getattr(args, k)
+    }
     detach = getattr(args, "detach", False)
     if args.backend == "local":
         if remote or detach:
             given = ", ".join(f"--{k}" for k in [*remote, *(["detach"] if detach else [])])
-            raise KfnbError(f"{given}: only for --backend kfp. Fix: add --backend kfp, or "
-                            "drop them to run here")
+            raise KfnbError(
+                f"{given}: only for --backend kfp. Fix: add --backend kfp, or drop them to run here"
+            )
         options.update(cache=not args.no_cache, preload=tuple(args.preload))
         if pool_size is not None:
             options["pool_size"] = pool_size
@@ -229,16 +292,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     record = result.record
     if record.remote:
-        print(f"submitted run {record.id} to {record.remote.get('host')}: "
-              f"{record.remote.get('url')}", file=out, flush=True)
+        print(
+            f"submitted run {record.id} to {record.remote.get('host')}: {record.remote.get('url')}",
+            file=out,
+            flush=True,
+        )
         if args.detach:
             print(f"follow it with: kfnb show {record.id}", file=out)
             if args.json:
                 print(json.dumps(record.to_dict(), indent=2, default=repr))
             return 0
     try:
-        record = progress.follow(lambda: result.record, out=out,
-                                 sleep=lambda seconds: result.wait(timeout=seconds))
+        record = progress.follow(
+            lambda: result.record, out=out, sleep=lambda seconds: result.wait(timeout=seconds)
+        )
     except KeyboardInterrupt:
         print("\nkfnb: cancelling...", file=sys.stderr)
         result.cancel()
@@ -255,11 +322,19 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from .api import compile
 
     pipeline = Pipeline.from_notebook(args.notebook)
-    compiled = compile(pipeline, args.output, image=args.image, accelerator=args.accelerator,
-                       packages=args.package, cache=not args.no_cache)
+    compiled = compile(
+        pipeline,
+        args.output,
+        image=args.image,
+        accelerator=args.accelerator,
+        packages=args.package,
+        cache=not args.no_cache,
+    )
     order = [s.name for s in pipeline.toposort()]
-    print(f"wrote {args.output}: Kubeflow Pipelines v2 pipeline {compiled.name!r}, "
-          f"{len(order)} steps ({' -> '.join(order)})")
+    print(
+        f"wrote {args.output}: Kubeflow Pipelines v2 pipeline {compiled.name!r}, "
+        f"{len(order)} steps ({' -> '.join(order)})"
+    )
     if compiled.parameters:
         print("  parameters: " + ", ".join(f"{k}: {v}" for k, v in compiled.parameters.items()))
     for step in pipeline.steps:
@@ -277,8 +352,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with contextlib.redirect_stdout(sys.stderr):  # kfp.local's own task logs
         result = run_compiled(compiled, params)
-    print(f"kfp.local: all {len(order)} steps succeeded in {time.monotonic() - started:.1f}s; "
-          f"artifacts in {result.root}")
+    print(
+        f"kfp.local: all {len(order)} steps succeeded in {time.monotonic() - started:.1f}s; "
+        f"artifacts in {result.root}"
+    )
     for name, value in result.metrics().items():
         print(f"  {name} = {value:g}")
     return 0
@@ -294,8 +371,7 @@ def _refresh(record: Any, store: Any) -> Any:
     try:
         get_backend(record.backend)().attach(store, record.id).refresh()
     except KfnbError as err:
-        print(f"kfnb: warning: run {record.id} shows its last known state: {err}",
-              file=sys.stderr)
+        print(f"kfnb: warning: run {record.id} shows its last known state: {err}", file=sys.stderr)
     return store.get_run(record.id)
 
 
@@ -310,14 +386,25 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in records], indent=2, default=repr))
         return 0
     if not records:
-        print(f"no runs of {notebook} yet" if notebook else
-              "no runs yet: start one with `kfnb run NOTEBOOK`")
+        print(
+            f"no runs of {notebook} yet"
+            if notebook
+            else "no runs yet: start one with `kfnb run NOTEBOOK`"
+        )
         return 0
     rows = [("ID", "NAME", "STATUS", "STARTED", "TOOK", "BACKEND")]
     for r in records:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at or 0))
-        rows.append((r.id, r.name, r.status, started,
-                     elapsed(r.started_at or r.created_at, r.finished_at), r.backend))
+        rows.append(
+            (
+                r.id,
+                r.name,
+                r.status,
+                started,
+                elapsed(r.started_at or r.created_at, r.finished_at),
+                r.backend,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -363,8 +450,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 sys.stdout.write(chunk.decode(errors="replace"))
                 sys.stdout.flush()
                 offsets[s.name] = offsets.get(s.name, 0) + len(chunk)
-        done = (record.step(args.step).status in TERMINAL_STEP if args.step
-                else record.status in TERMINAL_RUN)
+        done = (
+            record.step(args.step).status in TERMINAL_STEP
+            if args.step
+            else record.status in TERMINAL_RUN
+        )
         if not args.follow or done:
             return 0
         time.sleep(0.3)
@@ -407,14 +497,20 @@ def render(pipeline: Pipeline) -> str:
             out.append(f"  {name:<{width}}  {p.type:<5}  {p.default!r}")
     if pipeline.prelude:
         out.append("")
-        out.append("Prelude (run at the start of every step): cells "
-                   + _cells(pipeline.prelude_cell_indices()))
-    shared = set.intersection(*(set(_settings(s)) for s in pipeline.steps)) \
-        if len(pipeline.steps) > 1 else set()
+        out.append(
+            "Prelude (run at the start of every step): cells "
+            + _cells(pipeline.prelude_cell_indices())
+        )
+    shared = (
+        set.intersection(*(set(_settings(s)) for s in pipeline.steps))
+        if len(pipeline.steps) > 1
+        else set()
+    )
     if shared:
         out.append("")
-        out.append("Every step: " + "  ".join(x for x in _settings(pipeline.steps[0])
-                                              if x in shared))
+        out.append(
+            "Every step: " + "  ".join(x for x in _settings(pipeline.steps[0]) if x in shared)
+        )
     out.append("")
     out.append(f"Steps ({len(pipeline.steps)}), in run order")
     for step in pipeline.toposort():

@@ -44,13 +44,17 @@ def section(name: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) if path.exists() else None
     except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read the kfnb configuration {path}: {err}. Fix: correct the "
-                          f"file or point {CONFIG_ENV} elsewhere") from err
+        raise ConfigError(
+            f"cannot read the kfnb configuration {path}: {err}. Fix: correct the "
+            f"file or point {CONFIG_ENV} elsewhere"
+        ) from err
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"the kfnb configuration {path} must be a mapping of sections, not a "
-                          f"{type(data).__name__}")
+        raise ConfigError(
+            f"the kfnb configuration {path} must be a mapping of sections, not a "
+            f"{type(data).__name__}"
+        )
     found = data.get(name) or {}
     if not isinstance(found, dict):
         raise ConfigError(f"section {name!r} of {path} must be a mapping of settings")

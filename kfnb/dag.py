@@ -34,8 +34,16 @@ if TYPE_CHECKING:
 
 STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 RESERVED_STEP_NAMES = frozenset(
-    {"imports", "functions", "parameters", "pipeline-parameters", "pipeline-metrics", "metrics",
-     "skip", "kfnb"}
+    {
+        "imports",
+        "functions",
+        "parameters",
+        "pipeline-parameters",
+        "pipeline-metrics",
+        "metrics",
+        "skip",
+        "kfnb",
+    }
 )
 RESERVED_PREFIX = "kfnb_"
 GPU = "nvidia.com/gpu"
@@ -101,8 +109,12 @@ class Toleration:
     effect: str | None = None
 
     def to_dict(self) -> dict[str, str]:
-        fields = {"key": self.key, "operator": self.operator, "value": self.value,
-                  "effect": self.effect}
+        fields = {
+            "key": self.key,
+            "operator": self.operator,
+            "value": self.value,
+            "effect": self.effect,
+        }
         return {k: v for k, v in fields.items() if v is not None}
 
     def __str__(self) -> str:
@@ -264,8 +276,14 @@ class Pipeline:
         return self
 
     def _resolve(
-        self, step: Step, var: str, position: int, positions: dict[str, int],
-        modules: set[str], *, optional: bool,
+        self,
+        step: Step,
+        var: str,
+        position: int,
+        positions: dict[str, int],
+        modules: set[str],
+        *,
+        optional: bool,
     ) -> None:
         """Find where ``step`` gets ``var`` from and record the edge (or raise if nowhere)."""
         provider = self._provider(var, position, modules)
@@ -277,7 +295,8 @@ class Pipeline:
         assert pfacts is not None
         if var in pfacts.deletes:
             raise self._step_error(
-                step, f"step {step.name!r} reads {var!r}, but step {provider.name!r} "
+                step,
+                f"step {step.name!r} reads {var!r}, but step {provider.name!r} "
                 f"deletes it (del {var})",
                 f"remove the `del {var}` from step {provider.name!r} or stop reading "
                 f"{var!r} in step {step.name!r}",
@@ -290,8 +309,9 @@ class Pipeline:
         # A provider that binds ``var`` only on some paths must hand on the value it received
         # when its own binding did not happen, exactly as the notebook run top to bottom would.
         if var in pfacts.conditional and var not in provider.inputs:
-            self._resolve(provider, var, positions[provider.name], positions, modules,
-                          optional=True)
+            self._resolve(
+                provider, var, positions[provider.name], positions, modules, optional=True
+            )
 
     def _provider(self, var: str, position: int, modules: Collection[str] = ()) -> Step | None:
         """The latest step above ``position`` that binds, deletes or changes ``var``.
@@ -313,15 +333,19 @@ class Pipeline:
 
     def _undefined(self, step: Step, var: str, position: int) -> NotebookError:
         later = next(
-            (s for s in self.steps[position + 1:] if s.facts and var in s.facts.writes), None
+            (s for s in self.steps[position + 1 :] if s.facts and var in s.facts.writes), None
         )
         if later is not None:
             where = f"cell {later.cells[0].index}" if later.cells else "later"
-            fix = (f"{var!r} is defined by step {later.name!r} ({where}), which comes after "
-                   f"{step.name!r}: move that code above, or tag the cells so it runs first")
+            fix = (
+                f"{var!r} is defined by step {later.name!r} ({where}), which comes after "
+                f"{step.name!r}: move that code above, or tag the cells so it runs first"
+            )
         else:
-            fix = (f"define {var!r} in an earlier step, in an `imports`/`functions` cell, or as "
-                   "a pipeline parameter")
+            fix = (
+                f"define {var!r} in an earlier step, in an `imports`/`functions` cell, or as "
+                "a pipeline parameter"
+            )
         return self._step_error(
             step, f"step {step.name!r} reads variable {var!r}, which no upstream step defines", fix
         )
@@ -363,14 +387,17 @@ class Pipeline:
     def validate(self) -> None:
         """Check names and edges; raise a ``PipelineError`` naming the problem and the fix."""
         if not self.steps:
-            raise PipelineError(f"pipeline {self.name!r} has no steps. Fix: tag a code cell "
-                                "with step:NAME, or keep at least one untagged code cell")
+            raise PipelineError(
+                f"pipeline {self.name!r} has no steps. Fix: tag a code cell "
+                "with step:NAME, or keep at least one untagged code cell"
+            )
         seen: set[str] = set()
         for step in self.steps:
             check_step_name(step.name)
             if step.name in seen:
-                raise PipelineError(f"duplicate step name {step.name!r}. Fix: give each step "
-                                    "a unique name")
+                raise PipelineError(
+                    f"duplicate step name {step.name!r}. Fix: give each step a unique name"
+                )
             seen.add(step.name)
         for step in self.steps:
             for dep in step.after:
@@ -380,8 +407,10 @@ class Pipeline:
                         f"pipeline {self.name!r}" + _did_you_mean(dep, seen)
                     )
                 if dep == step.name:
-                    raise PipelineError(f"step {step.name!r} depends on itself. Fix: remove "
-                                        f"{dep!r} from its prev/after list")
+                    raise PipelineError(
+                        f"step {step.name!r} depends on itself. Fix: remove "
+                        f"{dep!r} from its prev/after list"
+                    )
         for name in self.parameters:
             check_parameter_name(name)
         self.toposort()
@@ -401,9 +430,10 @@ class Pipeline:
             if mark == 2:
                 return
             if mark == 1:
-                cycle = [*trail[trail.index(step.name):], step.name]
+                cycle = [*trail[trail.index(step.name) :], step.name]
                 raise PipelineError(
-                    "the steps form a cycle: " + " -> ".join(cycle)
+                    "the steps form a cycle: "
+                    + " -> ".join(cycle)
                     + ". Fix: remove one of these prev/after dependencies"
                 )
             state[step.name] = 1
@@ -448,8 +478,10 @@ class Pipeline:
 def check_step_name(name: str) -> None:
     """Raise a ``PipelineError`` if ``name`` cannot name a step, suggesting a valid one."""
     if name in RESERVED_STEP_NAMES:
-        raise PipelineError(f"{name!r} is reserved and cannot name a step. Fix: use another "
-                            f"name, such as {name + '_step'!r}")
+        raise PipelineError(
+            f"{name!r} is reserved and cannot name a step. Fix: use another "
+            f"name, such as {name + '_step'!r}"
+        )
     if not STEP_NAME.match(name):
         raise PipelineError(
             f"invalid step name {name!r}: use letters, digits, '_' and '-', starting with a "
@@ -461,8 +493,9 @@ def check_parameter_name(name: str) -> None:
     if not name.isidentifier() or keyword.iskeyword(name):
         raise PipelineError(f"invalid parameter name {name!r}: it must be a Python identifier")
     if name.startswith(RESERVED_PREFIX):
-        raise PipelineError(f"parameter {name!r} uses the reserved prefix {RESERVED_PREFIX!r}. "
-                            "Fix: rename it")
+        raise PipelineError(
+            f"parameter {name!r} uses the reserved prefix {RESERVED_PREFIX!r}. Fix: rename it"
+        )
 
 
 def sanitize_name(name: str) -> str:

@@ -45,7 +45,7 @@ class NotebookError(KfnbError):
             if len(first) > 60:
                 first = first[:57] + "..."
             where.append(f"cell {self.cell_index}" + (f" ({first!r})" if first else ""))
-        text = (": ".join([", ".join(where), self.message]) if where else self.message)
+        text = ": ".join([", ".join(where), self.message]) if where else self.message
         if self.fix:
             text += f". Fix: {self.fix}"
         return text

@@ -21,8 +21,12 @@ from .dag import Pipeline
 HASH_VERSION = 1
 
 
-def step_hashes(pipeline: Pipeline, values: Mapping[str, Any] | None = None, *,
-                context: Mapping[str, Any] | None = None) -> dict[str, str]:
+def step_hashes(
+    pipeline: Pipeline,
+    values: Mapping[str, Any] | None = None,
+    *,
+    context: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
     """Content hash of every step, given parameter ``values`` (defaults where not given).
 
     ``context`` is what else a backend knows decides results (the local backend: the working
@@ -37,7 +41,8 @@ def step_hashes(pipeline: Pipeline, values: Mapping[str, Any] | None = None, *,
             read |= set(step.facts.reads) | set(step.facts.deferred_reads)
         params = {
             name: [p.type, given.get(name, p.default)]
-            for name, p in sorted(pipeline.parameters.items()) if name in read
+            for name, p in sorted(pipeline.parameters.items())
+            if name in read
         }
         payload = {
             "v": HASH_VERSION,

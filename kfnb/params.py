@@ -27,8 +27,11 @@ class ParameterError(KfnbError):
     """A parameter value that the pipeline cannot take."""
 
 
-def resolve_params(pipeline: Pipeline, values: Mapping[str, Any] | None = None,
-                   strings: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+def resolve_params(
+    pipeline: Pipeline,
+    values: Mapping[str, Any] | None = None,
+    strings: Iterable[tuple[str, str]] = (),
+) -> dict[str, Any]:
     """All parameter values of a run: defaults, then ``values``, then CLI ``strings``."""
     result = {name: p.default for name, p in pipeline.parameters.items()}
     for name, value in (values or {}).items():
@@ -50,8 +53,10 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ParameterError(f"{str(p)!r} must hold a mapping of parameter names to values, "
-                             f"not a {type(data).__name__}")
+        raise ParameterError(
+            f"{str(p)!r} must hold a mapping of parameter names to values, "
+            f"not a {type(data).__name__}"
+        )
     return {str(k): v for k, v in data.items()}
 
 
@@ -82,7 +87,8 @@ def check_value(pipeline: Pipeline, name: str, value: Any) -> Any:
         raise ParameterError(
             f"parameter {name!r} is {_article(kind)} {kind} (default {param.default!r}), not "
             f"{_article(type(value).__name__)} {type(value).__name__} ({value!r}). "
-            f"Fix: pass {_article(kind)} {kind}")
+            f"Fix: pass {_article(kind)} {kind}"
+        )
     if kind == "float":
         return float(value)
     if kind == "list":
@@ -111,8 +117,13 @@ def parse_string(pipeline: Pipeline, name: str, text: str) -> Any:
             return check_value(pipeline, name, value)
         return yaml.safe_load(text)  # "any": the YAML reading of the text
     except (ValueError, yaml.YAMLError, ParameterError) as err:
-        example = {"int": "7", "float": "0.5", "bool": "true", "list": "[1, 2]",
-                   "dict": '{"a": 1}'}.get(kind, json.dumps(param.default))
+        example = {
+            "int": "7",
+            "float": "0.5",
+            "bool": "true",
+            "list": "[1, 2]",
+            "dict": '{"a": 1}',
+        }.get(kind, json.dumps(param.default))
         raise ParameterError(
             f"parameter {name!r} is {_article(kind)} {kind} (default {param.default!r}); "
             f"{text!r} is not {_article(kind)} {kind}. Fix: pass e.g. -p {name} {example}"

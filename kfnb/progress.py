@@ -13,8 +13,15 @@ from typing import TextIO
 
 from .tracking import TERMINAL_RUN, Run, StepRun
 
-MARKS = {"PENDING": "·", "RUNNING": "▶", "SUCCEEDED": "✓", "CACHED": "✓", "FAILED": "✗",
-         "SKIPPED": "-", "CANCELED": "■"}
+MARKS = {
+    "PENDING": "·",
+    "RUNNING": "▶",
+    "SUCCEEDED": "✓",
+    "CACHED": "✓",
+    "FAILED": "✗",
+    "SKIPPED": "-",
+    "CANCELED": "■",
+}
 
 
 def elapsed(start: float | None, end: float | None, now: float | None = None) -> str:
@@ -50,8 +57,13 @@ def render(run: Run, now: float | None = None) -> list[str]:
     return [header(run, now)] + [step_line(s, width, now) for s in run.steps]
 
 
-def follow(get: Callable[[], Run], out: TextIO = sys.stdout, interval: float = 0.25,
-           live: bool | None = None, sleep: Callable[[float], object] = time.sleep) -> Run:
+def follow(
+    get: Callable[[], Run],
+    out: TextIO = sys.stdout,
+    interval: float = 0.25,
+    live: bool | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+) -> Run:
     """Show a run until it ends; return its final record. ``sleep(interval)`` waits between
     looks; a runner's own process passes one that returns as soon as the run ends."""
     live = out.isatty() if live is None else live
@@ -72,8 +84,11 @@ def follow(get: Callable[[], Run], out: TextIO = sys.stdout, interval: float = 0
                 key = (s.status, s.attempt)
                 if seen.get(s.name) != key and not (s.status == "PENDING" and s.name not in seen):
                     stamp = elapsed(start, time.time())
-                    out.write(f"[{stamp:>7}] {s.name} {s.status.lower()}"
-                              + (f" (attempt {s.attempt})" if s.attempt > 1 else "") + "\n")
+                    out.write(
+                        f"[{stamp:>7}] {s.name} {s.status.lower()}"
+                        + (f" (attempt {s.attempt})" if s.attempt > 1 else "")
+                        + "\n"
+                    )
                 seen[s.name] = key
         out.flush()
         if run.status in TERMINAL_RUN:
@@ -83,8 +98,10 @@ def follow(get: Callable[[], Run], out: TextIO = sys.stdout, interval: float = 0
 
 def summary(run: Run) -> list[str]:
     """What to print when a run has ended: the outcome, failures, metrics, where files are."""
-    lines = [f"{run.name}: {run.status.lower()} in "
-             f"{elapsed(run.started_at or run.created_at, run.finished_at)} (run {run.id})"]
+    lines = [
+        f"{run.name}: {run.status.lower()} in "
+        f"{elapsed(run.started_at or run.created_at, run.finished_at)} (run {run.id})"
+    ]
     for s in run.steps:
         if s.status == "FAILED" and s.error:
             lines.append(f"  ✗ {s.error.get('message') or s.name}")
@@ -93,8 +110,9 @@ def summary(run: Run) -> list[str]:
             lines.append(f"      full log: kfnb logs {run.id} {s.name}")
     cached = [s.name for s in run.steps if s.status == "CACHED"]
     if cached:
-        lines.append(f"  cached: {', '.join(cached)} (results of earlier runs; --no-cache "
-                     "runs them again)")
+        lines.append(
+            f"  cached: {', '.join(cached)} (results of earlier runs; --no-cache runs them again)"
+        )
     if run.metrics:
         lines.append("  metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in run.metrics.items()))
     lines.append(f"  artifacts: {run.artifacts_dir}")

@@ -44,8 +44,11 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
         from kfnb.kernels import warm
 
         pool = warm(settings.pool_size, preload=tuple(settings.preload))
-        server_app.log.info("kfnb keeps %d fresh kernels ready (fork server: %s)",
-                            settings.pool_size, pool.stats()["fork_server"])
+        server_app.log.info(
+            "kfnb keeps %d fresh kernels ready (fork server: %s)",
+            settings.pool_size,
+            pool.stats()["fork_server"],
+        )
 
 
 def _unload_jupyter_server_extension(server_app: ServerApp) -> None:

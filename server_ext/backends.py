@@ -30,9 +30,12 @@ def local_backend() -> dict[str, Any]:
     cpus = os.cpu_count() or 1
     gpus = detect_gpus()
     ids = f" ({', '.join(gpus)})" if gpus else ""
-    return {"name": "local", "available": True,
-            "detail": f"this machine: {cpus} CPU{'s' * (cpus != 1)}, {len(gpus)} "
-                      f"GPU{'s' * (len(gpus) != 1)}{ids}"}
+    return {
+        "name": "local",
+        "available": True,
+        "detail": f"this machine: {cpus} CPU{'s' * (cpus != 1)}, {len(gpus)} "
+        f"GPU{'s' * (len(gpus) != 1)}{ids}",
+    }
 
 
 def kfp_backend() -> dict[str, Any]:
@@ -43,9 +46,12 @@ def kfp_backend() -> dict[str, Any]:
         except Exception as err:  # ImportError, or a broken install of its dependencies
             _kfp_import_error.append(f"{type(err).__name__}: {err}")
     if _kfp_import_error[0] is not None:
-        return {"name": "kfp", "available": False,
-                "detail": f"the kfp package does not import ({_kfp_import_error[0]}). "
-                          "Fix: pip install 'kfnb[kfp]' in the Jupyter server's environment"}
+        return {
+            "name": "kfp",
+            "available": False,
+            "detail": f"the kfp package does not import ({_kfp_import_error[0]}). "
+            "Fix: pip install 'kfnb[kfp]' in the Jupyter server's environment",
+        }
     from kfnb.backends.kfp import connect
     from kfnb.config import section
 
@@ -54,16 +60,20 @@ def kfp_backend() -> dict[str, Any]:
     except KfnbError as err:
         return {"name": "kfp", "available": False, "detail": str(err)}
     where = f" (namespace {endpoint.namespace})" if endpoint.namespace else ""
-    return {"name": "kfp", "available": True,
-            "detail": f"Kubeflow Pipelines at {endpoint.host}{where}"}
+    return {
+        "name": "kfp",
+        "available": True,
+        "detail": f"Kubeflow Pipelines at {endpoint.host}{where}",
+    }
 
 
 def all_backends() -> list[dict[str, Any]]:
     found = [local_backend(), kfp_backend()]
     for name in backends():
         if name not in ("local", "kfp"):
-            found.append({"name": name, "available": True,
-                          "detail": "registered by an installed package"})
+            found.append(
+                {"name": name, "available": True, "detail": "registered by an installed package"}
+            )
     return found
 
 

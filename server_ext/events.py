@@ -67,8 +67,7 @@ class EventsHandler(KfnbHandler):
         wait = self.get_query_argument("wait", None)
         if wait not in (None, "", "0", "1"):
             raise BadRequest(f"wait={wait!r}: use wait=0 for a JSON page at once")
-        return wait == "0" or ("application/json" in accept
-                               and "text/event-stream" not in accept)
+        return wait == "0" or ("application/json" in accept and "text/event-stream" not in accept)
 
     @tornado.web.authenticated
     @authorized
@@ -79,8 +78,7 @@ class EventsHandler(KfnbHandler):
         if self._wants_json():
             events = await self.blocking(store.all_events, after=after, limit=limit)
             # no events: a store made anew has smaller ids, so let the client start over
-            last = events[-1].id if events else min(after,
-                                                    await self.blocking(store.last_event_id))
+            last = events[-1].id if events else min(after, await self.blocking(store.last_event_id))
             self.reply({"events": [e.to_dict() for e in events], "last": last})
             return
         await self.stream(after)

@@ -108,8 +108,10 @@ class KfnbHandler(APIHandler):
         manager = self.contents_manager
         root = getattr(manager, "root_dir", None)
         if not root:
-            raise KfnbError("the kfnb extension needs a contents manager with files on disk "
-                            f"(root_dir); this server uses {type(manager).__name__}")
+            raise KfnbError(
+                "the kfnb extension needs a contents manager with files on disk "
+                f"(root_dir); this server uses {type(manager).__name__}"
+            )
         return ContentsPaths(str(root), allow_hidden=bool(getattr(manager, "allow_hidden", False)))
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -136,8 +138,7 @@ class KfnbHandler(APIHandler):
         except ValueError:
             raise BadRequest(f"query argument {name}={raw!r} is not an integer") from None
         if not low <= value <= high:
-            raise BadRequest(f"query argument {name}={value} is out of range: use {low} to "
-                             f"{high}")
+            raise BadRequest(f"query argument {name}={value} is out of range: use {low} to {high}")
         return value
 
     def reply(self, value: Any, status: int = 200) -> None:

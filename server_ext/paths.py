@@ -28,11 +28,17 @@ class ContentsPaths:
     def resolve(self, path: object) -> Path:
         """The real file ``path`` names (it may not exist); ``NotFound`` when outside the root."""
         if not isinstance(path, str) or not path.strip():
-            raise BadRequest("a contents path is required (relative to the server root, e.g. "
-                             "'examples/churn.ipynb')")
+            raise BadRequest(
+                "a contents path is required (relative to the server root, e.g. "
+                "'examples/churn.ipynb')"
+            )
         outside = NotFound(f"{path!r} is not a path inside the Jupyter server's root folder")
-        if "\0" in path or path.startswith(("/", "\\")) or os.path.isabs(path) \
-                or os.path.splitdrive(path)[0]:
+        if (
+            "\0" in path
+            or path.startswith(("/", "\\"))
+            or os.path.isabs(path)
+            or os.path.splitdrive(path)[0]
+        ):
             raise outside
         parts = [p for p in path.split("/") if p not in ("", ".")]
         if ".." in parts:
@@ -49,11 +55,14 @@ class ContentsPaths:
         """The notebook file at ``path``: 404 if missing or outside, 400 if not a notebook."""
         real = self.resolve(path)
         if real.is_dir():
-            raise BadRequest(f"{path!r} is a folder, not a notebook. Fix: give the path of an "
-                             f"{NOTEBOOK_SUFFIX} file")
+            raise BadRequest(
+                f"{path!r} is a folder, not a notebook. Fix: give the path of an "
+                f"{NOTEBOOK_SUFFIX} file"
+            )
         if real.suffix != NOTEBOOK_SUFFIX:
-            raise BadRequest(f"{path!r} is not a notebook. Fix: give the path of an "
-                             f"{NOTEBOOK_SUFFIX} file")
+            raise BadRequest(
+                f"{path!r} is not a notebook. Fix: give the path of an {NOTEBOOK_SUFFIX} file"
+            )
         if must_exist and not real.is_file():
             raise NotFound(f"no notebook at {path!r}")
         return real

@@ -25,14 +25,27 @@ from .errors import BadRequest
 from .handlers import KfnbHandler
 
 #: Fields of a step in a PipelineView (the contract), in this order.
-STEP_FIELDS = ("name", "cells", "after", "inputs", "outputs", "resources", "image", "labels",
-               "annotations", "retries", "timeout", "cache", "env", "node_selector",
-               "tolerations")
+STEP_FIELDS = (
+    "name",
+    "cells",
+    "after",
+    "inputs",
+    "outputs",
+    "resources",
+    "image",
+    "labels",
+    "annotations",
+    "retries",
+    "timeout",
+    "cache",
+    "env",
+    "node_selector",
+    "tolerations",
+)
 _FIX = re.compile(r"\.\s+Fix:\s+", re.S)
 
 
-def describe(path: str, os_path: Path, notebook: Mapping[str, Any] | None = None
-             ) -> dict[str, Any]:
+def describe(path: str, os_path: Path, notebook: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The PipelineView of the notebook file ``os_path``, or of ``notebook`` found there."""
     try:
         if notebook is None:
@@ -40,8 +53,12 @@ def describe(path: str, os_path: Path, notebook: Mapping[str, Any] | None = None
         else:
             pipeline = Pipeline.from_nb(_as_v4(notebook), os_path)
     except NotebookError as err:
-        problem = {"message": err.message, "cell_index": err.cell_index,
-                   "cell_line": err.cell_line, "fix": err.fix}
+        problem = {
+            "message": err.message,
+            "cell_index": err.cell_index,
+            "cell_line": err.cell_line,
+            "fix": err.fix,
+        }
         return {"path": path, "ok": False, "problems": [problem], "pipeline": None}
     except (PipelineError, SourceError) as err:
         return {"path": path, "ok": False, "problems": [problem_of(str(err))], "pipeline": None}
@@ -115,8 +132,10 @@ class PipelineHandler(KfnbHandler):
         body = self.json_body()
         unknown = sorted(set(body) - {"path", "notebook"})
         if unknown:
-            raise BadRequest(f"unknown field(s) {', '.join(unknown)}; the body is "
-                             '{"path": P, "notebook": {...}}')
+            raise BadRequest(
+                f"unknown field(s) {', '.join(unknown)}; the body is "
+                '{"path": P, "notebook": {...}}'
+            )
         notebook = body.get("notebook")
         if not isinstance(notebook, dict):
             raise BadRequest("notebook: the notebook model (nbformat JSON object) is required")

@@ -31,16 +31,19 @@ def refresh_open_runs(store: Store, failing: dict[str, str]) -> list[str]:
     """
     store.recover()
     refreshed = []
-    open_runs = store.list_runs(limit=None, remote=True,
-                                status=("PENDING", "RUNNING", "CANCELING"))
+    open_runs = store.list_runs(limit=None, remote=True, status=("PENDING", "RUNNING", "CANCELING"))
     for record in open_runs:
         try:
             get_backend(record.backend)().attach(store, record.id).refresh()
         except Exception as err:  # logged; the next tick tries again
             text = f"{type(err).__name__}: {err}"
             if failing.get(record.id) != text:
-                log.warning("kfnb: cannot refresh run %s from its backend %r: %s", record.id,
-                            record.backend, text)
+                log.warning(
+                    "kfnb: cannot refresh run %s from its backend %r: %s",
+                    record.id,
+                    record.backend,
+                    text,
+                )
             failing[record.id] = text
             continue
         failing.pop(record.id, None)

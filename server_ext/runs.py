@@ -44,8 +44,9 @@ def run_view(record: Run, paths: ContentsPaths) -> dict[str, Any]:
     return {**record.to_dict(), "notebook_path": paths.contents_path(record.notebook)}
 
 
-def start_run(store: Store, os_path: Path, params: dict[str, Any], backend: str,
-              options: dict[str, Any]) -> Run:
+def start_run(
+    store: Store, os_path: Path, params: dict[str, Any], backend: str, options: dict[str, Any]
+) -> Run:
     """Parse the saved notebook, check the parameter values and submit (no waiting)."""
     cls = get_backend(backend)  # an unknown backend fails before the notebook is read
     pipeline = Pipeline.from_notebook(os_path)
@@ -59,8 +60,9 @@ def start_run(store: Store, os_path: Path, params: dict[str, Any], backend: str,
             typed[name] = value
     values = resolve_params(pipeline, typed, strings)
     config = cls.config_class
-    known = {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) \
-        else set()  # the options this backend's config has (max_parallel is local's only)
+    known = (
+        {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
+    )  # the options this backend's config has (max_parallel is local's only)
     usable = {k: v for k, v in options.items() if k in known and v is not None}
     result = kfnb.run(pipeline, values, backend=backend, wait=False, store=store, **usable)
     return result.record
@@ -69,8 +71,9 @@ def start_run(store: Store, os_path: Path, params: dict[str, Any], backend: str,
 def cancel_run(store: Store, run_id: str) -> Run:
     record = store.get_run(run_id)
     if record.done:
-        raise Conflict(f"run {record.id} already ended ({record.status}); there is nothing to "
-                       "cancel")
+        raise Conflict(
+            f"run {record.id} already ended ({record.status}); there is nothing to cancel"
+        )
     get_backend(record.backend)().attach(store, record.id).cancel()
     return store.get_run(record.id)
 
@@ -101,8 +104,10 @@ def read_log(path: str | None, offset: int, limit: int, ended: bool) -> dict[str
 def copy_notebook(source: str | None, target: Path, run_id: str, step: str) -> None:
     """Copy an executed notebook (maybe still being written) to ``target``, read-only."""
     if not source or not os.path.isfile(source):
-        raise Conflict(f"step {step!r} of run {run_id} has no executed notebook (it has not "
-                       "run, or was cached or skipped without one)")
+        raise Conflict(
+            f"step {step!r} of run {run_id} has no executed notebook (it has not "
+            "run, or was cached or skipped without one)"
+        )
     for attempt in range(5):
         data = Path(source).read_bytes()
         try:
@@ -110,8 +115,9 @@ def copy_notebook(source: str | None, target: Path, run_id: str, step: str) -> N
             break
         except ValueError:  # the step is saving it right now
             if attempt == 4:
-                raise Conflict(f"the executed notebook of step {step!r} is being written; "
-                               "try again") from None
+                raise Conflict(
+                    f"the executed notebook of step {step!r} is being written; try again"
+                ) from None
             time.sleep(0.1)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -134,18 +140,19 @@ class RunsHandler(KfnbHandler):
     async def get(self) -> None:
         notebook = self.get_query_argument("notebook", None)
         os_path = self.paths.resolve(notebook) if notebook else None
-        statuses = [s for raw in self.get_query_arguments("status") for s in raw.split(",")
-                    if s.strip()]
+        statuses = [
+            s for raw in self.get_query_arguments("status") for s in raw.split(",") if s.strip()
+        ]
         statuses = [s.strip().upper() for s in statuses]
         for status in statuses:
             if status not in RUN_STATUSES:
-                raise BadRequest(f"unknown run status {status!r}; use one of "
-                                 f"{', '.join(RUN_STATUSES)}")
+                raise BadRequest(
+                    f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}"
+                )
         limit = self.int_argument("limit", 20, 1, 1000)
         offset = self.int_argument("offset", 0, 0, 2**31)
         filters: dict[str, Any] = {"notebook": os_path, "status": statuses or None}
-        records = await self.blocking(self.store.list_runs, limit=limit, offset=offset,
-                                      **filters)
+        records = await self.blocking(self.store.list_runs, limit=limit, offset=offset, **filters)
         total = await self.blocking(self.store.count_runs, **filters)
         paths = self.paths
         self.reply({"runs": [run_view(r, paths) for r in records], "total": total})
@@ -156,8 +163,9 @@ class RunsHandler(KfnbHandler):
         body = self.json_body()
         unknown = sorted(set(body) - RUN_FIELDS)
         if unknown:
-            raise BadRequest(f"unknown field(s) {', '.join(unknown)}; known: "
-                             f"{', '.join(sorted(RUN_FIELDS))}")
+            raise BadRequest(
+                f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(RUN_FIELDS))}"
+            )
         params = body.get("params") or {}
         if not isinstance(params, dict):
             raise BadRequest("params must be an object of parameter names to values")
@@ -165,19 +173,23 @@ class RunsHandler(KfnbHandler):
         if not isinstance(backend, str):
             raise BadRequest("backend must be a backend name, e.g. 'local'")
         max_parallel = body.get("max_parallel")
-        if max_parallel is not None and (not isinstance(max_parallel, int)
-                                         or isinstance(max_parallel, bool) or max_parallel < 1):
+        if max_parallel is not None and (
+            not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1
+        ):
             raise BadRequest("max_parallel must be a positive integer or null")
         cache = body.get("cache", True)
         if not isinstance(cache, bool):
             raise BadRequest("cache must be true or false")
         os_path = self.paths.notebook(body.get("path"))
         settings = self.kfnb_settings
-        options = {"max_parallel": max_parallel, "cache": cache,
-                   "pool_size": settings.pool_size, "preload": tuple(settings.preload)}
+        options = {
+            "max_parallel": max_parallel,
+            "cache": cache,
+            "pool_size": settings.pool_size,
+            "preload": tuple(settings.preload),
+        }
         record = await self.blocking(start_run, self.store, os_path, params, backend, options)
-        self.set_header("Location", url_path_join(self.base_url, "kfnb", "api", "runs",
-                                                  record.id))
+        self.set_header("Location", url_path_join(self.base_url, "kfnb", "api", "runs", record.id))
         self.reply(run_view(record, self.paths), 201)
 
 
@@ -221,8 +233,9 @@ class StepLogHandler(KfnbHandler):
         limit = self.int_argument("limit", LOG_LIMIT, 1, LOG_LIMIT_MAX)
         record = await self.blocking(self.store.get_run, run_id)
         found = record.step(step)
-        page = await self.blocking(read_log, found.log, offset, limit,
-                                   found.status in TERMINAL_STEP)
+        page = await self.blocking(
+            read_log, found.log, offset, limit, found.status in TERMINAL_STEP
+        )
         self.reply(page)
 
 
@@ -236,10 +249,16 @@ class StepNotebookHandler(KfnbHandler):
         record = await self.blocking(self.store.get_run, run_id)
         found = record.step(step)
         paths = self.paths
-        target = Path(paths.root, *Path(self.kfnb_settings.executed_dir).parts, record.id,
-                      f"{found.name}.ipynb")
+        target = Path(
+            paths.root,
+            *Path(self.kfnb_settings.executed_dir).parts,
+            record.id,
+            f"{found.name}.ipynb",
+        )
         if not paths.inside(target):  # `..` in the setting, or a symlink leading out
-            raise KfnbError(f"KfnbServerSettings.executed_dir {self.kfnb_settings.executed_dir!r}"
-                            " leads outside the server root. Fix: name a folder inside it")
+            raise KfnbError(
+                f"KfnbServerSettings.executed_dir {self.kfnb_settings.executed_dir!r}"
+                " leads outside the server root. Fix: name a folder inside it"
+            )
         await self.blocking(copy_notebook, found.output_notebook, target, record.id, found.name)
         self.reply({"path": paths.contents_path(target)}, 201)

@@ -157,8 +157,9 @@ def get_backend(name: str) -> type[Backend]:
         known = sorted(_registry)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise BackendError(f"unknown backend {name!r}. Fix: {hint}use one of: "
-                           f"{', '.join(known)}") from None
+        raise BackendError(
+            f"unknown backend {name!r}. Fix: {hint}use one of: {', '.join(known)}"
+        ) from None
 
 
 def backends() -> list[str]:

@@ -13,8 +13,17 @@ from .forked import ForkServer, ForkServerError
 from .kernel import WarmKernel
 from .pool import KernelPool, PoolConfig
 
-__all__ = ["ForkServer", "ForkServerError", "KernelPool", "PoolConfig", "WarmKernel",
-           "shared_pool", "shared_pool_stats", "shutdown_shared_pools", "warm"]
+__all__ = [
+    "ForkServer",
+    "ForkServerError",
+    "KernelPool",
+    "PoolConfig",
+    "WarmKernel",
+    "shared_pool",
+    "shared_pool_stats",
+    "shutdown_shared_pools",
+    "warm",
+]
 
 _pools: dict[str, KernelPool] = {}
 _lock = threading.Lock()
@@ -27,8 +36,10 @@ def shared_pool(config: PoolConfig | None = None) -> KernelPool:
     with _lock:
         pool = _pools.get(config.kernel_name)
         if pool is not None and not pool.closed:
-            same = (pool.config.preload == config.preload
-                    and pool.config.fork_server == config.fork_server)
+            same = (
+                pool.config.preload == config.preload
+                and pool.config.fork_server == config.fork_server
+            )
             if same:
                 pool.config.size = max(pool.config.size, config.size)
                 return pool.start()
@@ -38,8 +49,9 @@ def shared_pool(config: PoolConfig | None = None) -> KernelPool:
         return pool.start()
 
 
-def warm(size: int = 2, *, kernel_name: str = "python3", preload: tuple[str, ...] = ()
-         ) -> KernelPool:
+def warm(
+    size: int = 2, *, kernel_name: str = "python3", preload: tuple[str, ...] = ()
+) -> KernelPool:
     """Keep ``size`` fresh kernels ready in this process, for runs started from it."""
     return shared_pool(PoolConfig(size=size, kernel_name=kernel_name, preload=tuple(preload)))
 

@@ -54,8 +54,12 @@ class ForkServer:
                 env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
                 self.proc = subprocess.Popen(
                     [sys.executable, "-c", SERVER_ENTRY, *self.preloads],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                    start_new_session=True, env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    bufsize=1,
+                    start_new_session=True,
+                    env=env,
                 )
 
     def _ready(self) -> subprocess.Popen[str]:
@@ -72,20 +76,26 @@ class ForkServer:
         line = self.proc.stdout.readline()
         if not line:
             code = self.proc.poll()
-            raise ForkServerError(f"the kernel fork server exited (code {code}). Fix: check that "
-                                  f"ipykernel imports in {sys.executable}, or run without it "
-                                  "(KFNB_FORK_SERVER=0)")
+            raise ForkServerError(
+                f"the kernel fork server exited (code {code}). Fix: check that "
+                f"ipykernel imports in {sys.executable}, or run without it "
+                "(KFNB_FORK_SERVER=0)"
+            )
         return dict(json.loads(line))
 
-    def fork(self, argv: list[str], connection_file: str, cwd: str,
-             env: dict[str, str]) -> int:
+    def fork(self, argv: list[str], connection_file: str, cwd: str, env: dict[str, str]) -> int:
         """Fork a kernel; return its pid."""
         with self._lock:
             proc = self._ready()
             assert proc.stdin is not None
             self._next_id += 1
-            request = {"id": self._next_id, "argv": argv, "connection_file": connection_file,
-                       "cwd": cwd, "env": env}
+            request = {
+                "id": self._next_id,
+                "argv": argv,
+                "connection_file": connection_file,
+                "cwd": cwd,
+                "env": env,
+            }
             try:
                 proc.stdin.write(json.dumps(request) + "\n")
                 proc.stdin.flush()

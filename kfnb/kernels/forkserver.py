@@ -31,8 +31,13 @@ from typing import Any
 
 # What every kernel imports while it starts (ipykernel's debugger pulls in debugpy: ~90 ms)
 # and what every step's inputs and outputs cells import.
-KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.debugger",
-                  "IPython.core.completer", "kfnb.marshal")
+KERNEL_MODULES = (
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.debugger",
+    "IPython.core.completer",
+    "kfnb.marshal",
+)
 
 children: set[int] = set()
 

@@ -22,8 +22,9 @@ from typing import Any
 from .processes import descendants, running
 
 
-async def handshake(kc: Any, timeout: float,
-                    alive: Callable[[], Awaitable[bool]] | None = None) -> None:
+async def handshake(
+    kc: Any, timeout: float, alive: Callable[[], Awaitable[bool]] | None = None
+) -> None:
     """Wait until the kernel answers on shell and its IOPub reaches ``kc``."""
     end = time.monotonic() + timeout
     while True:
@@ -77,17 +78,24 @@ class WarmKernel:
 
     async def _setup(self, kc: Any, cwd: str, env: dict[str, str], timeout: float) -> None:
         await handshake(kc, timeout, alive=self.km.is_alive)
-        code = ("import os, sys\n"
-                f"os.chdir({cwd!r})\n"
-                f"os.environ.update(__import__('json').loads({json.dumps(env)!r}))\n"
-                f"sys.path.insert(0, {cwd!r}) if {cwd!r} not in sys.path else None\n")
-        reply = await kc.execute_interactive(f"exec({code!r}, {{}})", silent=True,
-                                             store_history=False, timeout=timeout,
-                                             output_hook=lambda msg: None)
+        code = (
+            "import os, sys\n"
+            f"os.chdir({cwd!r})\n"
+            f"os.environ.update(__import__('json').loads({json.dumps(env)!r}))\n"
+            f"sys.path.insert(0, {cwd!r}) if {cwd!r} not in sys.path else None\n"
+        )
+        reply = await kc.execute_interactive(
+            f"exec({code!r}, {{}})",
+            silent=True,
+            store_history=False,
+            timeout=timeout,
+            output_hook=lambda msg: None,
+        )
         if reply["content"].get("status") != "ok":
             content = reply["content"]
-            raise RuntimeError(f"kernel set-up failed: {content.get('ename')}: "
-                               f"{content.get('evalue')}")
+            raise RuntimeError(
+                f"kernel set-up failed: {content.get('ename')}: {content.get('evalue')}"
+            )
 
     def alive(self) -> bool:
         return running(self.pid)
@@ -117,4 +125,3 @@ class WarmKernel:
             folder = os.path.dirname(ip)
             if os.path.basename(folder).startswith("tmp"):
                 shutil.rmtree(folder, ignore_errors=True)
-

@@ -82,8 +82,9 @@ class KernelPool:
                 raise RuntimeError("this kernel pool was shut down")
             if self._thread is None:
                 self._loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(target=self._loop.run_forever,
-                                                name="kfnb-kernel-pool", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop.run_forever, name="kfnb-kernel-pool", daemon=True
+                )
                 self._thread.start()
                 if self._use_fork_server():
                     self._server = ForkServer(self.config.preload)
@@ -130,11 +131,17 @@ class KernelPool:
 
     def stats(self) -> dict[str, Any]:
         with self._cond:
-            return {"ready": len(self._ready), "starting": self._starting,
-                    "demand": self._demand, "live": len(self._live), "started": self.started,
-                    "size": self.config.size, "fork_server": self._server is not None,
-                    "kernel_name": self.config.kernel_name,
-                    "preload": list(self.config.preload)}
+            return {
+                "ready": len(self._ready),
+                "starting": self._starting,
+                "demand": self._demand,
+                "live": len(self._live),
+                "started": self.started,
+                "size": self.config.size,
+                "fork_server": self._server is not None,
+                "kernel_name": self.config.kernel_name,
+                "preload": list(self.config.preload),
+            }
 
     def pids(self) -> list[int]:
         """Process ids of the kernels alive now (and of the fork server)."""
@@ -213,10 +220,11 @@ class KernelPool:
         with self._cond:
             if self._closed:
                 return
-            target = min(self.config.max_ready,
-                         max(self.config.size, self._demand, self._waiting))
-            n = min(target - len(self._ready) - self._starting,
-                    self.config.max_starting - self._starting)
+            target = min(self.config.max_ready, max(self.config.size, self._demand, self._waiting))
+            n = min(
+                target - len(self._ready) - self._starting,
+                self.config.max_starting - self._starting,
+            )
             n = max(0, n)
             self._starting += n
         for _ in range(n):
@@ -280,9 +288,12 @@ class KernelPool:
                 await handshake(kc, self.config.start_timeout, alive=km.is_alive)
                 if self._server is None and self.config.preload:
                     code = "\n".join(f"import {m}" for m in self.config.preload)
-                    await kc.execute_interactive(f"exec({code!r}, {{}})", silent=True,
-                                                 store_history=False,
-                                                 timeout=self.config.start_timeout)
+                    await kc.execute_interactive(
+                        f"exec({code!r}, {{}})",
+                        silent=True,
+                        store_history=False,
+                        timeout=self.config.start_timeout,
+                    )
             finally:
                 kc.stop_channels()
         except BaseException:

@@ -39,8 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = cli.build_parser(PROG, magic=True, parser_class=_Parser)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     launch = sub.add_parser("launch", help="show a form to set parameters and start runs")
-    launch.add_argument("notebook", nargs="?", default=None,
-                        help="the notebook (default: the one this kernel belongs to)")
+    launch.add_argument(
+        "notebook",
+        nargs="?",
+        default=None,
+        help="the notebook (default: the one this kernel belongs to)",
+    )
     return parser
 
 
@@ -104,9 +108,11 @@ def _run(args: argparse.Namespace, shell: Any) -> int:
     from .. import cli
 
     if _in_a_step():
-        raise KfnbError("%kfnb run inside a pipeline step would start a run from a run. Fix: "
-                        "keep `%kfnb run` in a cell of its own (kfnb leaves such lines out of "
-                        "steps)")
+        raise KfnbError(
+            "%kfnb run inside a pipeline step would start a run from a run. Fix: "
+            "keep `%kfnb run` in a cell of its own (kfnb leaves such lines out of "
+            "steps)"
+        )
     warning = unsaved_warning(shell, args.notebook) if shell is not None else None
     if warning:
         print(warning, file=sys.stderr, flush=True)
@@ -123,9 +129,13 @@ def show_run(run: Any) -> None:
         return
     record = run.record
     where = record.remote.get("url") if record.remote else None
-    print(f"started run {record.id} of {record.name} ({record.status.lower()}"
-          + (f", {where}" if where else "") + f"); follow it: %kfnb show {record.id}, or "
-          f"kfnb show {record.id} in a terminal", flush=True)
+    print(
+        f"started run {record.id} of {record.name} ({record.status.lower()}"
+        + (f", {where}" if where else "")
+        + f"); follow it: %kfnb show {record.id}, or "
+        f"kfnb show {record.id} in a terminal",
+        flush=True,
+    )
 
 
 def _runs(args: argparse.Namespace, user_ns: Any) -> int:
@@ -160,8 +170,9 @@ def _runs_table() -> Any:
 def _launch(args: argparse.Namespace) -> int:
     launcher = _widget("Launcher")
     if launcher is None:
-        raise KfnbError("the launcher needs kfnb.widgets (ipywidgets). Fix: use `%kfnb run -p "
-                        "NAME VALUE ...`")
+        raise KfnbError(
+            "the launcher needs kfnb.widgets (ipywidgets). Fix: use `%kfnb run -p NAME VALUE ...`"
+        )
     from IPython.display import display
 
     display(launcher(args.notebook))

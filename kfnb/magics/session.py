@@ -17,30 +17,39 @@ SESSION_ENV = "JPY_SESSION_NAME"  # jupyter-server: the notebook's path (ipykern
 _TIMES = "_kfnb_executed_at"  # attribute on the shell: execution count -> time.time()
 
 
-def notebook_path(given: str | Path | None, user_ns: Mapping[str, Any] | None = None,
-                  environ: Mapping[str, str] | None = None, cwd: str | Path | None = None
-                  ) -> Path:
+def notebook_path(
+    given: str | Path | None,
+    user_ns: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+) -> Path:
     """The notebook a command is about: ``given``, else the one this kernel belongs to
     (``$JPY_SESSION_NAME``, else ipykernel's ``__session__``), found from the kernel's cwd."""
     cwd = Path(cwd if cwd is not None else os.getcwd())
     if given is not None:
         path = cwd / Path(given).expanduser()
         if not path.is_file():
-            raise KfnbError(f"no notebook at {str(given)!r}. Fix: check the path (relative "
-                            f"paths start at the kernel's folder, {cwd})")
+            raise KfnbError(
+                f"no notebook at {str(given)!r}. Fix: check the path (relative "
+                f"paths start at the kernel's folder, {cwd})"
+            )
         return path
     env = os.environ if environ is None else environ
     session = env.get(SESSION_ENV) or str((user_ns or {}).get("__session__") or "")
     if not session.endswith(".ipynb"):
-        raise KfnbError("cannot tell which notebook this kernel belongs to"
-                        + (f" (its session is {session!r})" if session else "")
-                        + ". Fix: pass the notebook's path, e.g. `%kfnb run my_notebook.ipynb`")
+        raise KfnbError(
+            "cannot tell which notebook this kernel belongs to"
+            + (f" (its session is {session!r})" if session else "")
+            + ". Fix: pass the notebook's path, e.g. `%kfnb run my_notebook.ipynb`"
+        )
     raw = Path(session).expanduser()
-    for candidate in ([raw] if raw.is_absolute() else [cwd / raw, cwd / raw.name]):
+    for candidate in [raw] if raw.is_absolute() else [cwd / raw, cwd / raw.name]:
         if candidate.is_file():
             return candidate
-    raise KfnbError(f"this kernel's notebook {session!r} is not in {cwd} (not saved yet?). "
-                    "Fix: save it, or pass its path, e.g. `%kfnb run my_notebook.ipynb`")
+    raise KfnbError(
+        f"this kernel's notebook {session!r} is not in {cwd} (not saved yet?). "
+        "Fix: save it, or pass its path, e.g. `%kfnb run my_notebook.ipynb`"
+    )
 
 
 def display_path(path: Path, cwd: str | Path | None = None) -> str:
@@ -79,8 +88,9 @@ def track_executions(shell: Any) -> None:
 
 def executed_cells(shell: Any) -> list[tuple[float | None, str]]:
     """(when it ran, if known; raw source) of every cell this session executed, in order."""
-    raw: Sequence[str] = getattr(getattr(shell, "history_manager", None), "input_hist_raw",
-                                 None) or shell.user_ns.get("In", [])
+    raw: Sequence[str] = getattr(
+        getattr(shell, "history_manager", None), "input_hist_raw", None
+    ) or shell.user_ns.get("In", [])
     times: dict[int, float] = getattr(shell, _TIMES, None) or {}
     loaded = getattr(shell, "_kfnb_loaded_at", None)
     # a cell without a time ran before `%load_ext kfnb`: no later than the extension's loading
@@ -89,12 +99,16 @@ def executed_cells(shell: Any) -> list[tuple[float | None, str]]:
 
 def saved_cells(path: Path) -> list[str]:
     nb = json.loads(path.read_text(encoding="utf-8"))
-    return ["".join(c["source"]) if isinstance(c.get("source"), list) else str(c.get("source"))
-            for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    return [
+        "".join(c["source"]) if isinstance(c.get("source"), list) else str(c.get("source"))
+        for c in nb.get("cells", [])
+        if c.get("cell_type") == "code"
+    ]
 
 
-def unsaved(saved: Iterable[str], executed: Iterable[tuple[float | None, str]],
-            saved_at: float) -> list[str]:
+def unsaved(
+    saved: Iterable[str], executed: Iterable[tuple[float | None, str]], saved_at: float
+) -> list[str]:
     """Executed code the saved notebook lacks, newest version first, once each. Code run
     before the file was last saved is left out: it was edited or deleted since, and saved."""
     on_disk = {normalize(s) for s in saved}
@@ -119,10 +133,12 @@ def unsaved_warning(shell: Any, path: Path) -> str | None:
         return None
     n = len(differ)
     examples = ", ".join(repr(_first_line(c)) for c in differ[:3])
-    return (f"kfnb: warning: the saved notebook differs from what you ran in this kernel: "
-            f"{n} cell{'s' if n > 1 else ''} (e.g. {examples}) {'are' if n > 1 else 'is'} not "
-            f"in {display_path(path)} on disk. kfnb runs the saved file: save (Ctrl+S) to "
-            "include your changes")
+    return (
+        f"kfnb: warning: the saved notebook differs from what you ran in this kernel: "
+        f"{n} cell{'s' if n > 1 else ''} (e.g. {examples}) {'are' if n > 1 else 'is'} not "
+        f"in {display_path(path)} on disk. kfnb runs the saved file: save (Ctrl+S) to "
+        "include your changes"
+    )
 
 
 def _first_line(code: str) -> str:

@@ -80,8 +80,9 @@ def load_folder(directory: str | Path, *, step: str | None = None) -> dict[str, 
     directory = Path(directory)
     if not directory.is_dir():
         return {}
-    names = sorted({p.name.split(".")[0] for p in directory.iterdir()
-                    if not p.name.startswith(".")})
+    names = sorted(
+        {p.name.split(".")[0] for p in directory.iterdir() if not p.name.startswith(".")}
+    )
     return load_all(directory, names, step=step)
 
 

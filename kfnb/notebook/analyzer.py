@@ -66,8 +66,7 @@ class Analyzer(ast.NodeVisitor):
         try:
             self._code(source, 0)
         except RecursionError as err:
-            raise SourceError("code nested too deeply to analyse", cell=index,
-                              lineno=None) from err
+            raise SourceError("code nested too deeply to analyse", cell=index, lineno=None) from err
         self.flow.dead = False  # the next cell runs even if this one always raises
 
     def _code(self, source: str, offset: int) -> None:
@@ -164,8 +163,9 @@ class Analyzer(ast.NodeVisitor):
                 ends.append(self.flow)
         self.flow = Flow.merge(ends)
 
-    def _loop(self, target: ast.expr | None, node: ast.For | ast.AsyncFor | ast.While,
-              endless: bool) -> None:
+    def _loop(
+        self, target: ast.expr | None, node: ast.For | ast.AsyncFor | ast.While, endless: bool
+    ) -> None:
         entry = self.flow
         self.flow = entry.copy()
         breaks: list[Flow] = []
@@ -175,8 +175,9 @@ class Analyzer(ast.NodeVisitor):
             self.visit(target)
         self._block(node.body)
         self._loops.pop()
-        self.flow = Flow.merge([self.flow.copy(dead=True)] if endless
-                                else [entry, self.flow, *continues])
+        self.flow = Flow.merge(
+            [self.flow.copy(dead=True)] if endless else [entry, self.flow, *continues]
+        )
         self._block(node.orelse)
         self.flow = Flow.merge([self.flow, *breaks])
 
@@ -342,10 +343,16 @@ class Analyzer(ast.NodeVisitor):
             name = alias.asname or alias.name.split(".")[0]
             text = f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else "")
             previous = self.flow.origin.get(name) if name in self.flow.bound else None
-            if not alias.asname and previous and previous.startswith("import ") and all(
+            if (
+                not alias.asname
+                and previous
+                and previous.startswith("import ")
+                and all(
                     part.split(".")[0] == name and " " not in part
-                    for part in previous[len("import "):].split(", ")):
-                parts = previous[len("import "):].split(", ")  # import a.b, then import a.c
+                    for part in previous[len("import ") :].split(", ")
+                )
+            ):
+                parts = previous[len("import ") :].split(", ")  # import a.b, then import a.c
                 text = previous if alias.name in parts else f"{previous}, {alias.name}"
             self._bind(name, text)
 
@@ -359,8 +366,9 @@ class Analyzer(ast.NodeVisitor):
             if alias.name == "*":
                 continue  # the names cannot be known
             text = f"from {module} import {alias.name}"
-            self._bind(alias.asname or alias.name,
-                       text + (f" as {alias.asname}" if alias.asname else ""))
+            self._bind(
+                alias.asname or alias.name, text + (f" as {alias.asname}" if alias.asname else "")
+            )
 
     def visit_Global(self, node: ast.Global) -> None:
         if self._class_globals:

@@ -24,8 +24,9 @@ from ..errors import SourceError
 
 #: Cell magics whose body runs as code in the kernel's namespace.
 NAMESPACE_CELL_MAGICS = frozenset({"time", "prun", "capture", "step", "kfnb"})
-_SCRIPT_MAGICS = frozenset({"bash", "sh", "script", "perl", "ruby", "python", "python2",
-                            "python3", "pypy"})
+_SCRIPT_MAGICS = frozenset(
+    {"bash", "sh", "script", "perl", "ruby", "python", "python2", "python3", "pypy"}
+)
 _NO_VAR_EXPAND = frozenset({"time", "timeit", "prun"})
 #: Line magics whose argument is code, with their options that take a value.
 VALUED_OPTIONS = {"time": "", "timeit": "nrpv", "prun": "DlsT"}
@@ -91,11 +92,9 @@ def parse(source: str, cell: int, offset: int) -> ast.Module:
         lineno = err.lineno
         if lineno and "<tokenize>" in str(err):
             lineno += _blank_lines(source)
-        raise SourceError(err.msg, cell=cell,
-                          lineno=lineno + offset if lineno else None) from err
+        raise SourceError(err.msg, cell=cell, lineno=lineno + offset if lineno else None) from err
     except Exception as err:  # ValueError (null bytes), or the transformer failed
-        raise SourceError(f"cannot read the code: {err}", cell=cell,
-                          lineno=None) from err
+        raise SourceError(f"cannot read the code: {err}", cell=cell, lineno=None) from err
 
 
 def split_cell_magic(source: str) -> tuple[str, str, str, int] | None:
@@ -106,14 +105,18 @@ def split_cell_magic(source: str) -> tuple[str, str, str, int] | None:
     if first is None or not lines[first].startswith("%%") or re.match(r"%%\w+\?", lines[first]):
         return None
     name, _, line = lines[first][2:].rstrip().partition(" ")
-    return name, line, "".join(lines[first + 1:]), first + 1
+    return name, line, "".join(lines[first + 1 :]), first + 1
 
 
 def ipython_call(node: ast.Call) -> tuple[str, list[str]] | None:
     """``get_ipython().method('literal', ...)`` as (method, args), as IPython's transforms emit."""
     func = node.func
-    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)
-            and isinstance(func.value.func, ast.Name) and func.value.func.id == "get_ipython"):
+    if not (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Call)
+        and isinstance(func.value.func, ast.Name)
+        and func.value.func.id == "get_ipython"
+    ):
         return None
     args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
     return (func.attr, args) if len(args) == len(node.args) else None
@@ -127,8 +130,9 @@ def _expansion_names(text: str) -> set[str]:
             tree = ast.parse(expr.strip(), mode="eval")
         except (SyntaxError, ValueError):
             continue
-        names.update(n.id for n in ast.walk(tree)
-                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
+        names.update(
+            n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+        )
     return names
 
 
@@ -144,7 +148,7 @@ def strip_options(line: str, valued: str) -> str:
     """Drop leading ``-x``/``-n 10``/``--long`` options from a magic line, leaving the code."""
     rest = line.lstrip()
     while rest.startswith("-") and (match := re.match(r"(\S+)\s*", rest)):
-        token, rest = match.group(1), rest[match.end():]
+        token, rest = match.group(1), rest[match.end() :]
         if token == "--":
             break
         flags = "" if token.startswith("--") else token[1:]

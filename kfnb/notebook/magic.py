@@ -67,11 +67,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="%%step", add_help=False,
-                description="Mark this cell as (the start of) a pipeline step.")
+    p = _Parser(
+        prog="%%step",
+        add_help=False,
+        description="Mark this cell as (the start of) a pipeline step.",
+    )
     p.add_argument("name", help="step name, or imports/functions/parameters/metrics/skip")
-    p.add_argument("--after", "--prev", nargs="+", default=[], metavar="STEP",
-                   help="steps this one runs after (besides those data flow implies)")
+    p.add_argument(
+        "--after",
+        "--prev",
+        nargs="+",
+        default=[],
+        metavar="STEP",
+        help="steps this one runs after (besides those data flow implies)",
+    )
     p.add_argument("--gpus", type=str, default=None, help="number of GPUs (nvidia.com/gpu)")
     p.add_argument("--cpu", default=None, help="CPU limit, e.g. 2 or 500m")
     p.add_argument("--memory", default=None, help="memory limit, e.g. 4Gi")
@@ -81,15 +90,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--retries", default=None)
     p.add_argument("--timeout", default=None, help="seconds, or 30m / 2h")
-    p.add_argument("--no-cache", dest="cache", action="store_false", default=None,
-                   help="always run this step, never reuse an earlier run's results")
-    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                   help="environment variable set for the step")
-    p.add_argument("--node-selector", action="append", default=[], metavar="KEY=VALUE",
-                   help="node label the step's pod must run on (Kubernetes)")
-    p.add_argument("--toleration", action="append", default=[],
-                   metavar="KEY[=VALUE][:EFFECT]",
-                   help="taint the step's pod tolerates, in kubectl taint syntax (Kubernetes)")
+    p.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        default=None,
+        help="always run this step, never reuse an earlier run's results",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment variable set for the step",
+    )
+    p.add_argument(
+        "--node-selector",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="node label the step's pod must run on (Kubernetes)",
+    )
+    p.add_argument(
+        "--toleration",
+        action="append",
+        default=[],
+        metavar="KEY[=VALUE][:EFFECT]",
+        help="taint the step's pod tolerates, in kubectl taint syntax (Kubernetes)",
+    )
     return p
 
 
@@ -150,6 +178,8 @@ def parse_header(line: str) -> Directive:
     if args.cache is not None:
         d.cache = args.cache
     if d.role != "step" and d.has_settings:
-        raise TagError(f"%%step {args.name} takes no step options",
-                       "put --after/--gpus/... on a %%step line that names a step")
+        raise TagError(
+            f"%%step {args.name} takes no step options",
+            "put --after/--gpus/... on a %%step line that names a step",
+        )
     return d

@@ -75,11 +75,33 @@ __all__ = [
 ]
 
 #: Names always available in an IPython kernel without being defined.
-BUILTINS: frozenset[str] = frozenset(dir(builtins)) | frozenset({
-    "get_ipython", "display", "In", "Out", "exit", "quit", "_", "__", "___", "_i", "_ii",
-    "_iii", "_ih", "_oh", "_dh", "__IPYTHON__", "__builtin__", "__builtins__", "__name__",
-    "__doc__", "__package__", "__loader__", "__spec__",
-})
+BUILTINS: frozenset[str] = frozenset(dir(builtins)) | frozenset(
+    {
+        "get_ipython",
+        "display",
+        "In",
+        "Out",
+        "exit",
+        "quit",
+        "_",
+        "__",
+        "___",
+        "_i",
+        "_ii",
+        "_iii",
+        "_ih",
+        "_oh",
+        "_dh",
+        "__IPYTHON__",
+        "__builtin__",
+        "__builtins__",
+        "__name__",
+        "__doc__",
+        "__package__",
+        "__loader__",
+        "__spec__",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -133,8 +155,12 @@ def _result(analyzer: Analyzer) -> Names:
         mutates=frozenset(analyzer.mutates | analyzer.scopes.global_mutates),
         deletes=frozenset(analyzer.deleted - end.bound),
         conditional=frozenset(writes - end.bound),
-        imports=MappingProxyType({
-            name: text for name, text in sorted(end.origin.items())
-            if text is not None and name in end.bound and name not in global_writes}),
+        imports=MappingProxyType(
+            {
+                name: text
+                for name, text in sorted(end.origin.items())
+                if text is not None and name in end.bound and name not in global_writes
+            }
+        ),
         builtin_reads=frozenset(analyzer.reads | deferred) - shown,
     )

@@ -66,8 +66,10 @@ def read_notebook(path: Path) -> Mapping[str, Any]:
     except FileNotFoundError as err:
         raise NotebookError(f"no notebook at {str(path)!r}", fix="check the path") from err
     except Exception as err:  # bad JSON, or nbformat's several error types
-        raise NotebookError(f"{str(path)!r} is not a readable notebook: {err}",
-                            fix="open it in Jupyter and save it again") from err
+        raise NotebookError(
+            f"{str(path)!r} is not a readable notebook: {err}",
+            fix="open it in Jupyter and save it again",
+        ) from err
     return data
 
 
@@ -93,11 +95,17 @@ def parse_notebook(nb: Mapping[str, Any], path: str | Path | None = None) -> Pip
 
 def _check_language(nb: Mapping[str, Any], where: str | None) -> None:
     meta = nb.get("metadata", {})
-    language = (meta.get("kernelspec", {}).get("language")
-                or meta.get("language_info", {}).get("name") or "python")
+    language = (
+        meta.get("kernelspec", {}).get("language")
+        or meta.get("language_info", {}).get("name")
+        or "python"
+    )
     if language.lower() != "python":
-        raise NotebookError(f"this notebook's kernel language is {language!r}; kfnb pipelines "
-                            "are Python notebooks", fix="use a Python kernel", path=where)
+        raise NotebookError(
+            f"this notebook's kernel language is {language!r}; kfnb pipelines are Python notebooks",
+            fix="use a Python kernel",
+            path=where,
+        )
 
 
 def _entries(nb: Mapping[str, Any], where: str | None) -> list[_Entry]:
@@ -116,11 +124,19 @@ def _entries(nb: Mapping[str, Any], where: str | None) -> list[_Entry]:
             if header is not None:
                 directive = directive.merge(parse_header(header))
         except TagError as err:
-            raise NotebookError(err.message, cell_index=index,
-                                cell_line=header or cell.first_line, fix=err.fix,
-                                path=where) from err
-        single = directive.role == "parameters" and bool(PAPERMILL_TAGS & set(tags)) \
-            and "pipeline-parameters" not in tags and header is None
+            raise NotebookError(
+                err.message,
+                cell_index=index,
+                cell_line=header or cell.first_line,
+                fix=err.fix,
+                path=where,
+            ) from err
+        single = (
+            directive.role == "parameters"
+            and bool(PAPERMILL_TAGS & set(tags))
+            and "pipeline-parameters" not in tags
+            and header is None
+        )
         entries.append(_Entry(cell, directive, single))
     return entries
 
@@ -140,13 +156,18 @@ class _Walk:
         self.steps: list[Step] = []
         self._own_cache: set[str] = set()  # steps whose cells say cache:on/off themselves
         self.sections: dict[str, list[Cell]] = {
-            "imports": [], "functions": [], "parameters": [], "metrics": []}
+            "imports": [],
+            "functions": [],
+            "parameters": [],
+            "metrics": [],
+        }
         self.current: str | None = None  # role of the section the next untagged cell joins
         self.leading: list[Cell] = []
 
     def error(self, cell: Cell, message: str, fix: str | None = None) -> NotebookError:
-        return NotebookError(message, cell_index=cell.index, cell_line=cell.first_line,
-                             fix=fix, path=self.where)
+        return NotebookError(
+            message, cell_index=cell.index, cell_line=cell.first_line, fix=fix, path=self.where
+        )
 
     def add(self, entry: _Entry) -> None:
         d, cell = entry.directive, entry.cell
@@ -168,8 +189,11 @@ class _Walk:
     def _continue(self, cell: Cell, d: Directive) -> None:
         if self.current is None:
             if d.has_settings:
-                raise self.error(cell, "prev:/limit:/label:/... tags need a step",
-                                 "add a step:NAME tag to this cell")
+                raise self.error(
+                    cell,
+                    "prev:/limit:/label:/... tags need a step",
+                    "add a step:NAME tag to this cell",
+                )
             if cell.source.strip():
                 self.leading.append(cell)
             return
@@ -178,8 +202,11 @@ class _Walk:
             self.steps[-1].cells.append(cell)
             return
         if d.has_settings:
-            raise self.error(cell, f"step settings cannot go on a cell of the {self.current} "
-                             "section", "put them on a step cell")
+            raise self.error(
+                cell,
+                f"step settings cannot go on a cell of the {self.current} section",
+                "put them on a step cell",
+            )
         self.sections[self.current].append(cell)
 
     def _step_cell(self, cell: Cell, d: Directive) -> None:
@@ -198,15 +225,18 @@ class _Walk:
         try:
             check_step_name(name)
         except PipelineError as err:
-            raise self.error(cell, str(err).split(". Fix: ")[0],
-                             str(err).partition(". Fix: ")[2] or None) from err
+            raise self.error(
+                cell, str(err).split(". Fix: ")[0], str(err).partition(". Fix: ")[2] or None
+            ) from err
         earlier = next((s for s in self.steps if s.name == name), None)
         if earlier is not None:
             raise self.error(
-                cell, f"step {name!r} is already defined at cell {earlier.cells[0].index}, "
+                cell,
+                f"step {name!r} is already defined at cell {earlier.cells[0].index}, "
                 "with other cells in between",
                 f"give this cell its own step name, or move it next to cell "
-                f"{earlier.cells[-1].index}")
+                f"{earlier.cells[-1].index}",
+            )
         step = Step(name)
         if not self.steps and self.leading:
             step.cells.extend(self.leading)
@@ -218,11 +248,15 @@ class _Walk:
         known = [s.name for s in self.steps if s is not step]
         for dep in d.prev:
             if dep == step.name:
-                raise self.error(cell, f"step {step.name!r} lists itself in prev",
-                                 f"remove prev:{dep}")
+                raise self.error(
+                    cell, f"step {step.name!r} lists itself in prev", f"remove prev:{dep}"
+                )
             if dep not in known:
-                raise self.error(cell, f"prev:{dep} names no step defined above this cell",
-                                 self._prev_fix(dep, known))
+                raise self.error(
+                    cell,
+                    f"prev:{dep} names no step defined above this cell",
+                    self._prev_fix(dep, known),
+                )
             if dep not in step.explicit_after:
                 step.explicit_after.append(dep)
         step.resources.update(d.resources)
@@ -245,14 +279,18 @@ class _Walk:
         close = difflib.get_close_matches(dep, known, n=1, cutoff=0.6)
         if close:
             return f"did you mean prev:{close[0]}?"
-        return ("a step may only depend on steps above it; known steps: "
-                + (", ".join(known) or "none yet"))
+        return "a step may only depend on steps above it; known steps: " + (
+            ", ".join(known) or "none yet"
+        )
 
     def _metrics_not_last(self, cell: Cell) -> NotebookError:
         first = self.sections["metrics"][0]
-        return self.error(cell, f"this cell comes after the pipeline-metrics cell (cell "
-                          f"{first.index}); metrics are the result of the whole pipeline",
-                          "move the pipeline-metrics cell to the end of the notebook")
+        return self.error(
+            cell,
+            f"this cell comes after the pipeline-metrics cell (cell "
+            f"{first.index}); metrics are the result of the whole pipeline",
+            "move the pipeline-metrics cell to the end of the notebook",
+        )
 
     def whole_notebook(self, entries: list[_Entry], name: str) -> None:
         """No step tags: every code cell but parameters, metrics and skipped ones is one step."""
@@ -263,8 +301,11 @@ class _Walk:
                 self.sections[role].append(entry.cell)
             elif role != "skip" and entry.cell.source.strip():
                 if entry.directive.prev:
-                    raise self.error(entry.cell, "prev: tags need a step, and this notebook "
-                                     "has no step tags", "add a step:NAME tag to this cell")
+                    raise self.error(
+                        entry.cell,
+                        "prev: tags need a step, and this notebook has no step tags",
+                        "add a step:NAME tag to this cell",
+                    )
                 step.cells.append(entry.cell)
                 self._apply(step, entry.directive, entry.cell)
         self.steps = [step] if step.cells else []
@@ -313,9 +354,13 @@ class _Walk:
         except SourceError as err:
             cell = cells[err.cell]
             line = cell.source.splitlines()[err.lineno - 1] if err.lineno else cell.first_line
-            raise NotebookError(f"line {err.lineno}: {err.msg}" if err.lineno else err.msg,
-                                cell_index=cell.index, cell_line=line,
-                                fix="correct the Python syntax", path=self.where) from err
+            raise NotebookError(
+                f"line {err.lineno}: {err.msg}" if err.lineno else err.msg,
+                cell_index=cell.index,
+                cell_line=line,
+                fix="correct the Python syntax",
+                path=self.where,
+            ) from err
 
     def _prelude(self, prelude: list[Cell], params: set[str]) -> Any:
         """Analyse the imports/functions cells, which may only read parameters."""
@@ -325,8 +370,11 @@ class _Walk:
         stray = sorted(set(facts.reads) - params - BUILTINS)
         if stray:
             cell = next((c for c in prelude if stray[0] in c.source), prelude[0])
-            raise self.error(cell, f"the imports/functions cells run at the start of every "
-                             f"step, but they use {', '.join(map(repr, stray))}, which only "
-                             "a step defines", "move that code into a step, or make it a "
-                             "pipeline parameter")
+            raise self.error(
+                cell,
+                f"the imports/functions cells run at the start of every "
+                f"step, but they use {', '.join(map(repr, stray))}, which only "
+                "a step defines",
+                "move that code into a step, or make it a pipeline parameter",
+            )
         return facts

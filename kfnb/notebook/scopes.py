@@ -29,23 +29,76 @@ from .ipython import ipython_call, magic_expansions
 
 #: Methods that change their receiver in place (lists, dicts, sets, deques, arrays, estimators,
 #: torch modules and optimisers). Also mutating: ``set_*``, ``add_*`` and ``name_`` methods.
-MUTATING_METHODS: frozenset[str] = frozenset({
-    "append", "appendleft", "extend", "extendleft", "insert", "pop", "popleft", "popitem",
-    "remove", "clear", "update", "setdefault", "sort", "reverse", "rotate", "add", "discard",
-    "difference_update", "intersection_update", "symmetric_difference_update",
-    "__setitem__", "__delitem__", "fill", "resize", "put", "itemset", "setflags",
-    "fit", "partial_fit", "fit_transform", "fit_predict", "set_params", "load_state_dict",
-    "load_weights", "zero_grad", "train", "eval", "to", "cuda", "cpu", "step",
-    "register_buffer", "register_parameter", "add_module",
-})
+MUTATING_METHODS: frozenset[str] = frozenset(
+    {
+        "append",
+        "appendleft",
+        "extend",
+        "extendleft",
+        "insert",
+        "pop",
+        "popleft",
+        "popitem",
+        "remove",
+        "clear",
+        "update",
+        "setdefault",
+        "sort",
+        "reverse",
+        "rotate",
+        "add",
+        "discard",
+        "difference_update",
+        "intersection_update",
+        "symmetric_difference_update",
+        "__setitem__",
+        "__delitem__",
+        "fill",
+        "resize",
+        "put",
+        "itemset",
+        "setflags",
+        "fit",
+        "partial_fit",
+        "fit_transform",
+        "fit_predict",
+        "set_params",
+        "load_state_dict",
+        "load_weights",
+        "zero_grad",
+        "train",
+        "eval",
+        "to",
+        "cuda",
+        "cpu",
+        "step",
+        "register_buffer",
+        "register_parameter",
+        "add_module",
+    }
+)
 
 #: Functions (by their last name: ``np.random.shuffle``, ``heapq.heappush``) that change their
 #: first argument in place.
-MUTATING_FUNCTIONS: frozenset[str] = frozenset({
-    "shuffle", "heappush", "heappop", "heapify", "heappushpop", "heapreplace", "insort",
-    "insort_left", "insort_right", "setattr", "delattr", "copyto", "fill_diagonal", "putmask",
-    "place",
-})
+MUTATING_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        "shuffle",
+        "heappush",
+        "heappop",
+        "heapify",
+        "heappushpop",
+        "heapreplace",
+        "insort",
+        "insort_left",
+        "insort_right",
+        "setattr",
+        "delattr",
+        "copyto",
+        "fill_diagonal",
+        "putmask",
+        "place",
+    }
+)
 
 _Function = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
 Comprehension = ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp
@@ -77,8 +130,10 @@ class Flow:
             if out.origin != other.origin:
                 out.origin = {
                     name: out.origin.get(name)
-                    if name in out.origin and name in other.origin
-                    and out.origin[name] == other.origin[name] else None
+                    if name in out.origin
+                    and name in other.origin
+                    and out.origin[name] == other.origin[name]
+                    else None
                     for name in out.origin.keys() | other.origin.keys()
                 }
         return out
@@ -92,25 +147,31 @@ def root_name(expr: ast.expr, through_calls: bool) -> str | None:
             return expr.id
         if isinstance(expr, (ast.Attribute, ast.Subscript, ast.Starred)):
             expr = expr.value
-        elif (through_calls and isinstance(expr, ast.Call)
-              and isinstance(expr.func, ast.Attribute)):
+        elif through_calls and isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute):
             expr = expr.func.value
         else:
             return None
 
 
 def _is_mutating_method(name: str) -> bool:
-    return (name in MUTATING_METHODS or name.startswith(("set_", "add_"))
-            or (name.endswith("_") and not name.startswith("_")))
+    return (
+        name in MUTATING_METHODS
+        or name.startswith(("set_", "add_"))
+        or (name.endswith("_") and not name.startswith("_"))
+    )
 
 
 def call_mutations(node: ast.Call) -> list[str]:
     """Root names a call changes in place."""
     roots: list[ast.expr] = []
     func = node.func
-    if isinstance(func, ast.Attribute) and (_is_mutating_method(func.attr) or any(
+    if isinstance(func, ast.Attribute) and (
+        _is_mutating_method(func.attr)
+        or any(
             kw.arg == "inplace" and isinstance(kw.value, ast.Constant) and kw.value.value is True
-            for kw in node.keywords)):
+            for kw in node.keywords
+        )
+    ):
         roots.append(func.value)
     last = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
     if last in MUTATING_FUNCTIONS and node.args:
@@ -136,18 +197,25 @@ def _params(args: ast.arguments) -> set[str]:
 def static_truth(test: ast.expr) -> bool | None:
     if isinstance(test, ast.Constant):
         return bool(test.value)
-    if (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
-            and test.left.id == "__name__" and len(test.ops) == 1
-            and isinstance(test.ops[0], ast.Eq) and isinstance(test.comparators[0], ast.Constant)
-            and test.comparators[0].value == "__main__"):
+    if (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq)
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    ):
         return True
     return None
 
 
 def irrefutable(case: ast.match_case) -> bool:
     def always(p: ast.pattern) -> bool:
-        return ((isinstance(p, ast.MatchAs) and p.pattern is None)
-                or (isinstance(p, ast.MatchOr) and any(always(q) for q in p.patterns)))
+        return (isinstance(p, ast.MatchAs) and p.pattern is None) or (
+            isinstance(p, ast.MatchOr) and any(always(q) for q in p.patterns)
+        )
+
     return case.guard is None and always(case.pattern)
 
 
@@ -204,7 +272,7 @@ class ScopeVisitor(ast.NodeVisitor):
                 self.visit(gen.iter)
             for cond in gen.ifs:
                 self.visit(cond)
-        for elt in ([node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]):
+        for elt in [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]:
             self.visit(elt)
         self.stack.pop()
         return self._resolve(scope)
@@ -222,12 +290,19 @@ class ScopeVisitor(ast.NodeVisitor):
         self.global_mutates |= s.mutated & s.globals
         if s.kind == "class":  # nested scopes skip the class namespace
             local = s.stores - s.globals
-            return Free((s.loads - local) | s.child_now, set(s.child_later),
-                         (s.mutated - local) | s.child_mut_now, set(s.child_mut_later))
+            return Free(
+                (s.loads - local) | s.child_now,
+                set(s.child_later),
+                (s.mutated - local) | s.child_mut_now,
+                set(s.child_mut_later),
+            )
         local = (s.stores | s.params) - s.globals - s.nonlocals
-        return Free(((s.loads - s.globals) | s.child_now) - local, s.child_later - local,
-                     ((s.mutated - s.globals) | s.child_mut_now) - local,
-                     s.child_mut_later - local)
+        return Free(
+            ((s.loads - s.globals) | s.child_now) - local,
+            s.child_later - local,
+            ((s.mutated - s.globals) | s.child_mut_now) - local,
+            s.child_mut_later - local,
+        )
 
     def _child(self, free: Free, runs_now: bool) -> None:
         top = self.stack[-1]

@@ -47,17 +47,18 @@ def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Setti
     own = metadata.get(KFNB_KEY) or {}
     for key, value in ((KALE_KEY, kale), (KFNB_KEY, own)):
         if not isinstance(value, Mapping):
-            raise NotebookError(f"notebook metadata {key!r} must be an object, not "
-                                f"{type(value).__name__}", fix="correct the notebook metadata",
-                                path=path)
+            raise NotebookError(
+                f"notebook metadata {key!r} must be an object, not {type(value).__name__}",
+                fix="correct the notebook metadata",
+                path=path,
+            )
     kale_experiment = kale.get("experiment")
     if isinstance(kale_experiment, Mapping):
         kale_experiment = kale_experiment.get("name")
     settings = Settings(
         name=own.get("name") or kale.get("pipeline_name") or None,
         description=own.get("description") or kale.get("pipeline_description") or "",
-        experiment=own.get("experiment") or kale.get("experiment_name") or kale_experiment
-        or None,
+        experiment=own.get("experiment") or kale.get("experiment_name") or kale_experiment or None,
         image=own.get("image") or kale.get("docker_image") or None,
         files=_files(own.get("files"), path),
     )
@@ -69,13 +70,17 @@ def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Setti
                 tags = _flatten(tags)
             parsed = parse_tags(tags)
         except TagError as err:
-            raise NotebookError(f"notebook metadata {key}.steps_defaults: {err.message}",
-                                fix=err.fix, path=path) from err
+            raise NotebookError(
+                f"notebook metadata {key}.steps_defaults: {err.message}", fix=err.fix, path=path
+            ) from err
         if parsed.role is not None or parsed.prev:
-            raise NotebookError(f"notebook metadata {key}.steps_defaults may only hold limit:, "
-                                "label:, annotation:, image:, retries:, timeout:, cache:, env:, "
-                                "node-selector: and toleration: entries",
-                                fix="move step and prev tags onto cells", path=path)
+            raise NotebookError(
+                f"notebook metadata {key}.steps_defaults may only hold limit:, "
+                "label:, annotation:, image:, retries:, timeout:, cache:, env:, "
+                "node-selector: and toleration: entries",
+                fix="move step and prev tags onto cells",
+                path=path,
+            )
         defaults = defaults.merge(parsed)
     settings.defaults = defaults
     return settings
@@ -88,26 +93,39 @@ def _files(value: Any, path: str | None) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise NotebookError("notebook metadata kfnb.files must be a list of file patterns",
-                            fix='write e.g. "files": ["data/*.csv", "lookup.json"]', path=path)
+        raise NotebookError(
+            "notebook metadata kfnb.files must be a list of file patterns",
+            fix='write e.g. "files": ["data/*.csv", "lookup.json"]',
+            path=path,
+        )
     for pattern in value:
         parts = pattern.replace("\\", "/").split("/")
         if pattern.startswith(("/", "~")) or ".." in parts:
-            raise NotebookError(f"notebook metadata kfnb.files: {pattern!r} leaves the "
-                                "notebook's folder", fix="list files in the notebook's folder "
-                                "or below it, relative to it (e.g. data/sales.csv)", path=path)
+            raise NotebookError(
+                f"notebook metadata kfnb.files: {pattern!r} leaves the notebook's folder",
+                fix="list files in the notebook's folder "
+                "or below it, relative to it (e.g. data/sales.csv)",
+                path=path,
+            )
     return [v.strip() for v in value]
 
 
 def _flatten(parsed: Mapping[str, Any]) -> list[str]:
     tags = []
-    for kind, prefix in (("limits", "limit"), ("labels", "label"), ("annotations", "annotation"),
-                         ("env", "env"), ("node_selector", "node-selector")):
+    for kind, prefix in (
+        ("limits", "limit"),
+        ("labels", "label"),
+        ("annotations", "annotation"),
+        ("env", "env"),
+        ("node_selector", "node-selector"),
+    ):
         for key, value in (parsed.get(kind) or {}).items():
             tags.append(f"{prefix}:{key}:{value}")
     tolerations = parsed.get("tolerations") or []
     if not isinstance(tolerations, list) or not all(isinstance(t, str) for t in tolerations):
-        raise TagError(f"tolerations must be a list of strings, not {tolerations!r}",
-                       'write e.g. "tolerations": ["nvidia.com/gpu=present:NoSchedule"]')
+        raise TagError(
+            f"tolerations must be a list of strings, not {tolerations!r}",
+            'write e.g. "tolerations": ["nvidia.com/gpu=present:NoSchedule"]',
+        )
     tags += [f"toleration:{spec}" for spec in tolerations]
     return tags

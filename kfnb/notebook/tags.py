@@ -28,8 +28,21 @@ WORD_TAGS: dict[str, Role] = {
     "injected-parameters": "parameters",  # papermill's, in an already executed notebook
     "pipeline-metrics": "metrics",
 }
-PREFIXES = ("step", "block", "prev", "limit", "image", "label", "annotation", "retries",
-            "timeout", "cache", "env", "node-selector", "toleration")
+PREFIXES = (
+    "step",
+    "block",
+    "prev",
+    "limit",
+    "image",
+    "label",
+    "annotation",
+    "retries",
+    "timeout",
+    "cache",
+    "env",
+    "node-selector",
+    "toleration",
+)
 RESOURCE_ALIASES = {"gpu": GPU, "gpus": GPU, "mem": "memory"}
 QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i?|[mkunpE])?$")
 RESOURCE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
@@ -72,10 +85,19 @@ class Directive:
 
     @property
     def has_settings(self) -> bool:
-        return bool(self.prev or self.resources or self.image or self.labels
-                    or self.annotations or self.retries is not None or self.timeout is not None
-                    or self.cache is not None or self.env or self.node_selector
-                    or self.tolerations)
+        return bool(
+            self.prev
+            or self.resources
+            or self.image
+            or self.labels
+            or self.annotations
+            or self.retries is not None
+            or self.timeout is not None
+            or self.cache is not None
+            or self.env
+            or self.node_selector
+            or self.tolerations
+        )
 
     def merge(self, other: Directive) -> Directive:
         """Combine two directives of one cell (tags and magic); conflicting roles raise."""
@@ -176,7 +198,7 @@ def _check_foreign(tag: str) -> None:
     if ":" in tag:
         close = difflib.get_close_matches(head, PREFIXES, n=1, cutoff=0.75)
         if close:
-            fixed = close[0] + tag[len(head):]
+            fixed = close[0] + tag[len(head) :]
             raise TagError(f"unknown tag {tag!r}", f"did you mean {fixed!r}?")
         return
     words = [*WORD_TAGS, *PREFIXES]
@@ -189,34 +211,45 @@ def _check_foreign(tag: str) -> None:
 def parse_limit(key: str, value: str, tag: str) -> tuple[str, str]:
     """``limit:RESOURCE:VALUE`` -> (resource name, quantity), checked like Kubernetes does."""
     if not key or not value:
-        raise TagError(f"tag {tag!r} needs a resource and a value",
-                       "write limit:RESOURCE:VALUE, e.g. limit:nvidia.com/gpu:1 or "
-                       "limit:memory:4Gi")
+        raise TagError(
+            f"tag {tag!r} needs a resource and a value",
+            "write limit:RESOURCE:VALUE, e.g. limit:nvidia.com/gpu:1 or limit:memory:4Gi",
+        )
     name = RESOURCE_ALIASES.get(key, key)
     if not RESOURCE.match(name):
-        raise TagError(f"{key!r} in tag {tag!r} is not a Kubernetes resource name",
-                       "use cpu, memory, nvidia.com/gpu or another vendor/resource name")
+        raise TagError(
+            f"{key!r} in tag {tag!r} is not a Kubernetes resource name",
+            "use cpu, memory, nvidia.com/gpu or another vendor/resource name",
+        )
     if not QUANTITY.match(value):
-        raise TagError(f"{value!r} in tag {tag!r} is not a Kubernetes quantity",
-                       "write a number with an optional unit, e.g. 2, 500m, 4Gi")
+        raise TagError(
+            f"{value!r} in tag {tag!r} is not a Kubernetes quantity",
+            "write a number with an optional unit, e.g. 2, 500m, 4Gi",
+        )
     if name.endswith("/gpu") and not value.isdigit():
-        raise TagError(f"a GPU count must be a whole number, not {value!r} (tag {tag!r})",
-                       f"write limit:{name}:1")
+        raise TagError(
+            f"a GPU count must be a whole number, not {value!r} (tag {tag!r})",
+            f"write limit:{name}:1",
+        )
     return name, value
 
 
 def parse_image(ref: str, tag: str) -> str:
     if not ref or any(c.isspace() for c in ref):
-        raise TagError(f"tag {tag!r} has no valid image reference",
-                       "write image:REGISTRY/REPO:TAG, e.g. image:python:3.11")
+        raise TagError(
+            f"tag {tag!r} has no valid image reference",
+            "write image:REGISTRY/REPO:TAG, e.g. image:python:3.11",
+        )
     return ref
 
 
 def parse_meta(rest: str, tag: str, kind: str) -> tuple[str, str]:
     key, sep, value = rest.partition(":")
     if not sep or not META_KEY.match(key) or len(key) > 253:
-        raise TagError(f"tag {tag!r} is not {kind}:KEY:VALUE with a Kubernetes key",
-                       f"write {kind}:KEY:VALUE, e.g. {kind}:team:vision")
+        raise TagError(
+            f"tag {tag!r} is not {kind}:KEY:VALUE with a Kubernetes key",
+            f"write {kind}:KEY:VALUE, e.g. {kind}:team:vision",
+        )
     return key, value
 
 
@@ -229,16 +262,19 @@ def parse_retries(text: str, tag: str) -> int:
 def parse_cache(text: str, tag: str) -> bool:
     value = text.strip().lower()
     if value not in ("on", "off"):
-        raise TagError(f"tag {tag!r} must be cache:off or cache:on",
-                       "write cache:off to always run this step")
+        raise TagError(
+            f"tag {tag!r} must be cache:off or cache:on", "write cache:off to always run this step"
+        )
     return value == "on"
 
 
 def parse_timeout(text: str, tag: str) -> float:
     m = DURATION.match(text.strip())
     if not m or float(m.group(1)) <= 0:
-        raise TagError(f"tag {tag!r} needs a positive duration",
-                       "write seconds (timeout:90) or with a unit (timeout:30m, timeout:2h)")
+        raise TagError(
+            f"tag {tag!r} needs a positive duration",
+            "write seconds (timeout:90) or with a unit (timeout:30m, timeout:2h)",
+        )
     return float(m.group(1)) * _UNITS[m.group(3)]
 
 
@@ -251,46 +287,62 @@ def parse_env(name: str, value: str | None, tag: str) -> tuple[str, str]:
     """``env:NAME:VALUE`` (``--env NAME=VALUE``) -> (name, value); the value may hold ':' and
     may be empty (``env:NAME:``). ``value`` is ``None`` when the tag has no separator."""
     if not name or value is None:
-        raise TagError(f"tag {tag!r} is not "
-                       + _written(tag, "env:NAME:VALUE", "--env NAME=VALUE"),
-                       _written(tag, "write env:NAME:VALUE, e.g. env:LOG_LEVEL:debug",
-                                "write --env NAME=VALUE, e.g. --env LOG_LEVEL=debug"))
+        raise TagError(
+            f"tag {tag!r} is not " + _written(tag, "env:NAME:VALUE", "--env NAME=VALUE"),
+            _written(
+                tag,
+                "write env:NAME:VALUE, e.g. env:LOG_LEVEL:debug",
+                "write --env NAME=VALUE, e.g. --env LOG_LEVEL=debug",
+            ),
+        )
     if not ENV_NAME.match(name):
         fixed = re.sub(r"[^A-Za-z0-9_]", "_", name)
         fixed = fixed if ENV_NAME.match(fixed) else "_" + fixed
-        raise TagError(f"{name!r} in tag {tag!r} is not an environment variable name: use "
-                       "letters, digits and '_', not starting with a digit",
-                       _written(tag, f"write env:{fixed}:{value}", f"write --env {fixed}={value}"))
+        raise TagError(
+            f"{name!r} in tag {tag!r} is not an environment variable name: use "
+            "letters, digits and '_', not starting with a digit",
+            _written(tag, f"write env:{fixed}:{value}", f"write --env {fixed}={value}"),
+        )
     if name in KFNB_ENV:
-        raise TagError(f"{name} in tag {tag!r} is set by kfnb for every step",
-                       "use another name for your variable")
+        raise TagError(
+            f"{name} in tag {tag!r} is set by kfnb for every step",
+            "use another name for your variable",
+        )
     return name, value
 
 
 def parse_node_selector(key: str, value: str | None, tag: str) -> tuple[str, str]:
     """``node-selector:KEY:VALUE`` (``--node-selector KEY=VALUE``): a node label to match."""
     if value is None or not META_KEY.match(key) or len(key) > 253:
-        raise TagError(f"tag {tag!r} is not "
-                       + _written(tag, "node-selector:KEY:VALUE", "--node-selector KEY=VALUE")
-                       + " with a Kubernetes label key",
-                       _written(tag, "write node-selector:KEY:VALUE, e.g. "
-                                "node-selector:kubernetes.io/arch:amd64",
-                                "write --node-selector KEY=VALUE, e.g. "
-                                "--node-selector kubernetes.io/arch=amd64"))
+        raise TagError(
+            f"tag {tag!r} is not "
+            + _written(tag, "node-selector:KEY:VALUE", "--node-selector KEY=VALUE")
+            + " with a Kubernetes label key",
+            _written(
+                tag,
+                "write node-selector:KEY:VALUE, e.g. node-selector:kubernetes.io/arch:amd64",
+                "write --node-selector KEY=VALUE, e.g. --node-selector kubernetes.io/arch=amd64",
+            ),
+        )
     if not LABEL_VALUE.match(value) or len(value) > 63:
-        raise TagError(f"{value!r} in tag {tag!r} is not a Kubernetes label value",
-                       "use at most 63 letters, digits, '-', '_' and '.', starting and ending "
-                       "with a letter or digit")
+        raise TagError(
+            f"{value!r} in tag {tag!r} is not a Kubernetes label value",
+            "use at most 63 letters, digits, '-', '_' and '.', starting and ending "
+            "with a letter or digit",
+        )
     return key, value
 
 
 def parse_toleration(spec: str, tag: str) -> Toleration:
     """A toleration in kubectl taint syntax: ``KEY=VALUE:EFFECT`` (operator Equal),
     ``KEY:EFFECT`` (Exists), ``KEY`` (Exists, any effect); ``KEY=VALUE`` matches any effect."""
-    usage = _written(tag, "write toleration:KEY=VALUE:EFFECT, toleration:KEY:EFFECT or "
-                     "toleration:KEY, e.g. toleration:nvidia.com/gpu=present:NoSchedule",
-                     "write --toleration KEY=VALUE:EFFECT, KEY:EFFECT or KEY, e.g. "
-                     "--toleration nvidia.com/gpu=present:NoSchedule")
+    usage = _written(
+        tag,
+        "write toleration:KEY=VALUE:EFFECT, toleration:KEY:EFFECT or "
+        "toleration:KEY, e.g. toleration:nvidia.com/gpu=present:NoSchedule",
+        "write --toleration KEY=VALUE:EFFECT, KEY:EFFECT or KEY, e.g. "
+        "--toleration nvidia.com/gpu=present:NoSchedule",
+    )
     head, sep, effect = spec.strip().partition(":")
     key, eq, value = head.partition("=")
     if not key:
@@ -299,21 +351,41 @@ def parse_toleration(spec: str, tag: str) -> Toleration:
         raise TagError(f"{key!r} in tag {tag!r} is not a Kubernetes taint key", usage)
     if eq and (not value or not LABEL_VALUE.match(value) or len(value) > 63):
         raise TagError(
-            f"{value!r} in tag {tag!r} is not a taint value" if value
+            f"{value!r} in tag {tag!r} is not a taint value"
+            if value
             else f"tag {tag!r} has '=' but no taint value",
-            _written(tag, f"write toleration:{key}:EFFECT to tolerate any value",
-                     f"write --toleration {key}:EFFECT to tolerate any value") if not value
+            _written(
+                tag,
+                f"write toleration:{key}:EFFECT to tolerate any value",
+                f"write --toleration {key}:EFFECT to tolerate any value",
+            )
+            if not value
             else "use at most 63 letters, digits, '-', '_' and '.', starting and ending with a "
-            "letter or digit")
+            "letter or digit",
+        )
     if sep and effect not in EFFECTS:
-        close = difflib.get_close_matches(effect.lower(), [e.lower() for e in EFFECTS], n=1,
-                                          cutoff=0.6)
+        close = difflib.get_close_matches(
+            effect.lower(), [e.lower() for e in EFFECTS], n=1, cutoff=0.6
+        )
         hint = next((e for e in EFFECTS if close and e.lower() == close[0]), None)
         fixed = f"{head}:{hint}"
         raise TagError(
-            (f"{effect!r} in tag {tag!r} is not a taint effect" if effect
-             else f"tag {tag!r} has ':' but no taint effect") + ": use " + ", ".join(EFFECTS),
-            _written(tag, f"did you mean 'toleration:{fixed}'?", f"did you mean "
-                     f"'--toleration {fixed}'?") if hint else usage)
-    return Toleration(key=key, operator="Equal" if eq else "Exists", value=value if eq else None,
-                      effect=effect if sep else None)
+            (
+                f"{effect!r} in tag {tag!r} is not a taint effect"
+                if effect
+                else f"tag {tag!r} has ':' but no taint effect"
+            )
+            + ": use "
+            + ", ".join(EFFECTS),
+            _written(
+                tag, f"did you mean 'toleration:{fixed}'?", f"did you mean '--toleration {fixed}'?"
+            )
+            if hint
+            else usage,
+        )
+    return Toleration(
+        key=key,
+        operator="Equal" if eq else "Exists",
+        value=value if eq else None,
+        effect=effect if sep else None,
+    )

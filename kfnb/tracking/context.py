@@ -60,8 +60,9 @@ def _warn_once(function: str) -> None:
         if _warned:
             return
         _warned = True
-    warnings.warn(f"kfnb.{function}: not inside a kfnb run, nothing recorded",
-                  NotInRunWarning, stacklevel=3)
+    warnings.warn(
+        f"kfnb.{function}: not inside a kfnb run, nothing recorded", NotInRunWarning, stacklevel=3
+    )
 
 
 def log_metric(name: str, value: Any, step: int | None = None) -> None:

@@ -30,8 +30,10 @@ class AmbiguousRunId(TrackingError, LookupError):
         self.prefix = prefix
         self.candidates = candidates
         listed = ", ".join(candidates) + (", ..." if more else "")
-        super().__init__(f"run id prefix {prefix!r} is ambiguous: it matches {listed}. "
-                         f"Fix: give more characters of the id")
+        super().__init__(
+            f"run id prefix {prefix!r} is ambiguous: it matches {listed}. "
+            f"Fix: give more characters of the id"
+        )
 
 
 class StepNotFound(TrackingError, LookupError):
@@ -49,8 +51,9 @@ class StepNotFound(TrackingError, LookupError):
 class InvalidTransition(TrackingError):
     """A status change the run (or step) state machine does not allow."""
 
-    def __init__(self, run_id: str, old: str, new: str, *, step: str | None = None,
-                 reason: str = "") -> None:
+    def __init__(
+        self, run_id: str, old: str, new: str, *, step: str | None = None, reason: str = ""
+    ) -> None:
         self.run_id = run_id
         self.step = step
         self.old = old

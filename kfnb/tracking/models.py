@@ -137,10 +137,19 @@ class Run:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "name": self.name, "status": self.status,
-            "backend": self.backend, "notebook": self.notebook, "params": self.params,
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "status": self.status,
+            "backend": self.backend,
+            "notebook": self.notebook,
+            "params": self.params,
             "metrics": {k: _finite(v) for k, v in self.metrics.items()},
-            "created_at": self.created_at, "started_at": self.started_at,
-            "finished_at": self.finished_at, "error": self.error, "parent_id": self.parent_id,
-            "remote": self.remote, "steps": [s.to_dict() for s in self.steps],
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "parent_id": self.parent_id,
+            "remote": self.remote,
+            "steps": [s.to_dict() for s in self.steps],
         }

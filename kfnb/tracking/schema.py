@@ -40,8 +40,11 @@ class Migration:
 _RUN_FK = "run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE"
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "runs, steps, params, metrics, artifacts, events", (
-        """CREATE TABLE runs (
+    Migration(
+        1,
+        "runs, steps, params, metrics, artifacts, events",
+        (
+            """CREATE TABLE runs (
             id TEXT PRIMARY KEY,
             kind TEXT NOT NULL,
             name TEXT NOT NULL,
@@ -57,7 +60,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             runner_pid INTEGER,
             runner_host TEXT
         )""",
-        f"""CREATE TABLE steps (
+            f"""CREATE TABLE steps (
             {_RUN_FK},
             name TEXT NOT NULL,
             position INTEGER NOT NULL,
@@ -72,13 +75,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             hash TEXT,
             PRIMARY KEY (run_id, name)
         )""",
-        f"""CREATE TABLE params (
+            f"""CREATE TABLE params (
             {_RUN_FK},
             name TEXT NOT NULL,
             value TEXT NOT NULL,
             PRIMARY KEY (run_id, name)
         )""",
-        f"""CREATE TABLE metrics (
+            f"""CREATE TABLE metrics (
             id INTEGER PRIMARY KEY,
             {_RUN_FK},
             name TEXT NOT NULL,
@@ -87,8 +90,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             source TEXT,
             timestamp REAL NOT NULL
         )""",
-        "CREATE INDEX metrics_by_run ON metrics (run_id, name, id)",
-        f"""CREATE TABLE artifacts (
+            "CREATE INDEX metrics_by_run ON metrics (run_id, name, id)",
+            f"""CREATE TABLE artifacts (
             id INTEGER PRIMARY KEY,
             {_RUN_FK},
             name TEXT NOT NULL,
@@ -96,30 +99,41 @@ MIGRATIONS: tuple[Migration, ...] = (
             step TEXT,
             created_at REAL NOT NULL
         )""",
-        "CREATE INDEX artifacts_by_run ON artifacts (run_id, id)",
-        f"""CREATE TABLE events (
+            "CREATE INDEX artifacts_by_run ON artifacts (run_id, id)",
+            f"""CREATE TABLE events (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             {_RUN_FK},
             time REAL NOT NULL,
             kind TEXT NOT NULL,
             data TEXT NOT NULL
         )""",
-        "CREATE INDEX events_by_run ON events (run_id, id)",
-    )),
-    Migration(2, "cancel requests, runner start time (pid reuse), indexes for run lists", (
-        "ALTER TABLE runs ADD COLUMN cancel_requested_at REAL",
-        "ALTER TABLE runs ADD COLUMN runner_started_at REAL",
-        "CREATE INDEX runs_by_kind ON runs (kind, id)",
-        "CREATE INDEX runs_by_parent ON runs (parent_id, id)",
-        "CREATE INDEX runs_by_status ON runs (status)",
-    )),
-    Migration(3, "step cache: where a cached step's results came from, steps by content hash", (
-        "ALTER TABLE steps ADD COLUMN cached_from TEXT",
-        "CREATE INDEX steps_by_hash ON steps (hash, status)",
-    )),
-    Migration(4, "remote runs: the id, link and endpoint of a run submitted to a cluster", (
-        "ALTER TABLE runs ADD COLUMN remote TEXT",
-    )),
+            "CREATE INDEX events_by_run ON events (run_id, id)",
+        ),
+    ),
+    Migration(
+        2,
+        "cancel requests, runner start time (pid reuse), indexes for run lists",
+        (
+            "ALTER TABLE runs ADD COLUMN cancel_requested_at REAL",
+            "ALTER TABLE runs ADD COLUMN runner_started_at REAL",
+            "CREATE INDEX runs_by_kind ON runs (kind, id)",
+            "CREATE INDEX runs_by_parent ON runs (parent_id, id)",
+            "CREATE INDEX runs_by_status ON runs (status)",
+        ),
+    ),
+    Migration(
+        3,
+        "step cache: where a cached step's results came from, steps by content hash",
+        (
+            "ALTER TABLE steps ADD COLUMN cached_from TEXT",
+            "CREATE INDEX steps_by_hash ON steps (hash, status)",
+        ),
+    ),
+    Migration(
+        4,
+        "remote runs: the id, link and endpoint of a run submitted to a cluster",
+        ("ALTER TABLE runs ADD COLUMN remote TEXT",),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

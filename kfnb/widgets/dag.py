@@ -56,8 +56,9 @@ def layers(names: Sequence[str], edges: Iterable[Edge]) -> dict[str, int]:
     return layer
 
 
-def positions(names: Sequence[str], edges: Iterable[Edge]) -> tuple[dict[str, tuple[float, float]],
-                                                                    float, float]:
+def positions(
+    names: Sequence[str], edges: Iterable[Edge]
+) -> tuple[dict[str, tuple[float, float]], float, float]:
     """Top-left corner of each node, and the picture's width and height."""
     layer = layers(names, edges)
     rows: dict[int, list[str]] = {}
@@ -85,22 +86,26 @@ def dag_svg(run: Run, edges: Iterable[Edge] = (), now: float | None = None) -> s
     names = [s.name for s in run.steps]
     pos, width, height = positions(names, edges)
     now = time.time() if now is None else now
-    out = [f'<svg class="kfnb-dag" xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
-           f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
-           'style="max-width:100%;height:auto" font-family="sans-serif" font-size="12">',
-           '<defs><marker id="kfnb-arrow" viewBox="0 0 10 10" refX="9" refY="5" '
-           'markerWidth="6" markerHeight="6" orient="auto-start-reverse">'
-           '<path d="M0,0 L10,5 L0,10 z" fill="#757575"/></marker></defs>']
+    out = [
+        f'<svg class="kfnb-dag" xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
+        f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
+        'style="max-width:100%;height:auto" font-family="sans-serif" font-size="12">',
+        '<defs><marker id="kfnb-arrow" viewBox="0 0 10 10" refX="9" refY="5" '
+        'markerWidth="6" markerHeight="6" orient="auto-start-reverse">'
+        '<path d="M0,0 L10,5 L0,10 z" fill="#757575"/></marker></defs>',
+    ]
     for src, dst in edges:
         if src not in pos or dst not in pos:
             continue
         (x1, y1), (x2, y2) = pos[src], pos[dst]
         ax, ay, bx, by = x1 + NODE_W / 2, y1 + NODE_H, x2 + NODE_W / 2, y2
         mid = (ay + by) / 2
-        out.append(f'<path class="kfnb-dag-edge" data-source="{html.escape(src)}" '
-                   f'data-target="{html.escape(dst)}" d="M{ax:.1f},{ay:.1f} C{ax:.1f},{mid:.1f} '
-                   f'{bx:.1f},{mid:.1f} {bx:.1f},{by - 1:.1f}" fill="none" stroke="#757575" '
-                   'stroke-width="1.5" marker-end="url(#kfnb-arrow)"/>')
+        out.append(
+            f'<path class="kfnb-dag-edge" data-source="{html.escape(src)}" '
+            f'data-target="{html.escape(dst)}" d="M{ax:.1f},{ay:.1f} C{ax:.1f},{mid:.1f} '
+            f'{bx:.1f},{mid:.1f} {bx:.1f},{by - 1:.1f}" fill="none" stroke="#757575" '
+            'stroke-width="1.5" marker-end="url(#kfnb-arrow)"/>'
+        )
     for s in run.steps:
         x, y = pos[s.name]
         fill, ink = STATUS_COLORS.get(s.status, ("#9e9e9e", "#ffffff"))
@@ -114,13 +119,14 @@ def dag_svg(run: Run, edges: Iterable[Edge] = (), now: float | None = None) -> s
         out.append(
             f'<g class="kfnb-dag-node kfnb-step-{s.status}" data-step="{name}" '
             f'data-status="{s.status}"><title>{name}: {s.status}'
-            f'{" from " + html.escape(s.cached_from) if s.cached_from else ""}</title>'
+            f"{' from ' + html.escape(s.cached_from) if s.cached_from else ''}</title>"
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{NODE_W}" height="{NODE_H}" rx="6" '
             f'fill="{fill}" stroke="{"#0d47a1" if s.status == "RUNNING" else "none"}"/>'
             f'<text x="{x + NODE_W / 2:.1f}" y="{y + 17:.1f}" text-anchor="middle" '
             f'fill="{ink}" font-weight="bold">{html.escape(_clip(s.name))}</text>'
             f'<text class="kfnb-dag-detail" x="{x + NODE_W / 2:.1f}" y="{y + 33:.1f}" '
-            f'text-anchor="middle" fill="{ink}" font-size="11">{html.escape(detail)}</text></g>')
+            f'text-anchor="middle" fill="{ink}" font-size="11">{html.escape(detail)}</text></g>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -154,4 +160,3 @@ def run_edges(run: Run) -> list[Edge]:
 def _edges_keep(edges: list[Edge], run: Run) -> list[Edge]:
     names = {s.name for s in run.steps}
     return [(a, b) for a, b in edges if a in names and b in names]
-

@@ -17,9 +17,17 @@ from ..tracking import Event, Run, Store
 
 
 class Follower:
-    def __init__(self, store: Store, run_id: str, update: Callable[[Run, list[Event]], None], *,
-                 poll: float = 0.5, refresh: Callable[[], object] | None = None,
-                 refresh_every: float = 5.0, on_end: Callable[[Run], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        update: Callable[[Run, list[Event]], None],
+        *,
+        poll: float = 0.5,
+        refresh: Callable[[], object] | None = None,
+        refresh_every: float = 5.0,
+        on_end: Callable[[Run], None] | None = None,
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.update = update
@@ -31,8 +39,9 @@ class Follower:
         self.error: BaseException | None = None  # the last error an update raised
         self._stop = threading.Event()
         self._last_refresh = 0.0
-        self._thread = threading.Thread(target=self._loop, name=f"kfnb-follow-{run_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"kfnb-follow-{run_id}", daemon=True
+        )
 
     def start(self) -> Follower:
         self._thread.start()

@@ -60,8 +60,9 @@ class Launcher(widgets.VBox):
             self.pipeline = None
             self._show_error(err)
         if self.pipeline is not None:
-            self.title.value = (f"<b>{html.escape(self.pipeline.name)}</b> "
-                                f"({len(self.pipeline.steps)} steps)")
+            self.title.value = (
+                f"<b>{html.escape(self.pipeline.name)}</b> ({len(self.pipeline.steps)} steps)"
+            )
             for name, p in self.pipeline.parameters.items():
                 self.types[name] = p.type
                 self.fields[name] = field_for(name, p.type, p.default)
@@ -69,29 +70,39 @@ class Launcher(widgets.VBox):
         self.params_box = widgets.VBox(list(self.fields.values()))
         self.params_box.add_class("kfnb-Launcher-params")
         names = registry.backends()
-        self.backend = widgets.Dropdown(options=names,
-                                        value="local" if "local" in names else names[0],
-                                        description="backend")
+        self.backend = widgets.Dropdown(
+            options=names, value="local" if "local" in names else names[0], description="backend"
+        )
         self.backend.add_class("kfnb-Launcher-backend")
-        self.max_parallel = widgets.BoundedIntText(value=0, min=0, max=4096,
-                                                   description="max parallel (0 = default)",
-                                                   style={"description_width": "initial"})
+        self.max_parallel = widgets.BoundedIntText(
+            value=0,
+            min=0,
+            max=4096,
+            description="max parallel (0 = default)",
+            style={"description_width": "initial"},
+        )
         self.max_parallel.add_class("kfnb-Launcher-max-parallel")
-        self.run_button = widgets.Button(description="Run", icon="play", button_style="primary",
-                                         disabled=self.pipeline is None)
+        self.run_button = widgets.Button(
+            description="Run", icon="play", button_style="primary", disabled=self.pipeline is None
+        )
         self.run_button.add_class("kfnb-Launcher-run")
         self.run_button.on_click(lambda _b: self.start())
         self.output = widgets.Output()
         self.output.add_class("kfnb-Launcher-output")
-        children += [self.params_box,
-                     widgets.HBox([self.backend, self.max_parallel, self.run_button]),
-                     self.error, self.output]
+        children += [
+            self.params_box,
+            widgets.HBox([self.backend, self.max_parallel, self.run_button]),
+            self.error,
+            self.output,
+        ]
         super().__init__(children=children, **kwargs)
         self.add_class("kfnb-Launcher")
 
     def _show_error(self, err: BaseException | str) -> None:
-        self.error.value = (f'<div class="kfnb-error" style="color:#c62828;white-space:pre-wrap">'
-                            f"{html.escape(str(err), quote=False)}</div>")
+        self.error.value = (
+            f'<div class="kfnb-error" style="color:#c62828;white-space:pre-wrap">'
+            f"{html.escape(str(err), quote=False)}</div>"
+        )
 
     def values(self) -> dict[str, Any]:
         """The parameter values in the form (list, dict and untyped ones read as JSON)."""
@@ -105,7 +116,8 @@ class Launcher(widgets.VBox):
                     if kind != "any":
                         raise ParameterError(
                             f"parameter {name!r} takes a {kind} written as JSON; {value!r} is "
-                            f"not valid JSON ({err}). Fix: e.g. {JSON_EXAMPLES[kind]}") from None
+                            f"not valid JSON ({err}). Fix: e.g. {JSON_EXAMPLES[kind]}"
+                        ) from None
             out[name] = value
         return out
 
@@ -123,8 +135,14 @@ class Launcher(widgets.VBox):
         if backend == "local" and self.max_parallel.value > 0:
             options["max_parallel"] = int(self.max_parallel.value)
         try:
-            started = run(self.notebook, self.values(), backend=backend, wait=False,
-                          store=self.store, **options)
+            started = run(
+                self.notebook,
+                self.values(),
+                backend=backend,
+                wait=False,
+                store=self.store,
+                **options,
+            )
         except KfnbError as err:
             self._show_error(err)
             return None

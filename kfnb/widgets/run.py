@@ -41,8 +41,16 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 class RunWidget(widgets.VBox):
     """A live view of one run: ``RunWidget(run_or_id, store=None, poll=0.5)``."""
 
-    def __init__(self, run: str | RunView, store: Store | None = None, poll: float = 0.5, *,
-                 edges: list[Edge] | None = None, follow: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        run: str | RunView,
+        store: Store | None = None,
+        poll: float = 0.5,
+        *,
+        edges: list[Edge] | None = None,
+        follow: bool = True,
+        **kwargs: Any,
+    ) -> None:
         if isinstance(run, RunView):
             self.store = run.store
             self.run_id = run.id
@@ -66,21 +74,27 @@ class RunWidget(widgets.VBox):
 
         self.header = widgets.HTML()
         self.header.add_class("kfnb-RunWidget-header")
-        self.cancel_button = widgets.Button(description="Cancel", icon="stop",
-                                            button_style="danger", tooltip="Stop this run")
+        self.cancel_button = widgets.Button(
+            description="Cancel", icon="stop", button_style="danger", tooltip="Stop this run"
+        )
         self.cancel_button.add_class("kfnb-RunWidget-cancel")
         self.cancel_button.on_click(lambda _b: self.cancel())
         self.link = widgets.HTML()
         self.link.add_class("kfnb-RunWidget-link")
-        self.progress = widgets.IntProgress(value=0, min=0, max=max(len(self.record.steps), 1),
-                                            description="0/0 steps",
-                                            style={"description_width": "initial"})
+        self.progress = widgets.IntProgress(
+            value=0,
+            min=0,
+            max=max(len(self.record.steps), 1),
+            description="0/0 steps",
+            style={"description_width": "initial"},
+        )
         self.progress.add_class("kfnb-RunWidget-progress")
         self.dag = widgets.HTML()
         self.dag.add_class("kfnb-RunWidget-dag")
         names = [s.name for s in self.record.steps]
-        self.step_select = widgets.Dropdown(options=names, value=names[0] if names else None,
-                                            description="Log of")
+        self.step_select = widgets.Dropdown(
+            options=names, value=names[0] if names else None, description="Log of"
+        )
         self.step_select.add_class("kfnb-RunWidget-step-select")
         self.step_select.observe(self._on_step_selected, names="value")
         self.log_view = widgets.HTML()
@@ -89,11 +103,21 @@ class RunWidget(widgets.VBox):
         self.metrics_html.add_class("kfnb-RunWidget-metrics")
         self.plots = widgets.HTML()
         self.plots.add_class("kfnb-RunWidget-plots")
-        super().__init__(children=[
-            widgets.HBox([self.header, self.cancel_button, self.link],
-                         layout=widgets.Layout(align_items="center")),
-            self.progress, self.dag, self.step_select, self.log_view, self.metrics_html, self.plots,
-        ], **kwargs)
+        super().__init__(
+            children=[
+                widgets.HBox(
+                    [self.header, self.cancel_button, self.link],
+                    layout=widgets.Layout(align_items="center"),
+                ),
+                self.progress,
+                self.dag,
+                self.step_select,
+                self.log_view,
+                self.metrics_html,
+                self.plots,
+            ],
+            **kwargs,
+        )
         self.add_class("kfnb-RunWidget")
         self._update(self.record, [])
         self.follower: Follower | None = None
@@ -101,8 +125,14 @@ class RunWidget(widgets.VBox):
             refresh = None
             if self.record.remote is not None:
                 refresh = self._remote_handle().refresh
-            self.follower = Follower(self.store, self.run_id, self._update, poll=poll,
-                                     refresh=refresh, on_end=self._on_end).start()
+            self.follower = Follower(
+                self.store,
+                self.run_id,
+                self._update,
+                poll=poll,
+                refresh=refresh,
+                on_end=self._on_end,
+            ).start()
 
     # --- actions -------------------------------------------------------------------------
     def _remote_handle(self) -> RunHandle:
@@ -146,13 +176,20 @@ class RunWidget(widgets.VBox):
             # an ended run has nothing to cancel: a muted button, not a red one
             self.cancel_button.button_style = "" if record.done else "danger"
             url = (record.remote or {}).get("url")
-            self.link.value = (f'<a href="{html.escape(str(url))}" target="_blank" '
-                               'rel="noopener">Open in the KFP UI</a>' if url else "")
+            self.link.value = (
+                f'<a href="{html.escape(str(url))}" target="_blank" '
+                'rel="noopener">Open in the KFP UI</a>'
+                if url
+                else ""
+            )
             self.progress.max = max(total, 1)
             self.progress.value = done
             self.progress.description = f"{done}/{total} steps"
-            self.progress.bar_style = {"SUCCEEDED": "success", "FAILED": "danger",
-                                       "CANCELED": "warning"}.get(record.status, "info")
+            self.progress.bar_style = {
+                "SUCCEEDED": "success",
+                "FAILED": "danger",
+                "CANCELED": "warning",
+            }.get(record.status, "info")
             self.dag.value = dag_svg(record, self.edges, now)
             self.metrics_html.value = metrics_table_html(record.metrics)
             self.plots.value = plots_html(self.series)
@@ -204,7 +241,8 @@ class RunWidget(widgets.VBox):
             '<div class="kfnb-log" style="display:flex;flex-direction:column-reverse;'
             'max-height:16em;overflow:auto;border:1px solid #e0e0e0;background:#fafafa">'
             '<pre style="margin:0;padding:4px;font-size:11px;white-space:pre-wrap">'
-            f"{html.escape(text) if text else '<i>(no output yet)</i>'}</pre></div>")
+            f"{html.escape(text) if text else '<i>(no output yet)</i>'}</pre></div>"
+        )
 
     # --- state and display -------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -31,16 +31,20 @@ def status_badge(status: str) -> str:
     fill, ink = STATUS_COLORS.get(status, ("#1e88e5", "#ffffff"))
     if status == "CANCELING":
         fill, ink = STATUS_COLORS["CANCELED"]
-    return (f'<span class="kfnb-status kfnb-status-{status}" style="background:{fill};'
-            f'color:{ink};padding:1px 6px;border-radius:4px;font-size:90%">{status}</span>')
+    return (
+        f'<span class="kfnb-status kfnb-status-{status}" style="background:{fill};'
+        f'color:{ink};padding:1px 6px;border-radius:4px;font-size:90%">{status}</span>'
+    )
 
 
 def header_html(run: Run, now: float | None = None) -> str:
     took = elapsed(run.started_at or run.created_at, run.finished_at, now)
-    return (f'<div class="kfnb-run-header"><b>{html.escape(run.name)}</b> &nbsp;run '
-            f'<code>{html.escape(run.id)}</code> &nbsp;{status_badge(run.status)} &nbsp;'
-            f'<span class="kfnb-elapsed">{took}</span> &nbsp;<span class="kfnb-backend">'
-            f'{html.escape(run.backend)}</span></div>')
+    return (
+        f'<div class="kfnb-run-header"><b>{html.escape(run.name)}</b> &nbsp;run '
+        f"<code>{html.escape(run.id)}</code> &nbsp;{status_badge(run.status)} &nbsp;"
+        f'<span class="kfnb-elapsed">{took}</span> &nbsp;<span class="kfnb-backend">'
+        f"{html.escape(run.backend)}</span></div>"
+    )
 
 
 def steps_table_html(run: Run, now: float | None = None) -> str:
@@ -49,12 +53,16 @@ def steps_table_html(run: Run, now: float | None = None) -> str:
         note = f"from {s.cached_from}" if s.cached_from else ""
         if s.status == "FAILED" and s.error:
             note = str(s.error.get("message") or "")
-        rows.append(f'<tr class="kfnb-step-row" data-step="{html.escape(s.name)}">'
-                    f"<td>{html.escape(s.name)}</td><td>{status_badge(s.status)}</td>"
-                    f"<td>{elapsed(s.started_at, s.finished_at, now)}</td>"
-                    f"<td>{html.escape(note)}</td></tr>")
-    return ('<table class="kfnb-steps"><thead><tr><th>step</th><th>status</th><th>time</th>'
-            f'<th></th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+        rows.append(
+            f'<tr class="kfnb-step-row" data-step="{html.escape(s.name)}">'
+            f"<td>{html.escape(s.name)}</td><td>{status_badge(s.status)}</td>"
+            f"<td>{elapsed(s.started_at, s.finished_at, now)}</td>"
+            f"<td>{html.escape(note)}</td></tr>"
+        )
+    return (
+        '<table class="kfnb-steps"><thead><tr><th>step</th><th>status</th><th>time</th>'
+        f"<th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def fmt_value(v: object) -> str:
@@ -66,26 +74,38 @@ def fmt_value(v: object) -> str:
 def metrics_table_html(metrics: Mapping[str, float]) -> str:
     if not metrics:
         return ""
-    rows = "".join(f'<tr data-metric="{html.escape(k)}"><td>{html.escape(k)}</td>'
-                   f"<td>{fmt_value(v)}</td></tr>" for k, v in metrics.items())
-    return ('<table class="kfnb-metrics"><thead><tr><th>metric</th><th>value</th></tr></thead>'
-            f"<tbody>{rows}</tbody></table>")
+    rows = "".join(
+        f'<tr data-metric="{html.escape(k)}"><td>{html.escape(k)}</td><td>{fmt_value(v)}</td></tr>'
+        for k, v in metrics.items()
+    )
+    return (
+        '<table class="kfnb-metrics"><thead><tr><th>metric</th><th>value</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
 
 
 def plots_html(series: Series) -> str:
-    return "".join(f'<div class="kfnb-plot-box" style="display:inline-block">'
-                   f"{line_plot(points, name)}</div>" for name, points in series.items())
+    return "".join(
+        f'<div class="kfnb-plot-box" style="display:inline-block">{line_plot(points, name)}</div>'
+        for name, points in series.items()
+    )
 
 
-def run_html(run: Run, edges: Sequence[Edge] = (), series: Series | None = None,
-             now: float | None = None) -> str:
+def run_html(
+    run: Run, edges: Sequence[Edge] = (), series: Series | None = None, now: float | None = None
+) -> str:
     """The whole run as one HTML fragment."""
     now = time.time() if now is None else now
     parts = [header_html(run, now)]
     if run.remote and run.remote.get("url"):
-        parts.append(f'<div><a href="{html.escape(str(run.remote["url"]))}" target="_blank" '
-                     'rel="noopener">Open in the KFP UI</a></div>')
-    parts += [f'<div class="kfnb-dag-box">{dag_svg(run, edges, now)}</div>',
-              steps_table_html(run, now), metrics_table_html(run.metrics),
-              plots_html(series or {})]
+        parts.append(
+            f'<div><a href="{html.escape(str(run.remote["url"]))}" target="_blank" '
+            'rel="noopener">Open in the KFP UI</a></div>'
+        )
+    parts += [
+        f'<div class="kfnb-dag-box">{dag_svg(run, edges, now)}</div>',
+        steps_table_html(run, now),
+        metrics_table_html(run.metrics),
+        plots_html(series or {}),
+    ]
     return f'<div class="kfnb-run-snapshot" data-run="{html.escape(run.id)}">{"".join(parts)}</div>'

@@ -30,8 +30,11 @@ def rows_of(runs: Sequence[Run]) -> tuple[list[dict[str, Any]], list[str]]:
         start = r.started_at or r.created_at
         end = r.finished_at if r.finished_at is not None else (None if not r.done else start)
         row: dict[str, Any] = {
-            "id": r.id, "started": r.created_at, "status": r.status,
-            "duration": None if end is None else end - start, "backend": r.backend,
+            "id": r.id,
+            "started": r.created_at,
+            "status": r.status,
+            "duration": None if end is None else end - start,
+            "backend": r.backend,
         }
         for k, v in r.params.items():
             params[k] = None
@@ -45,6 +48,7 @@ def rows_of(runs: Sequence[Run]) -> tuple[list[dict[str, Any]], list[str]]:
 
 def sort_rows(rows: list[dict[str, Any]], key: str, descending: bool) -> list[dict[str, Any]]:
     """Rows sorted by column ``key``; missing values (and NaN) always last."""
+
     def rank(row: dict[str, Any]) -> tuple[int, Any]:
         v = row.get(key)
         if isinstance(v, bool):
@@ -76,21 +80,26 @@ def label(key: str) -> str:
 
 def text_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """The table as aligned plain text (``repr`` outside a notebook)."""
-    cells = [[label(c) for c in columns]] + [[cell_text(c, r.get(c), r) for c in columns]
-                                              for r in rows]
+    cells = [[label(c) for c in columns]] + [
+        [cell_text(c, r.get(c), r) for c in columns] for r in rows
+    ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-                     for line in cells)
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells
+    )
 
 
-def html_table(rows: list[dict[str, Any]], columns: list[str], sort_key: str = "",
-               descending: bool = True) -> str:
+def html_table(
+    rows: list[dict[str, Any]], columns: list[str], sort_key: str = "", descending: bool = True
+) -> str:
     head = []
     for c in columns:
         kind = c.split(".", 1)[0] if c.startswith(("param.", "metric.")) else "run"
         arrow = (" ▼" if descending else " ▲") if c == sort_key else ""
-        head.append(f'<th class="kfnb-col-{kind}" data-column="{html.escape(c)}">'
-                    f"{html.escape(label(c))}{arrow}</th>")
+        head.append(
+            f'<th class="kfnb-col-{kind}" data-column="{html.escape(c)}">'
+            f"{html.escape(label(c))}{arrow}</th>"
+        )
     body = []
     for r in rows:
         tds = []
@@ -100,18 +109,29 @@ def html_table(rows: list[dict[str, Any]], columns: list[str], sort_key: str = "
             if c == "id":
                 text = f"<code>{text}</code>"
             tds.append(f'<td data-column="{html.escape(c)}">{text}</td>')
-        body.append(f'<tr class="kfnb-run-row" data-run="{html.escape(r["id"])}">'
-                    f'{"".join(tds)}</tr>')
-    return ('<table class="kfnb-runs"><thead><tr>' + "".join(head) + "</tr></thead><tbody>"
-            + "".join(body) + "</tbody></table>")
+        body.append(
+            f'<tr class="kfnb-run-row" data-run="{html.escape(r["id"])}">{"".join(tds)}</tr>'
+        )
+    return (
+        '<table class="kfnb-runs"><thead><tr>'
+        + "".join(head)
+        + "</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table>"
+    )
 
 
 class RunsTable(widgets.VBox):
     """Recent runs (of ``notebook`` when given), newest first: ``RunsTable(notebook, store,
     limit)``."""
 
-    def __init__(self, notebook: str | Path | None = None, store: Store | None = None,
-                 limit: int = 50, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        notebook: str | Path | None = None,
+        store: Store | None = None,
+        limit: int = 50,
+        **kwargs: Any,
+    ) -> None:
         self.store = store if store is not None else Store()
         self.notebook = str(Path(notebook).resolve()) if notebook is not None else None
         self.limit = limit
@@ -119,11 +139,13 @@ class RunsTable(widgets.VBox):
         self.columns: list[str] = list(BASE)
         self.plot_data: list[tuple[str, float]] = []
         self.plot_metric: str | None = None
-        self.sort_by = widgets.Dropdown(options=[(c, c) for c in BASE], value="started",
-                                        description="Sort by")
+        self.sort_by = widgets.Dropdown(
+            options=[(c, c) for c in BASE], value="started", description="Sort by"
+        )
         self.sort_by.add_class("kfnb-RunsTable-sort")
-        self.descending = widgets.ToggleButton(value=True, description="descending",
-                                               icon="sort-amount-desc")
+        self.descending = widgets.ToggleButton(
+            value=True, description="descending", icon="sort-amount-desc"
+        )
         self.descending.add_class("kfnb-RunsTable-order")
         self.table = widgets.HTML()
         self.table.add_class("kfnb-RunsTable-table")
@@ -141,11 +163,15 @@ class RunsTable(widgets.VBox):
         self.plot_html.add_class("kfnb-RunsTable-plot")
         self.sort_by.observe(lambda _c: self._render(), names="value")
         self.descending.observe(self._on_order, names="value")
-        super().__init__(children=[
-            widgets.HBox([self.sort_by, self.descending, self.refresh_button]), self.table,
-            widgets.HBox([self.select, widgets.VBox([self.metric, self.plot_button])]),
-            self.plot_html,
-        ], **kwargs)
+        super().__init__(
+            children=[
+                widgets.HBox([self.sort_by, self.descending, self.refresh_button]),
+                self.table,
+                widgets.HBox([self.select, widgets.VBox([self.metric, self.plot_button])]),
+                self.plot_html,
+            ],
+            **kwargs,
+        )
         self.add_class("kfnb-RunsTable")
         self.refresh()
 
@@ -154,11 +180,12 @@ class RunsTable(widgets.VBox):
         runs = self.store.list_runs(notebook=self.notebook, limit=self.limit)
         self.rows, self.columns = rows_of(runs)
         key = self.sort_by.value if self.sort_by.value in self.columns else "started"
-        self.sort_by.options = [(label(c) + (" (param)" if c.startswith("param.") else ""), c)
-                                for c in self.columns]
+        self.sort_by.options = [
+            (label(c) + (" (param)" if c.startswith("param.") else ""), c) for c in self.columns
+        ]
         self.sort_by.value = key
         chosen = [i for i in self.select.value if any(r["id"] == i for r in self.rows)]
-        self.select.options = [(f'{r["id"]}  {r["status"].lower()}', r["id"]) for r in self.rows]
+        self.select.options = [(f"{r['id']}  {r['status'].lower()}", r["id"]) for r in self.rows]
         self.select.value = tuple(chosen)
         names = [c.split(".", 1)[1] for c in self.columns if c.startswith("metric.")]
         current = self.metric.value
@@ -176,13 +203,17 @@ class RunsTable(widgets.VBox):
         return sort_rows(self.rows, self.sort_by.value or "started", self.descending.value)
 
     def _render(self) -> None:
-        self.table.value = html_table(self.sorted_rows(), self.columns, self.sort_by.value or "",
-                                      self.descending.value)
+        self.table.value = html_table(
+            self.sorted_rows(), self.columns, self.sort_by.value or "", self.descending.value
+        )
 
     def sort(self, column: str, descending: bool = True) -> None:
         """Sort by ``column`` (``id``, ``started``..., a parameter or metric name)."""
-        key = column if column in self.columns else next(
-            (c for c in self.columns if label(c) == column), column)
+        key = (
+            column
+            if column in self.columns
+            else next((c for c in self.columns if label(c) == column), column)
+        )
         if key not in self.columns:
             known = ", ".join(map(label, self.columns))
             raise ValueError(f"no column {column!r}; columns: {known}")
@@ -202,13 +233,17 @@ class RunsTable(widgets.VBox):
         ids = list(self.select.value) or [r["id"] for r in self.sorted_rows()]
         by_id = {r["id"]: r for r in self.rows}
         self.plot_metric = name
-        self.plot_data = [(i, float(by_id[i][f"metric.{name}"])) for i in ids
-                          if i in by_id and by_id[i].get(f"metric.{name}") is not None]
+        self.plot_data = [
+            (i, float(by_id[i][f"metric.{name}"]))
+            for i in ids
+            if i in by_id and by_id[i].get(f"metric.{name}") is not None
+        ]
         self.plot_html.value = bar_plot(self.plot_data, name)
 
     def state(self) -> dict[str, Any]:
         return {
-            "rows": self.sorted_rows(), "columns": list(self.columns),
+            "rows": self.sorted_rows(),
+            "columns": list(self.columns),
             "sort": (self.sort_by.value, self.descending.value),
             "selected": list(self.select.value),
             "plot": {"metric": self.plot_metric, "data": list(self.plot_data)},
@@ -219,7 +254,8 @@ class RunsTable(widgets.VBox):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}
-        data["text/html"] = html_table(self.sorted_rows(), self.columns,
-                                       self.sort_by.value or "", self.descending.value)
+        data["text/html"] = html_table(
+            self.sorted_rows(), self.columns, self.sort_by.value or "", self.descending.value
+        )
         data["text/plain"] = repr(self)
         return data

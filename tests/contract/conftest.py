@@ -20,7 +20,8 @@ def kfp_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KfpApiM
 
     monkeypatch.setattr(kfp_client.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "context.json"))
     for name in [
-        kfp_client.KF_PIPELINES_ENDPOINT_ENV, kfp_client.KF_PIPELINES_UI_ENDPOINT_ENV,
+        kfp_client.KF_PIPELINES_ENDPOINT_ENV,
+        kfp_client.KF_PIPELINES_UI_ENDPOINT_ENV,
         kfp_client.KF_PIPELINES_DEFAULT_EXPERIMENT_NAME,
         kfp_client.KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME,
         kfp_client.KF_PIPELINES_IAP_OAUTH2_CLIENT_ID_ENV,
@@ -38,9 +39,16 @@ def kfnb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "kfnb-home"
     monkeypatch.setenv("KFNB_HOME", str(home))
     monkeypatch.setenv("KFNB_CONFIG", str(tmp_path / "kfnb-config.yaml"))
-    for name in ("KFNB_KFP_HOST", "KFNB_KFP_NAMESPACE", "KFNB_KFP_TOKEN", "KFNB_KFP_COOKIES",
-                 "KF_PIPELINES_ENDPOINT", "KF_PIPELINES_SA_TOKEN_PATH",
-                 "KUBERNETES_SERVICE_HOST", "KFNB_DEBUG"):
+    for name in (
+        "KFNB_KFP_HOST",
+        "KFNB_KFP_NAMESPACE",
+        "KFNB_KFP_TOKEN",
+        "KFNB_KFP_COOKIES",
+        "KF_PIPELINES_ENDPOINT",
+        "KF_PIPELINES_SA_TOKEN_PATH",
+        "KUBERNETES_SERVICE_HOST",
+        "KFNB_DEBUG",
+    ):
         monkeypatch.delenv(name, raising=False)
     return home
 
@@ -59,8 +67,11 @@ def fanout_notebook(tmp_path: Path) -> Path:
         ("step:total", "total = sum(doubled) + sum(squared)"),
         ("pipeline-metrics", "print(total)"),
     ]
-    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
-                                               "display_name": "Python 3"}})
+    nb = new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}
+        }
+    )
     nb.cells = [new_code_cell(source, metadata={"tags": [tag]}) for tag, source in cells]
     path = tmp_path / "project" / "fanout.ipynb"
     path.parent.mkdir(exist_ok=True)

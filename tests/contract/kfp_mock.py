@@ -66,14 +66,26 @@ JSON = dict[str, Any]
 # google.rpc.Code -> HTTP status, as grpc-gateway maps them.
 _HTTP = {3: 400, 5: 404, 6: 409, 9: 400, 12: 501, 13: 500, 16: 401}
 # filter.proto's PredicateOperation numbers (the swagger's enum lists names only; 4 is unused).
-_PREDICATE_OPS = {0: "OPERATION_UNSPECIFIED", 1: "EQUALS", 2: "NOT_EQUALS", 3: "GREATER_THAN",
-                  5: "GREATER_THAN_EQUALS", 6: "LESS_THAN", 7: "LESS_THAN_EQUALS", 8: "IN",
-                  9: "IS_SUBSTRING"}
+_PREDICATE_OPS = {
+    0: "OPERATION_UNSPECIFIED",
+    1: "EQUALS",
+    2: "NOT_EQUALS",
+    3: "GREATER_THAN",
+    5: "GREATER_THAN_EQUALS",
+    6: "LESS_THAN",
+    7: "LESS_THAN_EQUALS",
+    8: "IN",
+    9: "IS_SUBSTRING",
+}
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "EQUALS": lambda a, b: a == b, "NOT_EQUALS": lambda a, b: a != b,
-    "GREATER_THAN": lambda a, b: a > b, "GREATER_THAN_EQUALS": lambda a, b: a >= b,
-    "LESS_THAN": lambda a, b: a < b, "LESS_THAN_EQUALS": lambda a, b: a <= b,
-    "IN": lambda a, b: a in b, "IS_SUBSTRING": lambda a, b: str(b) in str(a),
+    "EQUALS": lambda a, b: a == b,
+    "NOT_EQUALS": lambda a, b: a != b,
+    "GREATER_THAN": lambda a, b: a > b,
+    "GREATER_THAN_EQUALS": lambda a, b: a >= b,
+    "LESS_THAN": lambda a, b: a < b,
+    "LESS_THAN_EQUALS": lambda a, b: a <= b,
+    "IN": lambda a, b: a in b,
+    "IS_SUBSTRING": lambda a, b: str(b) in str(a),
 }
 _DONE = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"}
 DEFAULT_PAGE_SIZE = 20
@@ -114,8 +126,14 @@ def _to_jsonschema(node: Any) -> Any:
         return [_to_jsonschema(n) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {k: ({n: _to_jsonschema(s) for n, s in v.items()} if k in ("properties", "definitions")
-               else _to_jsonschema(v)) for k, v in node.items()}
+    out = {
+        k: (
+            {n: _to_jsonschema(s) for n, s in v.items()}
+            if k in ("properties", "definitions")
+            else _to_jsonschema(v)
+        )
+        for k, v in node.items()
+    }
     if node.get("format") in ("int64", "uint64"):  # proto3 JSON: a decimal string or a number
         out.pop("format")
         out.update(type=["string", "integer"], pattern=r"^-?[0-9]+$")
@@ -157,7 +175,8 @@ class Spec:
         if key not in self._validators:
             self._validators[key] = jsonschema.Draft4Validator(
                 {**_to_jsonschema(schema), "definitions": self.definitions},
-                format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+                format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER,
+            )
         return self._validators[key]
 
     def check_query(self, op: JSON, query: dict[str, list[str]]) -> dict[str, str]:
@@ -172,8 +191,11 @@ class Spec:
                 problems.append(f"query parameter {name!r} is repeated")
             value = out[name] = values[-1]
             problems += [f"query parameter {name!r}: {e}" for e in _scalar_errors(p, value)]
-        problems += [f"query parameter {n!r} is required" for n, p in params.items()
-                     if p.get("required") and n not in query]
+        problems += [
+            f"query parameter {n!r} is required"
+            for n, p in params.items()
+            if p.get("required") and n not in query
+        ]
         if problems:
             raise ApiError(3, "; ".join(problems))
         return out
@@ -190,8 +212,11 @@ class Spec:
 
     def check_response(self, op: JSON | None, status: int, body: JSON) -> list[str]:
         responses = op["responses"] if op else {}
-        schema = (responses.get(str(status)) or responses.get("default")
-                  or {"schema": {"$ref": "#/definitions/googleRpcStatus"}})["schema"]
+        schema = (
+            responses.get(str(status))
+            or responses.get("default")
+            or {"schema": {"$ref": "#/definitions/googleRpcStatus"}}
+        )["schema"]
         return _errors(self.validator(schema), body, "response")
 
 
@@ -214,8 +239,9 @@ def _proto_json(node: Any) -> Any:
         return [_proto_json(n) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {re.sub(r"[A-Z]", lambda m: "_" + m[0].lower(), k): _proto_json(v)
-           for k, v in node.items()}
+    out = {
+        re.sub(r"[A-Z]", lambda m: "_" + m[0].lower(), k): _proto_json(v) for k, v in node.items()
+    }
     if isinstance(out.get("operation"), int):
         out["operation"] = _PREDICATE_OPS.get(out["operation"], out["operation"])
     return out
@@ -255,8 +281,9 @@ class KfpApiMock:
             "HealthzService_GetHealthz": self._healthz,
             "ExperimentService_CreateExperiment": self._create_experiment,
             "ExperimentService_ListExperiments": self._list_experiments,
-            "ExperimentService_GetExperiment": lambda c: self._get(self.experiments, c,
-                                                                   "experiment"),
+            "ExperimentService_GetExperiment": lambda c: self._get(
+                self.experiments, c, "experiment"
+            ),
             "ExperimentService_DeleteExperiment": self._delete_experiment,
             "RunService_CreateRun": self._create_run,
             "RunService_ListRuns": self._list_runs,
@@ -272,8 +299,9 @@ class KfpApiMock:
         server.mock = self  # type: ignore[attr-defined]
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                                        name="kfp-mock", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="kfp-mock", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -292,8 +320,9 @@ class KfpApiMock:
         self.stop()
 
     # -- request handling ------------------------------------------------------------------
-    def handle(self, method: str, target: str, headers: dict[str, str],
-               raw: bytes) -> tuple[int, JSON]:
+    def handle(
+        self, method: str, target: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, JSON]:
         """Serve one request: auth, route, validate, dispatch, validate the response."""
         parts = urlsplit(target)
         query: dict[str, list[str]] = {}
@@ -307,9 +336,15 @@ class KfpApiMock:
             except ValueError as e:
                 body, bad_json = raw.decode(errors="replace"), f"body is not JSON: {e}"
         with self._lock:
-            self.requests.append(Request(method, parts.path,
-                                         {k: v[0] if len(v) == 1 else v for k, v in query.items()},
-                                         body, headers))
+            self.requests.append(
+                Request(
+                    method,
+                    parts.path,
+                    {k: v[0] if len(v) == 1 else v for k, v in query.items()},
+                    body,
+                    headers,
+                )
+            )
             op: JSON | None = None
             try:
                 self._authenticate(headers)
@@ -363,14 +398,15 @@ class KfpApiMock:
         if sort_by:
             if sort_by[0] not in props or sort_by[1:] not in ([], ["desc"], ["asc"]):
                 raise ApiError(3, f"sort_by {call.query['sort_by']!r}: not '<field> [desc]'")
-            items = sorted(items, key=lambda i: str(i.get(sort_by[0], "")),
-                           reverse=sort_by[1:] == ["desc"])
+            items = sorted(
+                items, key=lambda i: str(i.get(sort_by[0], "")), reverse=sort_by[1:] == ["desc"]
+            )
         token = call.query.get("page_token", "")
         if token and not token.isdigit():
             raise ApiError(3, f"page_token {token!r} is not a token this server issued")
         start = int(token or 0)
         size = int(call.query.get("page_size") or 0) or DEFAULT_PAGE_SIZE
-        page, answer = items[start:start + size], JSON()
+        page, answer = items[start : start + size], JSON()
         if page:
             answer[field_name] = copy.deepcopy(page)
         if items:
@@ -386,8 +422,9 @@ class KfpApiMock:
             parsed = _proto_json(json.loads(raw))
         except ValueError as e:
             raise ApiError(3, f"filter is not JSON: {e}") from None
-        problems = _errors(self.spec.validator({"$ref": "#/definitions/v2beta1Filter"}),
-                           parsed, "filter")
+        problems = _errors(
+            self.spec.validator({"$ref": "#/definitions/v2beta1Filter"}), parsed, "filter"
+        )
         if problems:
             raise ApiError(3, "; ".join(problems))
         return list(parsed.get("predicates", []))
@@ -401,11 +438,17 @@ class KfpApiMock:
         if not body.get("display_name"):
             raise ApiError(3, "experiment.display_name is required")
         namespace = body.get("namespace", "")
-        if any(e["display_name"] == body["display_name"] and e.get("namespace", "") == namespace
-               for e in self.experiments.values()):
+        if any(
+            e["display_name"] == body["display_name"] and e.get("namespace", "") == namespace
+            for e in self.experiments.values()
+        ):
             raise ApiError(6, f"experiment {body['display_name']!r} already exists")
-        exp = {"experiment_id": str(uuid.uuid4()), "display_name": body["display_name"],
-               "created_at": _now(), "storage_state": "AVAILABLE"}
+        exp = {
+            "experiment_id": str(uuid.uuid4()),
+            "display_name": body["display_name"],
+            "created_at": _now(),
+            "storage_state": "AVAILABLE",
+        }
         exp.update({k: body[k] for k in ("description", "namespace") if body.get(k)})
         self.experiments[exp["experiment_id"]] = exp
         return copy.deepcopy(exp)
@@ -431,20 +474,39 @@ class KfpApiMock:
             raise ApiError(3, "run.pipeline_spec or run.pipeline_version_reference is required")
         exp_id = body.get("experiment_id") or call.query.get("experiment_id")
         if not exp_id:
-            exp_id = next((i for i, e in self.experiments.items()
-                           if e["display_name"] == "Default"), None)
-            exp_id = exp_id or self._create_experiment(Call({}, {}, {"display_name": "Default"}))[
-                "experiment_id"]
+            exp_id = next(
+                (i for i, e in self.experiments.items() if e["display_name"] == "Default"), None
+            )
+            exp_id = (
+                exp_id
+                or self._create_experiment(Call({}, {}, {"display_name": "Default"}))[
+                    "experiment_id"
+                ]
+            )
         if exp_id not in self.experiments:
             raise ApiError(5, f"experiment {exp_id!r} not found")
         deps = _dag(body["pipeline_spec"])
         now, run_id = _now(), str(uuid.uuid4())
-        run = {k: copy.deepcopy(body[k]) for k in
-               ("display_name", "description", "pipeline_spec", "runtime_config", "service_account")
-               if k in body}
-        run.update(run_id=run_id, experiment_id=exp_id, storage_state="AVAILABLE",
-                   created_at=now, scheduled_at=now, state="PENDING",
-                   state_history=[{"update_time": now, "state": "PENDING"}])
+        run = {
+            k: copy.deepcopy(body[k])
+            for k in (
+                "display_name",
+                "description",
+                "pipeline_spec",
+                "runtime_config",
+                "service_account",
+            )
+            if k in body
+        }
+        run.update(
+            run_id=run_id,
+            experiment_id=exp_id,
+            storage_state="AVAILABLE",
+            created_at=now,
+            scheduled_at=now,
+            state="PENDING",
+            state_history=[{"update_time": now, "state": "PENDING"}],
+        )
         root = _task(run_id, "root", now)
         tasks = {name: _task(run_id, name, now, root["task_id"]) for name in deps}
         root["child_tasks"] = [{"task_id": t["task_id"]} for t in tasks.values()]
@@ -461,8 +523,12 @@ class KfpApiMock:
 
     def _list_runs(self, call: Call) -> JSON:
         exp, ns = call.query.get("experiment_id"), call.query.get("namespace")
-        items = [r for r in self.runs.values() if (not exp or r["experiment_id"] == exp) and (
-            not ns or self.experiments.get(r["experiment_id"], {}).get("namespace") == ns)]
+        items = [
+            r
+            for r in self.runs.values()
+            if (not exp or r["experiment_id"] == exp)
+            and (not ns or self.experiments.get(r["experiment_id"], {}).get("namespace") == ns)
+        ]
         return self._listing(items, call, "v2beta1Run", "runs")
 
     def _terminate_run(self, call: Call) -> JSON:
@@ -501,8 +567,11 @@ class KfpApiMock:
                     sim.ticks[name] = sim.ticks.get(name, 0) + 1
                     if sim.ticks[name] >= self.ticks_per_task:
                         fail = self.fail_task in (name, task["display_name"])
-                        _set_state(task, "FAILED" if fail else "SUCCEEDED",
-                                   f"task {name!r} failed (fail_task)" if fail else None)
+                        _set_state(
+                            task,
+                            "FAILED" if fail else "SUCCEEDED",
+                            f"task {name!r} failed (fail_task)" if fail else None,
+                        )
             for name in sim.deps:  # topological order: skips propagate in one pass
                 task, states = sim.tasks[name], {sim.tasks[d]["state"] for d in sim.deps[name]}
                 if task["state"] == "PENDING" and states & {"FAILED", "SKIPPED", "CANCELED"}:
@@ -511,8 +580,12 @@ class KfpApiMock:
                     _set_state(task, "RUNNING")
             if all(t["state"] in _DONE for t in sim.tasks.values()):
                 failed = [n for n, t in sim.tasks.items() if t["state"] == "FAILED"]
-                self._finish(run, sim, "FAILED" if failed else "SUCCEEDED",
-                             f"task(s) {', '.join(failed)} failed" if failed else None)
+                self._finish(
+                    run,
+                    sim,
+                    "FAILED" if failed else "SUCCEEDED",
+                    f"task(s) {', '.join(failed)} failed" if failed else None,
+                )
 
     @staticmethod
     def _finish(run: JSON, sim: _Sim, state: str, error: str | None = None) -> None:
@@ -532,9 +605,14 @@ def _predicate_value(pred: JSON) -> Any:
 
 
 def _task(run_id: str, name: str, now: str, parent: str | None = None) -> JSON:
-    task = {"run_id": run_id, "task_id": str(uuid.uuid4()), "display_name": name,
-            "create_time": now, "state": "PENDING",
-            "state_history": [{"update_time": now, "state": "PENDING"}]}
+    task = {
+        "run_id": run_id,
+        "task_id": str(uuid.uuid4()),
+        "display_name": name,
+        "create_time": now,
+        "state": "PENDING",
+        "state_history": [{"update_time": now, "state": "PENDING"}],
+    }
     if parent:
         task["parent_task_id"] = parent
     return task
@@ -563,8 +641,9 @@ def _dag(pipeline_spec: JSON) -> dict[str, list[str]]:
     if not isinstance(root, dict):
         raise ApiError(3, "run.pipeline_spec.root is missing: not a compiled KFP v2 pipeline")
     tasks = root.get("dag", {}).get("tasks", {})
-    deps = {n: list(t.get("dependentTasks", t.get("dependent_tasks", []))) for n, t in
-            tasks.items()}
+    deps = {
+        n: list(t.get("dependentTasks", t.get("dependent_tasks", []))) for n, t in tasks.items()
+    }
     ordered: dict[str, list[str]] = {}
     while len(ordered) < len(deps):
         ready = [n for n, d in deps.items() if n not in ordered and set(d) <= set(ordered)]

@@ -62,16 +62,16 @@ def refused_port() -> int:
 
 
 # -- submit and follow ----------------------------------------------------------------------
-def test_submit_runs_to_success_and_records_the_remote_run(kfp_api: KfpApiMock,
-                                                           fanout_notebook: Path) -> None:
+def test_submit_runs_to_success_and_records_the_remote_run(
+    kfp_api: KfpApiMock, fanout_notebook: Path
+) -> None:
     run = submit(fanout_notebook, host=kfp_api.url, namespace="alice", experiment="exp1")
 
     record = run.store.get_run(run.id)
     assert record.status == "SUCCEEDED"
     assert record.backend == "kfp"
     assert {s.name: s.status for s in record.steps} == dict.fromkeys(STEPS, "SUCCEEDED")
-    assert step_statuses(run.store, run.id) == {
-        s: ["RUNNING", "SUCCEEDED"] for s in STEPS}
+    assert step_statuses(run.store, run.id) == {s: ["RUNNING", "SUCCEEDED"] for s in STEPS}
     run_events = [e.data["status"] for e in run.store.events(run.id) if e.kind == "run"]
     assert run_events == ["PENDING", "RUNNING", "SUCCEEDED"]
 
@@ -97,8 +97,12 @@ def test_submit_runs_to_success_and_records_the_remote_run(kfp_api: KfpApiMock,
     tasks = spec["root"]["dag"]["tasks"]
     assert sorted(tasks) == sorted(STEPS)
     deps = {name: sorted(t.get("dependentTasks", [])) for name, t in tasks.items()}
-    assert deps == {"make": [], "double": ["make"], "square": ["make"],
-                    "total": ["double", "square"]}
+    assert deps == {
+        "make": [],
+        "double": ["make"],
+        "square": ["make"],
+        "total": ["double", "square"],
+    }
     assert spec["root"]["inputDefinitions"]["parameters"].keys() == {"n", "name"}
 
     artifacts = {a["name"]: a for a in run.store.artifacts(run.id)}
@@ -115,8 +119,9 @@ def test_submit_runs_to_success_and_records_the_remote_run(kfp_api: KfpApiMock,
     assert kfp_api.violations == []
 
 
-def test_a_failed_task_fails_its_step_and_skips_what_depends_on_it(kfp_api: KfpApiMock,
-                                                                   fanout_notebook: Path) -> None:
+def test_a_failed_task_fails_its_step_and_skips_what_depends_on_it(
+    kfp_api: KfpApiMock, fanout_notebook: Path
+) -> None:
     kfp_api.fail_task = "double"
     run = submit(fanout_notebook, host=kfp_api.url)
 
@@ -124,9 +129,16 @@ def test_a_failed_task_fails_its_step_and_skips_what_depends_on_it(kfp_api: KfpA
     assert record.status == "FAILED"
     steps = {s.name: s for s in record.steps}
     assert {n: s.status for n, s in steps.items()} == {
-        "make": "SUCCEEDED", "double": "FAILED", "square": "SUCCEEDED", "total": "SKIPPED"}
-    kfp_task = next(t for t in kfp_api.runs[remote_of(record)["id"]]["run_details"]["task_details"]
-                    if t["display_name"] == "double")
+        "make": "SUCCEEDED",
+        "double": "FAILED",
+        "square": "SUCCEEDED",
+        "total": "SKIPPED",
+    }
+    kfp_task = next(
+        t
+        for t in kfp_api.runs[remote_of(record)["id"]]["run_details"]["task_details"]
+        if t["display_name"] == "double"
+    )
     assert steps["double"].error is not None
     assert steps["double"].error["message"] == kfp_task["error"]["message"]
     assert "double" in (record.error or "")
@@ -155,13 +167,15 @@ def test_cancel_terminates_the_run_on_kfp(kfp_api: KfpApiMock, fanout_notebook: 
     kfp_id = remote_of(record)["id"]
     assert kfp_api.runs[kfp_id]["state"] == "CANCELED"
     assert [(r.method, r.path) for r in kfp_api.requests if r.path.endswith(":terminate")] == [
-        ("POST", f"{RUNS}/{kfp_id}:terminate")]
+        ("POST", f"{RUNS}/{kfp_id}:terminate")
+    ]
     assert kfp_api.violations == []
 
 
 # -- authentication and connection errors -----------------------------------------------------
-def test_bearer_token_is_required_and_sent(kfp_api: KfpApiMock, fanout_notebook: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bearer_token_is_required_and_sent(
+    kfp_api: KfpApiMock, fanout_notebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kfp_api.require_token = "s3cret"
     with pytest.raises(kfnb.KfnbError) as caught:
         submit(fanout_notebook, host=kfp_api.url, namespace="alice")
@@ -184,8 +198,9 @@ def test_bearer_token_is_required_and_sent(kfp_api: KfpApiMock, fanout_notebook:
     assert kfp_api.violations == []
 
 
-def test_session_cookie_is_required_and_sent(kfp_api: KfpApiMock, fanout_notebook: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_cookie_is_required_and_sent(
+    kfp_api: KfpApiMock, fanout_notebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kfp_api.require_cookie = "authservice_session=abc123"
     with pytest.raises(KfpError) as caught:
         submit(fanout_notebook, host=kfp_api.url, namespace="alice")
@@ -205,7 +220,8 @@ def test_session_cookie_is_required_and_sent(kfp_api: KfpApiMock, fanout_noteboo
 
 
 def test_a_namespace_the_user_may_not_use_is_a_clear_error(
-        kfp_api: KfpApiMock, fanout_notebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kfp_api: KfpApiMock, fanout_notebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Multi-user KFP answers 403 (PERMISSION_DENIED) for a profile the user is not in."""
     monkeypatch.setitem(kfp_mock._HTTP, 7, 403)  # google.rpc PERMISSION_DENIED
 
@@ -224,8 +240,9 @@ def test_a_namespace_the_user_may_not_use_is_a_clear_error(
     assert kfp_api.runs == {}
 
 
-def test_a_refused_run_creation_reads_well(kfp_api: KfpApiMock, fanout_notebook: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refused_run_creation_reads_well(
+    kfp_api: KfpApiMock, fanout_notebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(kfp_mock._HTTP, 7, 403)
 
     def forbidden(call: kfp_mock.Call) -> dict[str, Any]:
@@ -258,8 +275,8 @@ def test_no_host_anywhere_says_how_to_give_one(fanout_notebook: Path) -> None:
 
 # -- where the endpoint comes from ------------------------------------------------------------
 def test_in_cluster_defaults_and_service_account_token(
-        kfp_api: KfpApiMock, fanout_notebook: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    kfp_api: KfpApiMock, fanout_notebook: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = tmp_path / "sa" / "token"
     token.parent.mkdir()
     token.write_text("sa-token-1\n")
@@ -309,7 +326,8 @@ def test_config_file_gives_host_and_namespace(kfp_api: KfpApiMock, fanout_notebo
 
 
 def test_explicit_values_win_over_environment_and_config(
-        kfp_api: KfpApiMock, fanout_notebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kfp_api: KfpApiMock, fanout_notebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_config({"kfp": {"host": f"http://127.0.0.1:{refused_port()}", "namespace": "carol"}})
     monkeypatch.setenv("KFNB_KFP_HOST", f"http://127.0.0.1:{refused_port()}")
     monkeypatch.setenv("KFNB_KFP_NAMESPACE", "dave")
@@ -321,7 +339,8 @@ def test_explicit_values_win_over_environment_and_config(
 
 
 def test_environment_wins_over_the_config_file(
-        kfp_api: KfpApiMock, fanout_notebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kfp_api: KfpApiMock, fanout_notebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_config({"kfp": {"host": kfp_api.url, "namespace": "carol"}})
     monkeypatch.setenv("KFNB_KFP_NAMESPACE", "dave")
     assert connect.resolve(settings={"host": kfp_api.url, "namespace": "carol"}).namespace == "dave"
@@ -330,7 +349,8 @@ def test_environment_wins_over_the_config_file(
 
 
 def test_environment_host_wins_over_the_config_file(
-        kfp_api: KfpApiMock, fanout_notebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kfp_api: KfpApiMock, fanout_notebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_config({"kfp": {"host": f"http://127.0.0.1:{refused_port()}"}})
     monkeypatch.setenv("KFNB_KFP_HOST", kfp_api.url)
     run = submit(fanout_notebook)
@@ -356,9 +376,9 @@ def test_unknown_config_key_suggests_the_right_one(fanout_notebook: Path) -> Non
 
 
 # -- following a run from elsewhere ----------------------------------------------------------
-def test_get_run_from_a_fresh_store_follows_the_remote_run(kfp_api: KfpApiMock,
-                                                           fanout_notebook: Path,
-                                                           kfnb_env: Path) -> None:
+def test_get_run_from_a_fresh_store_follows_the_remote_run(
+    kfp_api: KfpApiMock, fanout_notebook: Path, kfnb_env: Path
+) -> None:
     run = submit(fanout_notebook, host=kfp_api.url, namespace="alice", wait=False)
     assert run.status == "PENDING"
     gets_before = sum(r.method == "GET" and r.path.startswith(RUNS) for r in kfp_api.requests)
@@ -381,8 +401,9 @@ def test_get_run_from_a_fresh_store_follows_the_remote_run(kfp_api: KfpApiMock,
     assert kfp_api.violations == []
 
 
-def test_following_survives_a_failed_poll_but_not_three(kfp_api: KfpApiMock,
-                                                        fanout_notebook: Path) -> None:
+def test_following_survives_a_failed_poll_but_not_three(
+    kfp_api: KfpApiMock, fanout_notebook: Path
+) -> None:
     run = submit(fanout_notebook, host=kfp_api.url, namespace="alice", wait=False)
     handle = run.handle
     assert isinstance(handle, KfpRunHandle)

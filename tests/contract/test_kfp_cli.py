@@ -49,10 +49,22 @@ def only_run(home: Path) -> str:
     return record.id
 
 
-def test_run_show_and_runs(kfp_api: KfpApiMock, fanout_notebook: Path, kfnb_env: Path,
-                           kfnb_cli: Cli) -> None:
-    code, out, err = kfnb_cli("run", fanout_notebook, "--backend", "kfp", "--host", kfp_api.url,
-                              "--namespace", "alice", "-p", "n", "4")
+def test_run_show_and_runs(
+    kfp_api: KfpApiMock, fanout_notebook: Path, kfnb_env: Path, kfnb_cli: Cli
+) -> None:
+    code, out, err = kfnb_cli(
+        "run",
+        fanout_notebook,
+        "--backend",
+        "kfp",
+        "--host",
+        kfp_api.url,
+        "--namespace",
+        "alice",
+        "-p",
+        "n",
+        "4",
+    )
     assert code == 0, err
     run_id = only_run(kfnb_env)
     record = Store(kfnb_env).get_run(run_id)
@@ -80,11 +92,13 @@ def test_run_show_and_runs(kfp_api: KfpApiMock, fanout_notebook: Path, kfnb_env:
     assert kfp_api.violations == []
 
 
-def test_detach_then_show_then_cancel(kfp_api: KfpApiMock, fanout_notebook: Path,
-                                      kfnb_env: Path, kfnb_cli: Cli) -> None:
+def test_detach_then_show_then_cancel(
+    kfp_api: KfpApiMock, fanout_notebook: Path, kfnb_env: Path, kfnb_cli: Cli
+) -> None:
     kfp_api.hold = True
-    code, out, err = kfnb_cli("run", fanout_notebook, "--backend", "kfp", "--host", kfp_api.url,
-                              "--detach")
+    code, out, err = kfnb_cli(
+        "run", fanout_notebook, "--backend", "kfp", "--host", kfp_api.url, "--detach"
+    )
     assert code == 0, err
     run_id = only_run(kfnb_env)
     assert f"follow it with: kfnb show {run_id}" in out
@@ -107,18 +121,21 @@ def test_detach_then_show_then_cancel(kfp_api: KfpApiMock, fanout_notebook: Path
     assert f"run {run_id}: CANCELED" in out
     assert Store(kfnb_env).get_run(run_id).status == "CANCELED"
     assert kfp_api.runs[kfp_id]["state"] == "CANCELED"
-    assert [r.method for r in kfp_api.requests
-            if r.path == f"/apis/v2beta1/runs/{kfp_id}:terminate"] == ["POST"]
+    assert [
+        r.method for r in kfp_api.requests if r.path == f"/apis/v2beta1/runs/{kfp_id}:terminate"
+    ] == ["POST"]
 
     code, out, err = kfnb_cli("cancel", run_id)
     assert code == 0 and "already ended: CANCELED" in out
     assert kfp_api.violations == []
 
 
-def test_detach_json_prints_only_the_record(kfp_api: KfpApiMock, fanout_notebook: Path,
-                                            kfnb_cli: Cli) -> None:
-    code, out, err = kfnb_cli("run", fanout_notebook, "--backend", "kfp", "--host", kfp_api.url,
-                              "--detach", "--json")
+def test_detach_json_prints_only_the_record(
+    kfp_api: KfpApiMock, fanout_notebook: Path, kfnb_cli: Cli
+) -> None:
+    code, out, err = kfnb_cli(
+        "run", fanout_notebook, "--backend", "kfp", "--host", kfp_api.url, "--detach", "--json"
+    )
     assert code == 0, err
     record = json.loads(out)
     assert record["backend"] == "kfp" and record["remote"]["id"] in kfp_api.runs
@@ -126,10 +143,11 @@ def test_detach_json_prints_only_the_record(kfp_api: KfpApiMock, fanout_notebook
 
 
 def test_show_without_the_server_shows_the_last_known_state(
-        kfp_api: KfpApiMock, fanout_notebook: Path, kfnb_env: Path,
-        kfnb_cli: Cli) -> None:
-    code, _, err = kfnb_cli("run", fanout_notebook, "--backend", "kfp", "--host", kfp_api.url,
-                            "--detach")
+    kfp_api: KfpApiMock, fanout_notebook: Path, kfnb_env: Path, kfnb_cli: Cli
+) -> None:
+    code, _, err = kfnb_cli(
+        "run", fanout_notebook, "--backend", "kfp", "--host", kfp_api.url, "--detach"
+    )
     assert code == 0, err
     run_id = only_run(kfnb_env)
     kfp_api.stop()
@@ -140,8 +158,9 @@ def test_show_without_the_server_shows_the_last_known_state(
     assert kfp_api.url in err and "cannot connect" in err
 
 
-def test_kfp_flags_need_the_kfp_backend(kfp_api: KfpApiMock, fanout_notebook: Path,
-                                        kfnb_env: Path, kfnb_cli: Cli) -> None:
+def test_kfp_flags_need_the_kfp_backend(
+    kfp_api: KfpApiMock, fanout_notebook: Path, kfnb_env: Path, kfnb_cli: Cli
+) -> None:
     code, _, err = kfnb_cli("run", fanout_notebook, "--host", kfp_api.url)
     assert code == 2
     assert err.startswith("kfnb: error: --host")
@@ -150,11 +169,13 @@ def test_kfp_flags_need_the_kfp_backend(kfp_api: KfpApiMock, fanout_notebook: Pa
     assert Store(kfnb_env).list_runs() == []
 
 
-def test_unauthorized_is_one_error_line(kfp_api: KfpApiMock, fanout_notebook: Path,
-                                        kfnb_env: Path, kfnb_cli: Cli) -> None:
+def test_unauthorized_is_one_error_line(
+    kfp_api: KfpApiMock, fanout_notebook: Path, kfnb_env: Path, kfnb_cli: Cli
+) -> None:
     kfp_api.require_token = "s3cret"
-    code, out, err = kfnb_cli("run", fanout_notebook, "--backend", "kfp", "--host", kfp_api.url,
-                              "--namespace", "alice")
+    code, out, err = kfnb_cli(
+        "run", fanout_notebook, "--backend", "kfp", "--host", kfp_api.url, "--namespace", "alice"
+    )
     assert code == 2
     assert out == ""
     [line] = err.splitlines()

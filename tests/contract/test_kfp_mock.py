@@ -43,7 +43,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def submit(client: kfp.Client, package: str, **kw: Any) -> str:
     result = client.create_run_from_pipeline_package(
-        package, arguments={"msg": "hello"}, experiment_name="exp", namespace="team-a", **kw)
+        package, arguments={"msg": "hello"}, experiment_name="exp", namespace="team-a", **kw
+    )
     return str(result.run_id)
 
 
@@ -61,8 +62,9 @@ def tasks(run: V2beta1Run) -> dict[str, str]:
 
 def raw(url: str, method: str = "GET", body: Any = None) -> tuple[int, dict[str, Any]]:
     data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
@@ -90,7 +92,8 @@ def test_create_experiment_is_get_or_create(kfp_api: KfpApiMock) -> None:
     assert (lookup.method, lookup.path) == ("GET", "/apis/v2beta1/experiments")
     assert lookup.query["namespace"] == "team-a"
     assert json.loads(lookup.query["filter"]) == {  # proto3 JSON: enum number, lowerCamelCase
-        "predicates": [{"operation": 1, "key": "display_name", "stringValue": "exp"}]}
+        "predicates": [{"operation": 1, "key": "display_name", "stringValue": "exp"}]
+    }
     assert (create.method, create.body) == ("POST", {"display_name": "exp", "namespace": "team-a"})
     with pytest.raises(ValueError, match="No experiment"):
         client.get_experiment(experiment_name="exp", namespace="other")
@@ -101,8 +104,7 @@ def test_create_experiment_is_get_or_create(kfp_api: KfpApiMock) -> None:
 
 
 @pytest.mark.parametrize("ticks", [1, 2])
-def test_run_progresses_in_dependency_order(kfp_api: KfpApiMock, package: str,
-                                            ticks: int) -> None:
+def test_run_progresses_in_dependency_order(kfp_api: KfpApiMock, package: str, ticks: int) -> None:
     kfp_api.ticks_per_task = ticks
     client = kfp.Client(host=kfp_api.url, namespace="team-a")
     run_id = submit(client, package, service_account="runner")
@@ -116,7 +118,8 @@ def test_run_progresses_in_dependency_order(kfp_api: KfpApiMock, package: str,
     seen = poll(client, run_id)
     states = [(r.state, tasks(r)["make"], tasks(r)["show"]) for r in seen]
     assert states == [("RUNNING", "RUNNING", "PENDING")] * ticks + [
-        ("RUNNING", "SUCCEEDED", "RUNNING")] * ticks + [("SUCCEEDED", "SUCCEEDED", "SUCCEEDED")]
+        ("RUNNING", "SUCCEEDED", "RUNNING")
+    ] * ticks + [("SUCCEEDED", "SUCCEEDED", "SUCCEEDED")]
     final = seen[-1]
     assert set(tasks(final)) == {"root", "make", "show"}
     assert final.finished_at is not None and final.experiment_id
@@ -141,8 +144,11 @@ def test_terminate_cancels(kfp_api: KfpApiMock, package: str) -> None:
     client = kfp.Client(host=kfp_api.url, namespace="team-a")
     run_id = submit(client, package)
     for _ in range(3):
-        assert tasks(client.get_run(run_id)) == {"root": "RUNNING", "make": "RUNNING",
-                                                 "show": "PENDING"}
+        assert tasks(client.get_run(run_id)) == {
+            "root": "RUNNING",
+            "make": "RUNNING",
+            "show": "PENDING",
+        }
     assert client.terminate_run(run_id) == {}
     assert kfp_api.requests[-1][:2] == ("POST", f"/apis/v2beta1/runs/{run_id}:terminate")
     assert client.list_runs(namespace="team-a").runs[0].state == "CANCELING"  # lists do not tick
@@ -157,16 +163,27 @@ def test_terminate_cancels(kfp_api: KfpApiMock, package: str) -> None:
 
 def test_list_runs_filters_sorts_and_pages(kfp_api: KfpApiMock, package: str) -> None:
     client = kfp.Client(host=kfp_api.url, namespace="team-a")
-    ids = [str(client.create_run_from_pipeline_package(
-        package, run_name=f"r{i}", experiment_name="exp").run_id) for i in range(3)]
+    ids = [
+        str(
+            client.create_run_from_pipeline_package(
+                package, run_name=f"r{i}", experiment_name="exp"
+            ).run_id
+        )
+        for i in range(3)
+    ]
     exp_id = kfp_api.runs[ids[0]]["experiment_id"]
     page = client.list_runs(experiment_id=exp_id, page_size=2, sort_by="display_name desc")
     assert [r.display_name for r in page.runs] == ["r2", "r1"] and page.total_size == 3
-    rest = client.list_runs(experiment_id=exp_id, page_size=2, sort_by="display_name desc",
-                            page_token=page.next_page_token)
+    rest = client.list_runs(
+        experiment_id=exp_id,
+        page_size=2,
+        sort_by="display_name desc",
+        page_token=page.next_page_token,
+    )
     assert [r.run_id for r in rest.runs] == ids[:1] and not rest.next_page_token
-    one = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name",
-                                      "string_value": "r1"}]})
+    one = json.dumps(
+        {"predicates": [{"operation": "EQUALS", "key": "display_name", "string_value": "r1"}]}
+    )
     assert [r.run_id for r in client.list_runs(filter=one).runs] == [ids[1]]
     assert client.list_runs(namespace="elsewhere").runs is None
     assert kfp_api.violations == []
@@ -197,8 +214,9 @@ def test_service_account_token_file(kfp_api: KfpApiMock, tmp_path: Path) -> None
     assert kfp_api.violations == []
 
 
-def test_unauthorised_construction_retries_healthz(kfp_api: KfpApiMock,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unauthorised_construction_retries_healthz(
+    kfp_api: KfpApiMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without a namespace kfp.Client asks healthz; a 401 there is retried 5 times with 5 s
     sleeps and then surfaces as a TimeoutError, not as an ApiException."""
     monkeypatch.setattr("kfp.client.client.time.sleep", lambda s: None)
@@ -219,20 +237,34 @@ def test_session_cookie(kfp_api: KfpApiMock) -> None:
     assert kfp_api.violations == []
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "needle"), [
-    ("POST", "/apis/v2beta1/runs", {"display_name": "r", "pipeline_spec": {}, "bogus_field": 1},
-     400, "'bogus_field' was unexpected"),
-    ("POST", "/apis/v2beta1/runs", {"display_name": 5}, 400, "run.display_name: 5 is not"),
-    ("POST", "/apis/v2beta1/experiments", b"{not json", 400, "not JSON"),
-    ("GET", "/apis/v2beta1/runs?page_size=ten", None, 400, "'page_size': 'ten' is not an int"),
-    ("GET", "/apis/v2beta1/runs?pagesize=1", None, 400, "'pagesize' is not defined"),
-    ("GET", "/apis/v2beta1/experiments?filter=%7B%22predicates%22%3A1%7D", None, 400,
-     "filter.predicates: 1 is not of type 'array'"),
-    ("GET", "/apis/v1beta1/runs", None, 404, "not an operation"),
-    ("DELETE", "/apis/v2beta1/healthz", None, 404, "not an operation"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "needle"),
+    [
+        (
+            "POST",
+            "/apis/v2beta1/runs",
+            {"display_name": "r", "pipeline_spec": {}, "bogus_field": 1},
+            400,
+            "'bogus_field' was unexpected",
+        ),
+        ("POST", "/apis/v2beta1/runs", {"display_name": 5}, 400, "run.display_name: 5 is not"),
+        ("POST", "/apis/v2beta1/experiments", b"{not json", 400, "not JSON"),
+        ("GET", "/apis/v2beta1/runs?page_size=ten", None, 400, "'page_size': 'ten' is not an int"),
+        ("GET", "/apis/v2beta1/runs?pagesize=1", None, 400, "'pagesize' is not defined"),
+        (
+            "GET",
+            "/apis/v2beta1/experiments?filter=%7B%22predicates%22%3A1%7D",
+            None,
+            400,
+            "filter.predicates: 1 is not of type 'array'",
+        ),
+        ("GET", "/apis/v1beta1/runs", None, 404, "not an operation"),
+        ("DELETE", "/apis/v2beta1/healthz", None, 404, "not an operation"),
+    ],
+)
 def test_invalid_requests_are_rejected_and_recorded(
-        kfp_api: KfpApiMock, method: str, path: str, body: Any, status: int, needle: str) -> None:
+    kfp_api: KfpApiMock, method: str, path: str, body: Any, status: int, needle: str
+) -> None:
     code, answer = raw(kfp_api.url + path, method, body)
     assert (code, answer["code"]) == (status, {400: 3, 404: 5}[status])
     assert needle in answer["message"]

@@ -31,9 +31,12 @@ def write_notebook(tmp_path: Path) -> Callable[..., Path]:
     """``write_notebook("name", ("step:a", "x = 1"), "y = x")`` -> path of a notebook file."""
 
     def write(name: str, *cells: Any, metadata: dict[str, Any] | None = None) -> Path:
-        nb = new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                   "display_name": "Python 3"},
-                                    **(metadata or {})})
+        nb = new_notebook(
+            metadata={
+                "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
+                **(metadata or {}),
+            }
+        )
         for spec in cells:
             if isinstance(spec, str):
                 nb.cells.append(new_code_cell(spec))

@@ -20,19 +20,19 @@ Write = Callable[..., Path]
 KFNB = str(Path(sys.executable).with_name("kfnb"))
 
 
-
-
 def statuses(run: PipelineRun) -> dict[str, str]:
     return {s.name: s.status for s in run.steps}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([KFNB, *args], capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [KFNB, *args], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL
+    )
 
 
-def test_an_unchanged_pipeline_is_served_from_the_cache(write_notebook: Write,
-                                                        store: Store) -> None:
+def test_an_unchanged_pipeline_is_served_from_the_cache(
+    write_notebook: Write, store: Store
+) -> None:
     path = write_notebook(
         "same",
         ("pipeline-parameters", "n = 3"),
@@ -43,15 +43,19 @@ def test_an_unchanged_pipeline_is_served_from_the_cache(write_notebook: Write,
     first = kfnb.run(path, store=store, pool_size=0)
     assert first.status == "SUCCEEDED", first.record.to_dict()
     pool = shared_pool(PoolConfig(size=0))  # the pool the first run took its kernels from
-    wait_for(lambda: pool.stats()["starting"] == 0 and pool.stats()["ready"] >= pool.config.size,
-             "the kernel pool to settle")
+    wait_for(
+        lambda: pool.stats()["starting"] == 0 and pool.stats()["ready"] >= pool.config.size,
+        "the kernel pool to settle",
+    )
     started = pool.stats()["started"]
 
     second = kfnb.run(path, store=store, pool_size=0)
     assert second.status == "SUCCEEDED", second.record.to_dict()
     assert statuses(second) == {"a": "CACHED", "b": "CACHED"}
-    assert {s.name: s.cached_from for s in second.steps} == {"a": f"{first.id}/a",
-                                                             "b": f"{first.id}/b"}
+    assert {s.name: s.cached_from for s in second.steps} == {
+        "a": f"{first.id}/a",
+        "b": f"{first.id}/b",
+    }
     assert [s.hash for s in second.steps] == [s.hash for s in first.steps]
     assert second.outputs("a") == first.outputs("a") == {"x": 6}
     assert second.outputs("b") == first.outputs("b") == {"y": 7}
@@ -65,8 +69,10 @@ def test_an_unchanged_pipeline_is_served_from_the_cache(write_notebook: Write,
     # no kernel was started, nor asked for
     assert second.handle.scheduler.kernels is None  # type: ignore[union-attr]
     third = kfnb.run(path, store=store, pool_size=0)  # served by the second run's CACHED steps
-    assert {s.name: s.cached_from for s in third.steps} == {"a": f"{first.id}/a",
-                                                            "b": f"{first.id}/b"}
+    assert {s.name: s.cached_from for s in third.steps} == {
+        "a": f"{first.id}/a",
+        "b": f"{first.id}/b",
+    }
     assert third.outputs("b") == {"y": 7}
     assert pool.stats()["started"] == started
     # the outputs are the first run's files, linked, not copied
@@ -74,8 +80,7 @@ def test_an_unchanged_pipeline_is_served_from_the_cache(write_notebook: Write,
         assert f.samefile(Path(second.record.artifacts_dir) / "data" / "a" / f.name)
 
 
-def test_a_changed_step_runs_again_with_its_downstream(write_notebook: Write,
-                                                       store: Store) -> None:
+def test_a_changed_step_runs_again_with_its_downstream(write_notebook: Write, store: Store) -> None:
     cells = [("step:b", "y = x + 1"), ("step:c", "z = 5"), ("pipeline-metrics", "print(y)")]
     path = write_notebook("changed", ("step:a", "x = 1"), *cells)
     first = kfnb.run(path, store=store, pool_size=0)
@@ -89,8 +94,9 @@ def test_a_changed_step_runs_again_with_its_downstream(write_notebook: Write,
     assert second.outputs("b") == {"y": 3} and second.metrics == {"y": 3.0}
 
 
-def test_a_changed_parameter_runs_only_the_steps_that_read_it(write_notebook: Write,
-                                                              store: Store) -> None:
+def test_a_changed_parameter_runs_only_the_steps_that_read_it(
+    write_notebook: Write, store: Store
+) -> None:
     path = write_notebook(
         "params",
         ("pipeline-parameters", "n = 1\nm = 1"),
@@ -126,24 +132,31 @@ def test_cache_off_tag_and_cache_false_always_run(write_notebook: Write, store: 
     assert third.metrics == {"f": 1.0, "k": 2.0}
 
 
-def test_cache_off_in_the_notebook_defaults_and_on_a_step_line(write_notebook: Write,
-                                                               store: Store) -> None:
+def test_cache_off_in_the_notebook_defaults_and_on_a_step_line(
+    write_notebook: Write, store: Store
+) -> None:
     # different code in each notebook: the cache is by content, whichever notebook holds it
-    defaults = write_notebook("defaults", ("step:a", "a = 1"), ("step:b", "b = 2"),
-                              metadata={"kfnb": {"steps_defaults": ["cache:off"]}})
+    defaults = write_notebook(
+        "defaults",
+        ("step:a", "a = 1"),
+        ("step:b", "b = 2"),
+        metadata={"kfnb": {"steps_defaults": ["cache:off"]}},
+    )
     header = write_notebook("header", "%%step a --no-cache\na = 3", "%%step b\nb = 4")
-    for path, expected in ((defaults, {"a": "SUCCEEDED", "b": "SUCCEEDED"}),
-                           (header, {"a": "SUCCEEDED", "b": "CACHED"})):
+    for path, expected in (
+        (defaults, {"a": "SUCCEEDED", "b": "SUCCEEDED"}),
+        (header, {"a": "SUCCEEDED", "b": "CACHED"}),
+    ):
         first = kfnb.run(path, store=store, pool_size=0)
         assert statuses(first) == {"a": "SUCCEEDED", "b": "SUCCEEDED"}
         second = kfnb.run(path, store=store, pool_size=0)
         assert statuses(second) == expected, path.name
 
 
-def test_a_hit_whose_data_files_are_gone_runs_again(write_notebook: Write,
-                                                   store: Store) -> None:
-    path = write_notebook("gone", ("step:a", "x = 4"), ("step:b", "y = x * 2"),
-                          ("pipeline-metrics", "print(y)"))
+def test_a_hit_whose_data_files_are_gone_runs_again(write_notebook: Write, store: Store) -> None:
+    path = write_notebook(
+        "gone", ("step:a", "x = 4"), ("step:b", "y = x * 2"), ("pipeline-metrics", "print(y)")
+    )
     first = kfnb.run(path, store=store, pool_size=0)
     assert first.status == "SUCCEEDED", first.record.to_dict()
     data = Path(first.record.artifacts_dir) / "data" / "a"
@@ -158,10 +171,16 @@ def test_a_hit_whose_data_files_are_gone_runs_again(write_notebook: Write,
     assert second.outputs("a") == {"x": 4} and second.metrics == {"y": 8.0}
 
 
-def test_cli_no_cache_runs_every_step_and_a_plain_run_is_cached(write_notebook: Write,
-                                                               store: Store) -> None:
-    path = write_notebook("cli", ("pipeline-parameters", "n = 2"), ("step:a", "x = n + 1"),
-                          ("step:b", "y = x * 2"), ("pipeline-metrics", "print(y)"))
+def test_cli_no_cache_runs_every_step_and_a_plain_run_is_cached(
+    write_notebook: Write, store: Store
+) -> None:
+    path = write_notebook(
+        "cli",
+        ("pipeline-parameters", "n = 2"),
+        ("step:a", "x = n + 1"),
+        ("step:b", "y = x * 2"),
+        ("pipeline-metrics", "print(y)"),
+    )
     first = kfnb.run(path, store=store, pool_size=0)
     assert first.status == "SUCCEEDED", first.record.to_dict()
 
@@ -178,9 +197,13 @@ def test_cli_no_cache_runs_every_step_and_a_plain_run_is_cached(write_notebook: 
         assert done.returncode == 0, done.stderr
         shown[run_id] = json.loads(done.stdout)
     assert {s["name"]: (s["status"], s["cached_from"]) for s in shown[uncached_id]["steps"]} == {
-        "a": ("SUCCEEDED", None), "b": ("SUCCEEDED", None)}
+        "a": ("SUCCEEDED", None),
+        "b": ("SUCCEEDED", None),
+    }
     # served from the newest run that holds the results
     assert {s["name"]: (s["status"], s["cached_from"]) for s in shown[plain_id]["steps"]} == {
-        "a": ("CACHED", f"{uncached_id}/a"), "b": ("CACHED", f"{uncached_id}/b")}
+        "a": ("CACHED", f"{uncached_id}/a"),
+        "b": ("CACHED", f"{uncached_id}/b"),
+    }
     assert shown[plain_id]["metrics"] == {"y": 6.0}
     assert os.environ["KFNB_HOME"] == str(store.home)  # the CLI wrote to the test's store

@@ -22,8 +22,14 @@ LONG = "import time\nfor _ in range(1200):\n    time.sleep(0.1)\nx = 1"
 
 
 def kfnb(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([KFNB, *args], capture_output=True, text=True, timeout=300,
-                          check=check, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [KFNB, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=check,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def runner(*args: str, mark: str, **kwargs: object) -> subprocess.Popen[str]:
@@ -33,15 +39,9 @@ def runner(*args: str, mark: str, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen([KFNB, *args], env=env, text=True, **kwargs)  # type: ignore[call-overload]
 
 
-
-
-
-
 def kernels_started(mark: str, run: subprocess.Popen[str]) -> None:
     """Wait until the runner has the fork server and a kernel (so "none left" means something)."""
     wait_for(lambda: len(processes_of(mark, but=run.pid)) >= 2, "the run's kernel to start")
-
-
 
 
 def first_running(store: Store) -> str:
@@ -56,9 +56,13 @@ def first_running(store: Store) -> str:
 
 
 def test_run_json_params_and_exit_code(write_notebook: Write) -> None:
-    path = write_notebook("p", ("pipeline-parameters", "n = 1\nname = 'x'"),
-                          ("step:a", "y = n * 2"), ("step:b", "z = y + 1"),
-                          ("pipeline-metrics", "print(z)"))
+    path = write_notebook(
+        "p",
+        ("pipeline-parameters", "n = 1\nname = 'x'"),
+        ("step:a", "y = n * 2"),
+        ("step:b", "z = y + 1"),
+        ("pipeline-metrics", "print(z)"),
+    )
     done = kfnb("run", str(path), "-p", "n", "4", "-p", "name", "big", "--json")
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
@@ -66,8 +70,15 @@ def test_run_json_params_and_exit_code(write_notebook: Write) -> None:
     assert record["params"] == {"n": 4, "name": "big"}
     assert record["metrics"] == {"z": 9.0}
     step = record["steps"][0]
-    assert {"name", "status", "started_at", "finished_at", "output_notebook", "log",
-            "error"} <= set(step)
+    assert {
+        "name",
+        "status",
+        "started_at",
+        "finished_at",
+        "output_notebook",
+        "log",
+        "error",
+    } <= set(step)
     assert Path(step["output_notebook"]).exists()
     shown = kfnb("show", record["id"][:12], "--json", check=True)
     assert json.loads(shown.stdout)["id"] == record["id"]
@@ -79,18 +90,23 @@ def test_parameter_type_error_names_parameter_and_value(write_notebook: Write) -
     path = write_notebook("p", ("pipeline-parameters", "epochs = 10"), ("step:a", "x = epochs"))
     done = kfnb("run", str(path), "-p", "epochs", "many")
     assert done.returncode == 2
-    assert done.stderr == ("kfnb: error: parameter 'epochs' is an int (default 10); 'many' is "
-                           "not an int. Fix: pass e.g. -p epochs 7\n")
+    assert done.stderr == (
+        "kfnb: error: parameter 'epochs' is an int (default 10); 'many' is "
+        "not an int. Fix: pass e.g. -p epochs 7\n"
+    )
     assert kfnb("runs", "--json", check=True).stdout.strip() == "[]"  # nothing ran
 
 
 def test_failed_run_exits_1_and_points_at_the_cell(write_notebook: Write) -> None:
-    path = write_notebook("f", ("step:a", "x = 1"), ("step:b", "y = x"),
-                          "raise ValueError('bad input data')")
+    path = write_notebook(
+        "f", ("step:a", "x = 1"), ("step:b", "y = x"), "raise ValueError('bad input data')"
+    )
     done = kfnb("run", str(path))
     assert done.returncode == 1
-    assert "step 'b' failed at cell 2 (\"raise ValueError('bad input data')\"): " \
-           "ValueError: bad input data" in done.stdout
+    assert (
+        "step 'b' failed at cell 2 (\"raise ValueError('bad input data')\"): "
+        "ValueError: bad input data" in done.stdout
+    )
     assert "full log: kfnb logs" in done.stdout
     run_id = json.loads(kfnb("runs", "--json", check=True).stdout)[0]["id"]
     logs = kfnb("logs", run_id, "b", check=True).stdout
@@ -111,7 +127,9 @@ def test_cancel_from_another_process(write_notebook: Write, store: Store) -> Non
         assert done.stdout.strip() == f"run {run_id}: CANCELED"
         assert run.wait(timeout=60) == 1
         assert {s.name: s.status for s in store.get_run(run_id).steps} == {
-            "long": "CANCELED", "after": "CANCELED"}
+            "long": "CANCELED",
+            "after": "CANCELED",
+        }
         wait_for(lambda: not processes_of(mark), "the run's processes to end", 30)
     finally:
         run.kill()
@@ -134,19 +152,18 @@ def test_ctrl_c_cancels_cleanly(write_notebook: Write, store: Store) -> None:
         run.kill()
 
 
-def test_runner_crash_is_recovered_and_leaves_no_orphans(write_notebook: Write,
-                                                         store: Store) -> None:
+def test_runner_crash_is_recovered_and_leaves_no_orphans(
+    write_notebook: Write, store: Store
+) -> None:
     path = write_notebook("k", ("step:long", LONG))
     mark = uuid.uuid4().hex
-    run = runner("run", str(path), mark=mark, stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL)
+    run = runner("run", str(path), mark=mark, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run_id = first_running(store)
     kernels_started(mark, run)
     metrics_before = store.events(run_id)
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
-    wait_for(lambda: not processes_of(mark), "the fork server and kernels to follow the runner",
-             30)
+    wait_for(lambda: not processes_of(mark), "the fork server and kernels to follow the runner", 30)
     listed = kfnb("runs", "--json", check=True).stdout  # any CLI start recovers dead runs
     record = next(r for r in json.loads(listed) if r["id"] == run_id)
     assert record["status"] == "FAILED"
@@ -162,23 +179,32 @@ def test_unknown_run_id(command: list[str]) -> None:
     assert "nope" in done.stderr and "kfnb runs" in done.stderr
 
 
-def test_logs_follow_streams_a_running_step(write_notebook: Write, tmp_path: Path,
-                                            store: Store) -> None:
+def test_logs_follow_streams_a_running_step(
+    write_notebook: Write, tmp_path: Path, store: Store
+) -> None:
     gate = tmp_path / "gate"
-    path = write_notebook("s", ("step:talk", f"""
+    path = write_notebook(
+        "s",
+        (
+            "step:talk",
+            f"""
 import pathlib, time
 print("first line", flush=True)
 deadline = time.monotonic() + 120
 while not pathlib.Path({str(gate)!r}).exists() and time.monotonic() < deadline:
     time.sleep(0.05)
 print("last line", flush=True)
-"""))
-    runner = subprocess.Popen([KFNB, "run", str(path)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+""",
+        ),
+    )
+    runner = subprocess.Popen(
+        [KFNB, "run", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         run_id = first_running(store)
-        follower = subprocess.Popen([KFNB, "logs", run_id, "talk", "--follow"],
-                                    stdout=subprocess.PIPE, text=True)
+        follower = subprocess.Popen(
+            [KFNB, "logs", run_id, "talk", "--follow"], stdout=subprocess.PIPE, text=True
+        )
         assert follower.stdout is not None
         assert follower.stdout.readline() == "first line\n"  # streamed while the step runs
         gate.touch()

@@ -29,16 +29,13 @@ from kfnb.tracking import Store
 Write = Callable[..., Path]
 
 
-
-
-
-
-
-
-
-
-def ask(kernel: WarmKernel, expression: str, *, cwd: str | None = None,
-        env: dict[str, str] | None = None) -> Any:
+def ask(
+    kernel: WarmKernel,
+    expression: str,
+    *,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Any:
     """Evaluate ``expression`` in ``kernel`` (assigning no user variable); its JSON value."""
     kc = kernel.connect(cwd=cwd or os.getcwd(), env=env or {})
     out: list[str] = []
@@ -51,7 +48,8 @@ def ask(kernel: WarmKernel, expression: str, *, cwd: str | None = None,
 
     try:
         reply = run_sync(kc.execute_interactive)(
-            f"print(__import__('json').dumps({expression}))", output_hook=hook, timeout=30)
+            f"print(__import__('json').dumps({expression}))", output_hook=hook, timeout=30
+        )
     finally:
         kc.stop_channels()
     assert reply["content"]["status"] == "ok", "".join(out)
@@ -75,19 +73,30 @@ def make_pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., KernelP
 
 
 def fill(pool: KernelPool, ready: int) -> None:
-    wait_for(lambda: pool.stats()["ready"] >= ready and pool.stats()["starting"] == 0,
-             f"{ready} ready kernels")
+    wait_for(
+        lambda: pool.stats()["ready"] >= ready and pool.stats()["starting"] == 0,
+        f"{ready} ready kernels",
+    )
 
 
 def test_every_step_runs_in_a_fresh_kernel(write_notebook: Write, store: Store) -> None:
     path = write_notebook(
         "fresh",
-        ("step:a", "import builtins, os\nbuiltins.leaked = 1\nglobals()['hidden'] = 2\n"
-                   "x = 1\npid_a = os.getpid()"),
-        ("step:b", "import builtins, os\nb_leaked = hasattr(builtins, 'leaked')\n"
-                   "b_hidden = 'hidden' in globals()\nx_in_b = x\npid_b = os.getpid()"),
-        ("step:c", "import builtins, os\nupstream = (pid_a, pid_b, b_leaked, b_hidden, x_in_b)\n"
-                   "c_leaked = hasattr(builtins, 'leaked')\npid_c = os.getpid()"),
+        (
+            "step:a",
+            "import builtins, os\nbuiltins.leaked = 1\nglobals()['hidden'] = 2\n"
+            "x = 1\npid_a = os.getpid()",
+        ),
+        (
+            "step:b",
+            "import builtins, os\nb_leaked = hasattr(builtins, 'leaked')\n"
+            "b_hidden = 'hidden' in globals()\nx_in_b = x\npid_b = os.getpid()",
+        ),
+        (
+            "step:c",
+            "import builtins, os\nupstream = (pid_a, pid_b, b_leaked, b_hidden, x_in_b)\n"
+            "c_leaked = hasattr(builtins, 'leaked')\npid_c = os.getpid()",
+        ),
         ("pipeline-metrics", "print(pid_c)\nprint(c_leaked)"),  # so that c saves them
     )
     run = kfnb.run(path, store=store, pool_size=0)
@@ -110,8 +119,10 @@ def test_forked_kernels_do_not_share_random_state(make_pool: Callable[..., Kerne
     for kernel in (first, second):
         assert psutil.Process(kernel.pid).ppid() in pool.pids()  # forked by the server
         inherited, np_value, py_value = ask(
-            kernel, "['numpy.random' in __import__('sys').modules, "
-                    "__import__('numpy').random.rand(), __import__('random').random()]")
+            kernel,
+            "['numpy.random' in __import__('sys').modules, "
+            "__import__('numpy').random.rand(), __import__('random').random()]",
+        )
         assert inherited  # imported before the fork, not by this kernel
         draws.append((np_value, py_value))
         pool.discard(kernel)
@@ -121,18 +132,23 @@ def test_forked_kernels_do_not_share_random_state(make_pool: Callable[..., Kerne
 
 @pytest.mark.parametrize("fork_server", [True, False], ids=["forked", "spawned"])
 def test_a_kernel_starts_empty_with_the_given_cwd_and_env(
-        make_pool: Callable[..., KernelPool], tmp_path: Path, fork_server: bool) -> None:
+    make_pool: Callable[..., KernelPool], tmp_path: Path, fork_server: bool
+) -> None:
     pool = make_pool(size=1, fork_server=fork_server)
     kernel = pool.acquire()
     assert pool.stats()["fork_server"] is fork_server
     work = tmp_path / "work"
     work.mkdir()
     token = uuid.uuid4().hex
-    got = ask(kernel, "{'who': get_ipython().run_line_magic('who_ls', ''), "
-                      "'cwd': __import__('os').getcwd(), "
-                      "'env': __import__('os').environ.get('KFNB_TEST_VALUE'), "
-                      "'path': __import__('sys').path}",
-              cwd=str(work), env={"KFNB_TEST_VALUE": token})
+    got = ask(
+        kernel,
+        "{'who': get_ipython().run_line_magic('who_ls', ''), "
+        "'cwd': __import__('os').getcwd(), "
+        "'env': __import__('os').environ.get('KFNB_TEST_VALUE'), "
+        "'path': __import__('sys').path}",
+        cwd=str(work),
+        env={"KFNB_TEST_VALUE": token},
+    )
     pool.discard(kernel)
     assert got["who"] == []  # no user variable, not even kfnb's set-up's
     assert Path(got["cwd"]) == work
@@ -160,8 +176,14 @@ def test_no_kernel_outlives_the_pools_owner(tmp_path: Path, fork_server: bool) -
     env.pop("KFNB_FORK_SERVER", None)
     if not fork_server:
         env["KFNB_FORK_SERVER"] = "0"
-    owner = subprocess.Popen([sys.executable, "-c", OWNER], env=env, cwd=tmp_path, text=True,
-                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER],
+        env=env,
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         assert owner.stdout is not None
         readable, _, _ = select.select([owner.stdout], [], [], 120)
@@ -176,8 +198,7 @@ def test_no_kernel_outlives_the_pools_owner(tmp_path: Path, fork_server: bool) -
         assert set(processes_of(mark)) >= set(pids)
         owner.send_signal(signal.SIGKILL)
         owner.wait()
-        wait_for(lambda: not any(alive(p) for p in pids), "the kernels to die with their owner",
-                 20)
+        wait_for(lambda: not any(alive(p) for p in pids), "the kernels to die with their owner", 20)
         wait_for(lambda: not processes_of(mark), "every process of the owner to end", 5)
     finally:
         owner.kill()
@@ -189,7 +210,8 @@ def test_no_kernel_outlives_the_pools_owner(tmp_path: Path, fork_server: bool) -
 
 @pytest.mark.parametrize("fork_server", [True, False], ids=["forked", "spawned"])
 def test_shutdown_kills_ready_and_used_kernels_and_the_server(
-        make_pool: Callable[..., KernelPool], fork_server: bool) -> None:
+    make_pool: Callable[..., KernelPool], fork_server: bool
+) -> None:
     pool = make_pool(size=1, fork_server=fork_server)
     used = pool.acquire()
     kc = used.connect(cwd=os.getcwd(), env={})  # in use: a step's client is connected
@@ -225,18 +247,23 @@ def test_an_idle_pool_uses_no_cpu(make_pool: Callable[..., KernelPool]) -> None:
     assert pool.stats()["ready"] == 2 and pool.stats()["started"] == 2  # nothing restarted
 
 
-@pytest.mark.skipif(importlib.util.find_spec("rfc3987_syntax") is None,
-                    reason="rfc3987_syntax is not installed")
-def test_forked_kernels_keep_every_optional_import(make_pool: Callable[..., KernelPool],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.skipif(
+    importlib.util.find_spec("rfc3987_syntax") is None, reason="rfc3987_syntax is not installed"
+)
+def test_forked_kernels_keep_every_optional_import(
+    make_pool: Callable[..., KernelPool], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # kfnb's own processes (the CLI) skip jsonschema's slow optional rfc3987_syntax import; the
     # kernels of their pool must not inherit that.
     monkeypatch.setitem(sys.modules, "rfc3987_syntax", None)  # as the CLI's process has it
     pool = make_pool(size=1, fork_server=True)
     kernel = pool.acquire()
     assert pool.stats()["fork_server"]
-    got = ask(kernel, "[__import__('jsonschema') is not None, "
-                      "__import__('sys').modules.get('rfc3987_syntax') is not None]")
+    got = ask(
+        kernel,
+        "[__import__('jsonschema') is not None, "
+        "__import__('sys').modules.get('rfc3987_syntax') is not None]",
+    )
     pool.discard(kernel)
     assert got == [True, True]
 

@@ -26,7 +26,8 @@ def same(a: Any, b: Any) -> bool:
 
 
 def test_the_example_runs_under_kfp_local_with_the_local_backends_results(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     compiled = kfnb.compile(EXAMPLE, tmp_path / "digits.yaml")
     text = compiled.path.read_text()
@@ -60,13 +61,16 @@ def test_the_example_runs_under_kfp_local_with_the_local_backends_results(
 
 
 def test_a_failing_step_fails_the_kfp_local_run_naming_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        write_notebook: Callable[..., Path]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_notebook: Callable[..., Path]
+) -> None:
     monkeypatch.chdir(tmp_path)
     path = write_notebook(
-        "fails", ("pipeline-parameters", "n = 3"), ("step:make", "values = list(range(n))"),
+        "fails",
+        ("pipeline-parameters", "n = 3"),
+        ("step:make", "values = list(range(n))"),
         ("step:boom", "total = sum(values)\nraise ValueError(f'bad total {total}')"),
-        ("step:after", "print(total)"))
+        ("step:after", "print(total)"),
+    )
     compiled = kfnb.compile(path, tmp_path / "fails.yaml")
     with pytest.raises(LocalKfpError, match=r"'fails' failed under kfp\.local"):
         run_compiled(compiled, {"n": 4}, pipeline_root=tmp_path / "root")
@@ -79,35 +83,50 @@ def test_a_failing_step_fails_the_kfp_local_run_naming_it(
     assert not (runs[0] / "after").exists()
 
 
-def test_kfnb_compile_run_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                write_notebook: Callable[..., Path],
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_kfnb_compile_run_local(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write_notebook: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from kfnb.cli import main
 
     monkeypatch.chdir(tmp_path)
-    path = write_notebook("one", ("pipeline-parameters", "n = 3"),
-                          ("step:square", "squared = n * n"),
-                          ("pipeline-metrics", "print(squared)"))
-    assert main(["compile", str(path), "-o", str(tmp_path / "one.yaml"), "--run-local",
-                 "-p", "n", "7"]) == 0
+    path = write_notebook(
+        "one",
+        ("pipeline-parameters", "n = 3"),
+        ("step:square", "squared = n * n"),
+        ("pipeline-metrics", "print(squared)"),
+    )
+    assert (
+        main(
+            ["compile", str(path), "-o", str(tmp_path / "one.yaml"), "--run-local", "-p", "n", "7"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "kfp.local: all 1 steps succeeded" in out and "squared = 49" in out
 
 
-def test_data_files_reach_the_pods_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        write_notebook: Callable[..., Path]) -> None:
+def test_data_files_reach_the_pods_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_notebook: Callable[..., Path]
+) -> None:
     """A step that reads a file next to the notebook works under kfp.local run from elsewhere:
     the compiled pipeline carries the files listed in kfnb.files."""
     path = write_notebook(
-        "reads", ("step:load", "import csv\nrows = list(csv.reader(open('data/values.csv')))"),
+        "reads",
+        ("step:load", "import csv\nrows = list(csv.reader(open('data/values.csv')))"),
         ("step:total", "total = sum(int(r[0]) for r in rows)"),
-        ("pipeline-metrics", "print(total)"), metadata={"kfnb": {"files": ["data/*.csv"]}})
+        ("pipeline-metrics", "print(total)"),
+        metadata={"kfnb": {"files": ["data/*.csv"]}},
+    )
     (path.parent / "data").mkdir()
     (path.parent / "data" / "values.csv").write_text("1\n2\n39\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    remote = run_compiled(kfnb.compile(path, tmp_path / "reads.yaml"),
-                          pipeline_root=tmp_path / "root")
+    remote = run_compiled(
+        kfnb.compile(path, tmp_path / "reads.yaml"), pipeline_root=tmp_path / "root"
+    )
     assert remote.metrics() == {"total": 42.0}
     assert list(elsewhere.iterdir()) == []  # the pods' folders are their own

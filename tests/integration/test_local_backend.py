@@ -21,8 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 Write = Callable[..., Path]
 
 
-
-
 def group_gone(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -42,8 +40,9 @@ while not pathlib.Path({dir!r}, {other!r}).exists():
 """
 
 
-def test_fan_out_steps_run_at_the_same_time(write_notebook: Write, tmp_path: Path,
-                                            store: Store) -> None:
+def test_fan_out_steps_run_at_the_same_time(
+    write_notebook: Write, tmp_path: Path, store: Store
+) -> None:
     # b and c each wait until the other has started: a scheduler that ran them one after the
     # other could never finish this pipeline.
     d = str(tmp_path)
@@ -62,8 +61,9 @@ def test_fan_out_steps_run_at_the_same_time(write_notebook: Write, tmp_path: Pat
     assert run.record.step("join").started_at >= max(b.finished_at, c.finished_at)
 
 
-def test_failure_skips_downstream_and_independent_branches_finish(write_notebook: Write,
-                                                                  store: Store) -> None:
+def test_failure_skips_downstream_and_independent_branches_finish(
+    write_notebook: Write, store: Store
+) -> None:
     path = write_notebook(
         "fail",
         ("step:a", "x = 1"),
@@ -76,24 +76,32 @@ def test_failure_skips_downstream_and_independent_branches_finish(write_notebook
     rec = run.record
     assert rec.status == "FAILED"
     states = {s.name: s.status for s in rec.steps}
-    assert states == {"a": "SUCCEEDED", "bad": "FAILED", "after_bad": "SKIPPED",
-                      "other": "SUCCEEDED"}
+    assert states == {
+        "a": "SUCCEEDED",
+        "bad": "FAILED",
+        "after_bad": "SKIPPED",
+        "other": "SUCCEEDED",
+    }
     error = rec.step("bad").error
     assert error["cell"] == 2 and error["cell_line"] == "z = y / 0"
     assert error["ename"] == "ZeroDivisionError"
-    assert error["message"] == ("step 'bad' failed at cell 2 ('z = y / 0'): "
-                                "ZeroDivisionError: division by zero")
+    assert error["message"] == (
+        "step 'bad' failed at cell 2 ('z = y / 0'): ZeroDivisionError: division by zero"
+    )
     assert "ZeroDivisionError" in run.logs("bad")
     assert "step 'bad' failed at cell 2" in rec.error
     assert "did not succeed" in rec.step("after_bad").error["message"]
 
 
-def test_retries_run_a_failed_step_again(write_notebook: Write, tmp_path: Path,
-                                         store: Store) -> None:
+def test_retries_run_a_failed_step_again(
+    write_notebook: Write, tmp_path: Path, store: Store
+) -> None:
     counter = tmp_path / "attempts"
     path = write_notebook(
         "retry",
-        (["step:flaky", "retries:2"], f"""
+        (
+            ["step:flaky", "retries:2"],
+            f"""
 import pathlib
 p = pathlib.Path({str(counter)!r})
 n = int(p.read_text()) + 1 if p.exists() else 1
@@ -101,7 +109,8 @@ p.write_text(str(n))
 if n < 2:
     raise RuntimeError(f"flaky failure on attempt {{n}}")
 result = n
-"""),
+""",
+        ),
         ("step:use", "final = result"),
     )
     run = kfnb.run(path, store=store)
@@ -114,12 +123,16 @@ result = n
 
 
 def test_timeout_stops_the_step_and_its_kernel(write_notebook: Write, store: Store) -> None:
-    path = write_notebook("slow", (["step:slow", "timeout:3"],
-                                   "import time\nfor _ in range(600):\n    time.sleep(0.1)"))
+    path = write_notebook(
+        "slow",
+        (["step:slow", "timeout:3"], "import time\nfor _ in range(600):\n    time.sleep(0.1)"),
+    )
     run = kfnb.run(path, store=store, wait=False)
     scheduler = run.handle.scheduler  # type: ignore[union-attr]
-    wait_for(lambda: "slow" in scheduler.running and scheduler.running["slow"].kernel is not None,
-             "the step's kernel")
+    wait_for(
+        lambda: "slow" in scheduler.running and scheduler.running["slow"].kernel is not None,
+        "the step's kernel",
+    )
     pgid = scheduler.running["slow"].kernel.pid
     run.wait(timeout=120)
     rec = run.record
@@ -128,8 +141,7 @@ def test_timeout_stops_the_step_and_its_kernel(write_notebook: Write, store: Sto
     wait_for(lambda: group_gone(pgid), "the kernel to be reaped", 10)
 
 
-def test_cancel_kills_running_steps_and_marks_the_rest(write_notebook: Write,
-                                                       store: Store) -> None:
+def test_cancel_kills_running_steps_and_marks_the_rest(write_notebook: Write, store: Store) -> None:
     path = write_notebook(
         "cancel",
         ("step:long", "import time\nfor _ in range(1200):\n    time.sleep(0.1)\nx = 1"),
@@ -137,8 +149,10 @@ def test_cancel_kills_running_steps_and_marks_the_rest(write_notebook: Write,
     )
     run = kfnb.run(path, store=store, wait=False)
     scheduler = run.handle.scheduler  # type: ignore[union-attr]
-    wait_for(lambda: "long" in scheduler.running and scheduler.running["long"].kernel is not None,
-             "the step's kernel")
+    wait_for(
+        lambda: "long" in scheduler.running and scheduler.running["long"].kernel is not None,
+        "the step's kernel",
+    )
     pgid = scheduler.running["long"].kernel.pid
     run.cancel()
     run.wait(timeout=60)
@@ -197,18 +211,21 @@ def test_values_of_several_types_flow_and_metrics_are_recorded(store: Store) -> 
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before  # never written
 
 
-def test_log_metric_in_a_step_and_relative_paths(write_notebook: Write, store: Store,
-                                                 tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_log_metric_in_a_step_and_relative_paths(
+    write_notebook: Write, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write_notebook(
         "metrics",
-        ("step:train", """
+        (
+            "step:train",
+            """
 import kfnb
 rows = open("data/train.csv").read().splitlines()
 for i, loss in enumerate([0.9, 0.5, 0.3]):
     kfnb.log_metric("loss", loss, step=i)
 kfnb.log_param("rows", len(rows))
-"""),
+""",
+        ),
     )
     (path.parent / "data").mkdir()
     (path.parent / "data" / "train.csv").write_text("a,b\n1,2\n")
@@ -219,13 +236,17 @@ kfnb.log_param("rows", len(rows))
     assert run.status == "SUCCEEDED", run.record.error
     history = store.metrics(run.id, "loss")
     assert [(m.step, m.value, m.source) for m in history] == [
-        (0, 0.9, "train"), (1, 0.5, "train"), (2, 0.3, "train")]
+        (0, 0.9, "train"),
+        (1, 0.5, "train"),
+        (2, 0.3, "train"),
+    ]
     assert run.metrics["loss"] == 0.3
 
 
 def test_two_runs_at_once_on_one_store(write_notebook: Write, store: Store) -> None:
-    path = write_notebook("twice", ("pipeline-parameters", "n = 1"), ("step:a", "x = n * 2"),
-                          ("step:b", "y = x + 1"))
+    path = write_notebook(
+        "twice", ("pipeline-parameters", "n = 1"), ("step:a", "x = n * 2"), ("step:b", "y = x + 1")
+    )
     first = kfnb.run(path, {"n": 1}, store=store, wait=False)
     second = kfnb.run(path, {"n": 5}, store=Store(store.home), wait=False)
     first.wait(120)
@@ -237,30 +258,37 @@ def test_two_runs_at_once_on_one_store(write_notebook: Write, store: Store) -> N
 
 
 def test_the_scikit_learn_example_runs_end_to_end(store: Store) -> None:
-    run = kfnb.run(ROOT / "examples" / "cancer_models.ipynb", {"n_estimators": 50},
-                   store=store)
+    run = kfnb.run(ROOT / "examples" / "cancer_models.ipynb", {"n_estimators": 50}, store=store)
     assert run.status == "SUCCEEDED", run.record.error
-    assert set(run.metrics) == {"best_accuracy", "accuracy_logreg", "accuracy_forest",
-                                "accuracy_svm"}
-    assert run.metrics["best_accuracy"] == max(run.metrics[k] for k in run.metrics
-                                               if k.startswith("accuracy_"))
+    assert set(run.metrics) == {
+        "best_accuracy",
+        "accuracy_logreg",
+        "accuracy_forest",
+        "accuracy_svm",
+    }
+    assert run.metrics["best_accuracy"] == max(
+        run.metrics[k] for k in run.metrics if k.startswith("accuracy_")
+    )
     forest = run.outputs("train_forest")["forest"]
     assert type(forest).__name__ == "RandomForestClassifier" and forest.n_estimators == 50
     assert hasattr(forest, "estimators_")  # fitted in its step, handed on fitted
     spans = [(s.started_at, s.finished_at) for s in run.steps if s.name.startswith("train_")]
-    overlapping = any(max(a[0], b[0]) < min(a[1], b[1])
-                      for i, a in enumerate(spans) for b in spans[i + 1:])
+    overlapping = any(
+        max(a[0], b[0]) < min(a[1], b[1]) for i, a in enumerate(spans) for b in spans[i + 1 :]
+    )
     assert overlapping, "no two model-training steps ran at the same time"
 
 
-def test_a_long_lived_process_leaks_no_file_descriptors(write_notebook: Write,
-                                                        store: Store) -> None:
+def test_a_long_lived_process_leaks_no_file_descriptors(
+    write_notebook: Write, store: Store
+) -> None:
     """A notebook kernel or the Jupyter server runs many runs: each step's event loop, client
     sockets and store connection must be closed, not left to the garbage collector."""
     from kfnb.kernels import PoolConfig, shared_pool
 
-    path = write_notebook("fds", ("step:a", "x = 1"), ("step:b", "y = x + 1"),
-                          ("step:c", "z = y + 1"))
+    path = write_notebook(
+        "fds", ("step:a", "x = 1"), ("step:b", "y = x + 1"), ("step:c", "z = y + 1")
+    )
     pool = shared_pool(PoolConfig(size=0))
 
     def open_fds_after_a_run() -> int:
@@ -280,14 +308,15 @@ def test_a_step_env_reaches_only_that_steps_kernel(write_notebook: Write, store:
     assert "GREETING" not in os.environ
     path = write_notebook(
         "step_env",
-        (["step:greet", "env:GREETING:hello", "env:URL:http://host:8080/x"],
-         "import os\ngreeting = os.environ['GREETING']\nurl = os.environ['URL']\n"
-         "me = os.environ['KFNB_STEP']"),
+        (
+            ["step:greet", "env:GREETING:hello", "env:URL:http://host:8080/x"],
+            "import os\ngreeting = os.environ['GREETING']\nurl = os.environ['URL']\n"
+            "me = os.environ['KFNB_STEP']",
+        ),
         ("step:plain", "import os\nplain_sees = os.environ.get('GREETING')"),
         ("step:report", "seen = (greeting, url, me, plain_sees)"),
     )
     run = kfnb.run(path, store=store, cache=False)
     assert run.status == "SUCCEEDED", run.record.error
-    assert run.outputs("greet") == {"greeting": "hello", "url": "http://host:8080/x",
-                                    "me": "greet"}
+    assert run.outputs("greet") == {"greeting": "hello", "url": "http://host:8080/x", "me": "greet"}
     assert run.outputs("plain") == {"plain_sees": None}

@@ -23,20 +23,25 @@ KFNB = str(Path(sys.executable).with_name("kfnb"))
 
 
 def _text(cell: nbformat.NotebookNode, name: str) -> str:
-    return "".join(o.get("text", "") for o in cell.get("outputs", [])
-                   if o.get("output_type") == "stream" and o.get("name") == name)
+    return "".join(
+        o.get("text", "")
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == name
+    )
 
 
 def test_the_example_runs_top_to_bottom_and_starts_a_run(
-        tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "project"
     folder.mkdir()
     path = folder / EXAMPLE.name
     shutil.copy(EXAMPLE, path)
     monkeypatch.setenv("JPY_SESSION_NAME", EXAMPLE.name)  # as jupyter-server sets it
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(folder)}})
+    client = NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    )
     run_cell = next(i for i, c in enumerate(nb.cells) if c.source.startswith("%kfnb run"))
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
@@ -60,9 +65,14 @@ def test_the_example_runs_top_to_bottom_and_starts_a_run(
     assert record.notebook == str(path.resolve())
     assert [s.name for s in record.steps] == ["load", "squares", "cubes", "report"]
 
-    done = subprocess.run([KFNB, "run", str(path), "-p", "n", "4", "--no-cache", "--json"],
-                          capture_output=True, text=True, timeout=300, check=False,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [KFNB, "run", str(path), "-p", "n", "4", "--no-cache", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
     cli = json.loads(done.stdout)
     assert cli["status"] == "SUCCEEDED" and cli["metrics"] == record.metrics

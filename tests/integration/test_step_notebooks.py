@@ -22,9 +22,12 @@ from kfnb import Pipeline
 from kfnb.materialize import write_step_notebooks
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = [ROOT / "examples" / "churn.ipynb", ROOT / "examples" / "sales_forecast.ipynb",
-             ROOT / "tests" / "fixtures" / "plain_papermill.ipynb",
-             ROOT / "examples" / "cancer_models.ipynb"]
+NOTEBOOKS = [
+    ROOT / "examples" / "churn.ipynb",
+    ROOT / "examples" / "sales_forecast.ipynb",
+    ROOT / "tests" / "fixtures" / "plain_papermill.ipynb",
+    ROOT / "examples" / "cancer_models.ipynb",
+]
 
 PROBE = """
 import cloudpickle as _probe_cp, types as _probe_types
@@ -43,8 +46,14 @@ def probe_cell(names: list[str], path: Path) -> nbformat.NotebookNode:
 
 
 def run(notebook: Path, out: Path, cwd: Path) -> None:
-    papermill.execute_notebook(str(notebook), str(out), kernel_name="python3", cwd=str(cwd),
-                               progress_bar=False, log_output=False)
+    papermill.execute_notebook(
+        str(notebook),
+        str(out),
+        kernel_name="python3",
+        cwd=str(cwd),
+        progress_bar=False,
+        log_output=False,
+    )
 
 
 def same(a: Any, b: Any) -> bool:
@@ -61,7 +70,8 @@ def same(a: Any, b: Any) -> bool:
         return a.dtype == b.dtype and np.array_equal(a, b)
     if dataclasses.is_dataclass(a) and not isinstance(a, type):
         return type(a).__name__ == type(b).__name__ and all(
-            same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+            same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
@@ -76,11 +86,15 @@ def same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
-def test_step_notebooks_give_the_values_of_a_top_to_bottom_run(source: Path,
-                                                               tmp_path: Path) -> None:
+def test_step_notebooks_give_the_values_of_a_top_to_bottom_run(
+    source: Path, tmp_path: Path
+) -> None:
     pipeline = Pipeline.from_notebook(source)
-    probes = {s.name: sorted((set(s.facts.writes) | set(s.facts.mutates)) - set(s.facts.imports))
-              for s in pipeline.steps if s.facts}
+    probes = {
+        s.name: sorted((set(s.facts.writes) | set(s.facts.mutates)) - set(s.facts.imports))
+        for s in pipeline.steps
+        if s.facts
+    }
 
     # 1. the original notebook, with a probe after the last cell of each step
     original = nbformat.read(source, as_version=4)
@@ -116,9 +130,23 @@ def test_plain_papermill_cli_runs_a_step_notebook_with_parameters(tmp_path: Path
     written = write_step_notebooks(pipeline, tmp_path / "steps")
     out = tmp_path / "out.ipynb"
     papermill_cli = Path(sys.executable).with_name("papermill")
-    subprocess.run([str(papermill_cli), str(written["plain_papermill"]), str(out),
-                    "-p", "rows", "3", "-p", "label", "cli", "--no-progress-bar"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            str(papermill_cli),
+            str(written["plain_papermill"]),
+            str(out),
+            "-p",
+            "rows",
+            "3",
+            "-p",
+            "label",
+            "cli",
+            "--no-progress-bar",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     executed = nbformat.read(out, as_version=4)
     result = executed.cells[-1].outputs[0]["data"]["text/plain"]
     assert result == "{'label': 'cli', 'mean': 1.6666666666666667, 'n': 3}"
@@ -131,5 +159,6 @@ def test_fan_out_steps_read_upstream_values_from_the_data_folder(tmp_path: Path)
         run(written[name], tmp_path / f"{name}.out.ipynb", NOTEBOOKS[0].parent)
     produced = sorted(p.name for p in (tmp_path / "data" / "prepare").iterdir())
     assert produced == ["X_test.npy", "X_train.npy", "y_test.npy", "y_train.npy"]
-    assert sorted(p.name for p in (tmp_path / "data" / "load_data").iterdir()) == \
-        ["customers.arrow"]
+    assert sorted(p.name for p in (tmp_path / "data" / "load_data").iterdir()) == [
+        "customers.arrow"
+    ]

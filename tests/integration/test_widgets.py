@@ -23,12 +23,15 @@ Write = Callable[..., Path]
 THREE_STEPS = (
     ("pipeline-parameters", "n = 4\nlr = 0.5"),
     ("step:prepare", "x = n * 2\nprint('prepared', x)"),
-    ("step:train", "import time\nimport kfnb\n"
-                   "for i in range(n):\n"
-                   "    kfnb.log_metric('loss', 1.0 / (i + 1) * lr, step=i)\n"
-                   "    print('epoch', i, flush=True)\n"
-                   "    time.sleep(0.3)\n"
-                   "kfnb.log_metric('accuracy', 0.9)\ny = x + 1"),
+    (
+        "step:train",
+        "import time\nimport kfnb\n"
+        "for i in range(n):\n"
+        "    kfnb.log_metric('loss', 1.0 / (i + 1) * lr, step=i)\n"
+        "    print('epoch', i, flush=True)\n"
+        "    time.sleep(0.3)\n"
+        "kfnb.log_metric('accuracy', 0.9)\ny = x + 1",
+    ),
     ("step:report", "print('report', y)"),
 )
 
@@ -40,7 +43,8 @@ def observe(widget: RunWidget, timeout: float = 120) -> list[dict[str, Any]]:
     while time.monotonic() < deadline:
         seen.append(widget.state())
         if seen[-1]["status"] in ("SUCCEEDED", "FAILED", "CANCELED") and not (
-                widget.follower and widget.follower.alive):
+            widget.follower and widget.follower.alive
+        ):
             return seen
         time.sleep(0.05)
     raise AssertionError(f"run did not end: {seen[-1]}")
@@ -55,19 +59,24 @@ def test_run_widget_follows_a_run(write_notebook: Write, store: Store) -> None:
     seen = observe(widget)
     final = seen[-1]
     assert final["status"] == "SUCCEEDED"
-    assert final["steps"] == {"prepare": "SUCCEEDED", "train": "SUCCEEDED",
-                              "report": "SUCCEEDED"}
+    assert final["steps"] == {"prepare": "SUCCEEDED", "train": "SUCCEEDED", "report": "SUCCEEDED"}
     assert final["progress"] == (3, 3)
     # states over time: train ran while report waited; progress moved through values
-    assert any(s["steps"]["train"] == "RUNNING" and s["steps"]["report"] == "PENDING"
-               and s["steps"]["prepare"] == "SUCCEEDED" for s in seen)
+    assert any(
+        s["steps"]["train"] == "RUNNING"
+        and s["steps"]["report"] == "PENDING"
+        and s["steps"]["prepare"] == "SUCCEEDED"
+        for s in seen
+    )
     done = [s["progress"][0] for s in seen]
     assert 1 in done and done == sorted(done)
     assert final["series"]["loss"] == [(i, 1.0 / (i + 1) * 0.5) for i in range(4)]
     assert final["metrics"]["accuracy"] == 0.9 and "accuracy" not in final["series"]
     # the log box followed the running step and streamed what it printed
-    assert any(s["log_step"] == "train" and "epoch 0" in s["log"] and "epoch 3" not in s["log"]
-               for s in seen)
+    assert any(
+        s["log_step"] == "train" and "epoch 0" in s["log"] and "epoch 3" not in s["log"]
+        for s in seen
+    )
     widget.step_select.value = "prepare"
     assert widget.state()["log_step"] == "prepare" and "prepared 8" in widget.state()["log"]
     assert final["cancel_disabled"]
@@ -89,8 +98,9 @@ def test_run_widget_follows_a_run(write_notebook: Write, store: Store) -> None:
     widget.close()
 
 
-def test_the_display_handle_gets_the_final_state(write_notebook: Write, store: Store,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_display_handle_gets_the_final_state(
+    write_notebook: Write, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shown: list[tuple[str, dict[str, Any]]] = []
 
     class Handle:
@@ -118,9 +128,11 @@ def test_the_display_handle_gets_the_final_state(write_notebook: Write, store: S
 
 
 def test_cancel_button_stops_a_long_run(write_notebook: Write, store: Store) -> None:
-    path = write_notebook("long", ("step:long", "import time\nfor _ in range(1200):\n"
-                                                "    time.sleep(0.1)\nx = 1"),
-                          ("step:later", "y = x"))
+    path = write_notebook(
+        "long",
+        ("step:long", "import time\nfor _ in range(1200):\n    time.sleep(0.1)\nx = 1"),
+        ("step:later", "y = x"),
+    )
     run = kfnb.run(path, store=store, wait=False)
     widget = RunWidget(run.id, store=Store(store.home), poll=0.1)  # by id: cancels via attach
     wait_for(lambda: widget.state()["steps"]["long"] == "RUNNING", "the step to start")
@@ -132,13 +144,14 @@ def test_cancel_button_stops_a_long_run(write_notebook: Write, store: Store) -> 
     assert state["status"] == "CANCELED"
     assert state["steps"] == {"long": "CANCELED", "later": "CANCELED"}
     assert widget.cancel_button.disabled
-    assert "data-status=\"CANCELED\"" in widget.dag.value
+    assert 'data-status="CANCELED"' in widget.dag.value
     assert widget.follower is not None and not widget.follower.alive
 
 
 def test_a_cached_rerun_shows_cached_steps(write_notebook: Write, store: Store) -> None:
-    path = write_notebook("cached", ("pipeline-parameters", "n = 3"), ("step:a", "x = n * 2"),
-                          ("step:b", "y = x + 1"))
+    path = write_notebook(
+        "cached", ("pipeline-parameters", "n = 3"), ("step:a", "x = n * 2"), ("step:b", "y = x + 1")
+    )
     kfnb.run(path, store=store)
     again = kfnb.run(path, store=store)
     widget = RunWidget(again)
@@ -151,8 +164,11 @@ def test_a_cached_rerun_shows_cached_steps(write_notebook: Write, store: Store) 
 
 
 def test_runs_table_compares_runs(write_notebook: Write, store: Store) -> None:
-    path = write_notebook("cmp", ("pipeline-parameters", "lr = 0.1\nname = 'x'"),
-                          ("step:fit", "import kfnb\nkfnb.log_metric('score', lr * 10)"))
+    path = write_notebook(
+        "cmp",
+        ("pipeline-parameters", "lr = 0.1\nname = 'x'"),
+        ("step:fit", "import kfnb\nkfnb.log_metric('score', lr * 10)"),
+    )
     other = write_notebook("other", ("step:a", "z = 1"))
     low = kfnb.run(path, {"lr": 0.1}, store=store)
     high = kfnb.run(path, {"lr": 0.3}, store=store)
@@ -160,8 +176,16 @@ def test_runs_table_compares_runs(write_notebook: Write, store: Store) -> None:
     table = RunsTable(path, store=store)
     state = table.state()
     assert [r["id"] for r in state["rows"]] == [high.id, low.id]  # newest first, this notebook
-    assert state["columns"] == ["id", "started", "status", "duration", "backend",
-                                "param.lr", "param.name", "metric.score"]
+    assert state["columns"] == [
+        "id",
+        "started",
+        "status",
+        "duration",
+        "backend",
+        "param.lr",
+        "param.name",
+        "metric.score",
+    ]
     assert [r["metric.score"] for r in state["rows"]] == pytest.approx([3.0, 1.0])
     table.sort("score", descending=False)
     assert [r["id"] for r in table.state()["rows"]] == [high.id, low.id][::-1]
@@ -199,15 +223,27 @@ def test_kfnb_runs_returns_a_table(write_notebook: Write, store: Store) -> None:
 
 
 def test_launcher_runs_with_the_values_of_the_form(write_notebook: Write, store: Store) -> None:
-    path = write_notebook("form", ("pipeline-parameters",
-                                   "n = 3\nrate = 0.5\nflag = True\nname = 'a'\nsizes = [1, 2]"),
-                          ("step:a", "total = n + sum(sizes)"))
+    path = write_notebook(
+        "form",
+        ("pipeline-parameters", "n = 3\nrate = 0.5\nflag = True\nname = 'a'\nsizes = [1, 2]"),
+        ("step:a", "total = n + sum(sizes)"),
+    )
     launcher = Launcher(path, store=store)
     kinds = {k: type(w).__name__ for k, w in launcher.fields.items()}
-    assert kinds == {"n": "IntText", "rate": "FloatText", "flag": "Checkbox", "name": "Text",
-                     "sizes": "Text"}
+    assert kinds == {
+        "n": "IntText",
+        "rate": "FloatText",
+        "flag": "Checkbox",
+        "name": "Text",
+        "sizes": "Text",
+    }
     assert {k: w.value for k, w in launcher.fields.items()} == {
-        "n": 3, "rate": 0.5, "flag": True, "name": "a", "sizes": "[1, 2]"}
+        "n": 3,
+        "rate": 0.5,
+        "flag": True,
+        "name": "a",
+        "sizes": "[1, 2]",
+    }
     assert launcher.backend.value == "local" and "kfp" in launcher.backend.options
     launcher.fields["n"].value = 7
     launcher.fields["sizes"].value = "[10]"
@@ -259,14 +295,17 @@ def test_outside_a_kernel_a_run_shows_as_text(write_notebook: Write, store: Stor
 
 
 def test_import_kfnb_does_not_import_ipywidgets() -> None:
-    code = ("import sys, kfnb, kfnb.api, kfnb.widgets.dag, kfnb.widgets.snapshot\n"
-            "assert 'ipywidgets' not in sys.modules, 'ipywidgets imported'\n"
-            "assert callable(kfnb.runs)\nassert 'ipywidgets' not in sys.modules\n")
+    code = (
+        "import sys, kfnb, kfnb.api, kfnb.widgets.dag, kfnb.widgets.snapshot\n"
+        "assert 'ipywidgets' not in sys.modules, 'ipywidgets imported'\n"
+        "assert callable(kfnb.runs)\nassert 'ipywidgets' not in sys.modules\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_in_a_kernel_a_run_displays_as_a_widget_and_ends_updated(write_notebook: Write,
-                                                                  store: Store) -> None:
+def test_in_a_kernel_a_run_displays_as_a_widget_and_ends_updated(
+    write_notebook: Write, store: Store
+) -> None:
     """A real kernel: a bare ``run`` displays the widget under a display id; the follower
     thread sends the final state as ``update_display_data``; _repr_mimebundle_ has all three."""
     from jupyter_client.manager import start_new_kernel
@@ -274,8 +313,10 @@ def test_in_a_kernel_a_run_displays_as_a_widget_and_ends_updated(write_notebook:
     path = write_notebook("live", ("step:a", "import time\ntime.sleep(1)"), ("step:b", "z = 1"))
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(path.parent))
     try:
-        code = (f"import kfnb\nrun = kfnb.run({str(path)!r}, wait=False)\n"
-                "print(sorted(run._repr_mimebundle_()))\nrun")
+        code = (
+            f"import kfnb\nrun = kfnb.run({str(path)!r}, wait=False)\n"
+            "print(sorted(run._repr_mimebundle_()))\nrun"
+        )
         msg_id = kc.execute(code)
         messages: list[dict[str, Any]] = []
         deadline = time.monotonic() + 120
@@ -288,13 +329,17 @@ def test_in_a_kernel_a_run_displays_as_a_widget_and_ends_updated(write_notebook:
             if msg["msg_type"] == "update_display_data":
                 break
         kinds = [m["msg_type"] for m in messages]
-        shown = next(m for m in messages if m["msg_type"] == "display_data"
-                     and m["parent_header"].get("msg_id") == msg_id)
+        shown = next(
+            m
+            for m in messages
+            if m["msg_type"] == "display_data" and m["parent_header"].get("msg_id") == msg_id
+        )
         assert "application/vnd.jupyter.widget-view+json" in shown["content"]["data"]
         display_id = shown["content"]["transient"]["display_id"]
         assert "execute_result" not in kinds  # the bare expression published nothing else
-        printed = "".join(m["content"].get("text", "") for m in messages
-                          if m["msg_type"] == "stream")
+        printed = "".join(
+            m["content"].get("text", "") for m in messages if m["msg_type"] == "stream"
+        )
         assert "'application/vnd.jupyter.widget-view+json', 'text/html', 'text/plain'" in printed
         update = messages[-1]
         assert update["msg_type"] == "update_display_data", kinds
@@ -341,9 +386,16 @@ def test_a_remote_run_is_refreshed_through_its_backend(store: Store) -> None:
 
     backends.register("fake-remote", FakeRemote)
     try:
-        rec = store.create_run(kind="pipeline", name="remote", backend="fake-remote",
-                               notebook=None, notebook_hash=None, params={}, steps=["a"],
-                               remote={"url": "http://kfp.example/#/runs/details/xyz"})
+        rec = store.create_run(
+            kind="pipeline",
+            name="remote",
+            backend="fake-remote",
+            notebook=None,
+            notebook_hash=None,
+            params={},
+            steps=["a"],
+            remote={"url": "http://kfp.example/#/runs/details/xyz"},
+        )
         widget = RunWidget(rec.id, store=store, poll=0.05)
         wait_for(lambda: widget.state()["steps"]["a"] == "RUNNING", "the refresh to apply")
         assert calls.count("refresh") == 1  # at most every 5 s

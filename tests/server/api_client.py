@@ -25,7 +25,8 @@ TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED"}
 # -- the contract -------------------------------------------------------------------------------
 def load_contract() -> dict[str, Any]:
     spec: dict[str, Any] = yaml.safe_load(
-        files("kfnb.server_ext").joinpath("openapi.yaml").read_text())
+        files("kfnb.server_ext").joinpath("openapi.yaml").read_text()
+    )
     return spec
 
 
@@ -54,13 +55,15 @@ def component(contract: dict[str, Any], name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def response_spec(contract: dict[str, Any], template: str, method: str,
-                  status: int) -> dict[str, Any]:
+def response_spec(
+    contract: dict[str, Any], template: str, method: str, status: int
+) -> dict[str, Any]:
     operation = contract["paths"][PREFIX + template][method.lower()]
     responses = operation["responses"]
     assert str(status) in responses, (
         f"{method} {template} answered {status}, which the contract does not document "
-        f"(documented: {', '.join(responses)})")
+        f"(documented: {', '.join(responses)})"
+    )
     spec: dict[str, Any] = responses[str(status)]
     if "$ref" in spec:
         spec = contract["components"]["responses"][spec["$ref"].rsplit("/", 1)[1]]
@@ -97,15 +100,20 @@ class Reply:
 class Api:
     """Calls ``<base_url>/kfnb/api/<template>`` and checks each answer against the contract."""
 
-    def __init__(self, client: AsyncHTTPClient, base: str, auth: dict[str, str],
-                 contract: dict[str, Any]) -> None:
+    def __init__(
+        self, client: AsyncHTTPClient, base: str, auth: dict[str, str], contract: dict[str, Any]
+    ) -> None:
         self.client = client
         self.base = base
         self.auth = auth
         self.contract = contract
 
-    def url(self, template: str, path: dict[str, str] | None = None,
-            query: dict[str, Any] | list[tuple[str, Any]] | None = None) -> str:
+    def url(
+        self,
+        template: str,
+        path: dict[str, str] | None = None,
+        query: dict[str, Any] | list[tuple[str, Any]] | None = None,
+    ) -> str:
         route = template
         for key, value in (path or {}).items():
             route = route.replace("{" + key + "}", urllib.parse.quote(value, safe=""))
@@ -114,18 +122,31 @@ class Api:
             url += "?" + urllib.parse.urlencode(query, doseq=True)
         return url
 
-    async def call(self, method: str, template: str, *, path: dict[str, str] | None = None,
-                   query: dict[str, Any] | list[tuple[str, Any]] | None = None,
-                   body: Any = None, raw: bytes | None = None,
-                   headers: dict[str, str] | None = None, auth: bool = True,
-                   expect: int | None = None) -> Reply:
+    async def call(
+        self,
+        method: str,
+        template: str,
+        *,
+        path: dict[str, str] | None = None,
+        query: dict[str, Any] | list[tuple[str, Any]] | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        expect: int | None = None,
+    ) -> Reply:
         all_headers = {**(self.auth if auth else {}), **(headers or {})}
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         if method == "POST" and data is None:
             data = b""
         response: HTTPResponse = await self.client.fetch(
-            self.url(template, path, query), method=method, body=data, headers=all_headers,
-            raise_error=False, request_timeout=60)
+            self.url(template, path, query),
+            method=method,
+            body=data,
+            headers=all_headers,
+            raise_error=False,
+            request_timeout=60,
+        )
         reply = Reply(response.code, response.headers, response.body.decode("utf-8"))
         self.check(template, method, reply)
         if expect is not None:
@@ -142,8 +163,9 @@ class Api:
                 assert reply.body["code"] == reply.status
         elif kind == "text/event-stream":
             for event in parse_sse(reply.text):
-                validate(self.contract, json.loads(event["data"]), component(self.contract,
-                                                                             "Event"))
+                validate(
+                    self.contract, json.loads(event["data"]), component(self.contract, "Event")
+                )
 
     async def get(self, template: str, **kw: Any) -> Reply:
         return await self.call("GET", template, **kw)
@@ -151,12 +173,14 @@ class Api:
     async def post(self, template: str, **kw: Any) -> Reply:
         return await self.call("POST", template, **kw)
 
-    async def wait_run(self, run_id: str, statuses: set[str] = TERMINAL,
-                       timeout: float = 120) -> dict[str, Any]:
+    async def wait_run(
+        self, run_id: str, statuses: set[str] = TERMINAL, timeout: float = 120
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            run: dict[str, Any] = (await self.get("runs/{id}", path={"id": run_id},
-                                                  expect=200)).body
+            run: dict[str, Any] = (
+                await self.get("runs/{id}", path={"id": run_id}, expect=200)
+            ).body
             if run["status"] in statuses:
                 return run
             assert time.monotonic() < deadline, f"run {run_id} stayed {run['status']}: {run}"
@@ -165,11 +189,16 @@ class Api:
 
 # -- notebooks ------------------------------------------------------------------------------------
 Write = Callable[..., str]
+
+
 def notebook_node(*cells: Any) -> nbformat.NotebookNode:
     """A notebook from cells: ``"code"``, ``("tag", "code")``, ``(["t1", "t2"], "code")`` or
     ``("#md", "markdown text")``."""
-    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
-                                               "display_name": "Python 3"}})
+    nb = new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}
+        }
+    )
     for spec in cells:
         if isinstance(spec, str):
             nb.cells.append(new_code_cell(spec))

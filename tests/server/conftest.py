@@ -51,8 +51,14 @@ def isolated_kfnb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     kernels behind."""
     monkeypatch.setenv("KFNB_HOME", str(tmp_path / "kfnb-home"))
     monkeypatch.setenv("KFNB_CONFIG", str(tmp_path / "kfnb-config.yaml"))
-    for name in ("KFNB_KFP_HOST", "KF_PIPELINES_ENDPOINT", "KFNB_KFP_NAMESPACE",
-                 "KFNB_KFP_TOKEN", "KFNB_KFP_COOKIES", "KUBERNETES_SERVICE_HOST"):
+    for name in (
+        "KFNB_KFP_HOST",
+        "KF_PIPELINES_ENDPOINT",
+        "KFNB_KFP_NAMESPACE",
+        "KFNB_KFP_TOKEN",
+        "KFNB_KFP_COOKIES",
+        "KUBERNETES_SERVICE_HOST",
+    ):
         monkeypatch.delenv(name, raising=False)
     yield
     shutdown_shared_pools()
@@ -64,8 +70,12 @@ def contract() -> dict[str, Any]:
 
 
 @pytest.fixture
-def api(http_server_client: AsyncHTTPClient, jp_base_url: str, jp_auth_header: dict[str, str],
-        contract: dict[str, Any]) -> Api:
+def api(
+    http_server_client: AsyncHTTPClient,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+    contract: dict[str, Any],
+) -> Api:
     return Api(http_server_client, jp_base_url, jp_auth_header, contract)
 
 
@@ -81,5 +91,3 @@ def write_notebook(jp_root_dir: Path) -> Write:
         return path
 
     return write
-
-

@@ -9,46 +9,58 @@ import pytest
 from api_client import Api, Write
 
 
-async def test_local_is_there_and_kfp_says_what_it_misses(api: Api,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_local_is_there_and_kfp_says_what_it_misses(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KFNB_GPUS", "")
     found = (await api.get("backends", expect=200)).body
     by_name = {b["name"]: b for b in found}
     assert [b["name"] for b in found][:2] == ["local", "kfp"]
     cpus = os.cpu_count()
-    assert by_name["local"] == {"name": "local", "available": True,
-                                "detail": f"this machine: {cpus} CPU{'s' * (cpus != 1)}, 0 GPUs"}
+    assert by_name["local"] == {
+        "name": "local",
+        "available": True,
+        "detail": f"this machine: {cpus} CPU{'s' * (cpus != 1)}, 0 GPUs",
+    }
     assert by_name["kfp"]["available"] is False
     assert "no Kubeflow Pipelines host given" in by_name["kfp"]["detail"]
 
 
-async def test_gpus_and_a_kfp_host_from_the_environment(api: Api,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_gpus_and_a_kfp_host_from_the_environment(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KFNB_GPUS", "0,1")
     monkeypatch.setenv("KFNB_KFP_HOST", "http://127.0.0.1:9/pipeline")
     by_name = {b["name"]: b for b in (await api.get("backends", expect=200)).body}
     assert by_name["local"]["detail"].endswith("2 GPUs (0, 1)")
-    assert by_name["kfp"] == {"name": "kfp", "available": True,
-                              "detail": "Kubeflow Pipelines at http://127.0.0.1:9/pipeline"}
+    assert by_name["kfp"] == {
+        "name": "kfp",
+        "available": True,
+        "detail": "Kubeflow Pipelines at http://127.0.0.1:9/pipeline",
+    }
 
 
 async def test_a_kfp_host_from_the_config_file(api: Api, tmp_path: Path) -> None:
     (tmp_path / "kfnb-config.yaml").write_text(
-        "kfp:\n  host: https://kubeflow.example.org/pipeline\n  namespace: team-a\n")
+        "kfp:\n  host: https://kubeflow.example.org/pipeline\n  namespace: team-a\n"
+    )
     by_name = {b["name"]: b for b in (await api.get("backends", expect=200)).body}
-    assert by_name["kfp"]["detail"] == ("Kubeflow Pipelines at "
-                                        "https://kubeflow.example.org/pipeline (namespace team-a)")
+    assert by_name["kfp"]["detail"] == (
+        "Kubeflow Pipelines at https://kubeflow.example.org/pipeline (namespace team-a)"
+    )
 
 
-async def test_a_host_without_a_scheme_is_not_available(api: Api,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_host_without_a_scheme_is_not_available(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KFNB_KFP_HOST", "kubeflow.example.org")
     by_name = {b["name"]: b for b in (await api.get("backends", expect=200)).body}
     assert by_name["kfp"]["available"] is False and "no scheme" in by_name["kfp"]["detail"]
 
 
 async def test_a_kfp_run_whose_cluster_cannot_be_reached_says_so(
-        api: Api, write_notebook: Write, monkeypatch: pytest.MonkeyPatch) -> None:
+    api: Api, write_notebook: Write, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KFNB_KFP_HOST", "http://127.0.0.1:9")  # discard port: refused
     path = write_notebook("one.ipynb", ("step:only", "x = 1"))
     reply = await api.post("runs", body={"path": path, "backend": "kfp"}, expect=500)

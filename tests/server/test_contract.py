@@ -19,11 +19,30 @@ from jupyter_server.auth import Authorizer
 from kfnb.server_ext.handlers import API_VERSION
 
 CONTRACT = load_contract()
-OPERATIONS = [(path, method.upper()) for path, item in CONTRACT["paths"].items()
-              for method in item if method in ("get", "post", "put", "patch", "delete")]
-COMPONENTS = {"Version", "Pool", "PipelineView", "Problem", "Step", "Edge", "Backend", "Run",
-              "StepRun", "RunList", "Metric", "LogPage", "NotebookCopy", "Event", "EventPage",
-              "Error"}
+OPERATIONS = [
+    (path, method.upper())
+    for path, item in CONTRACT["paths"].items()
+    for method in item
+    if method in ("get", "post", "put", "patch", "delete")
+]
+COMPONENTS = {
+    "Version",
+    "Pool",
+    "PipelineView",
+    "Problem",
+    "Step",
+    "Edge",
+    "Backend",
+    "Run",
+    "StepRun",
+    "RunList",
+    "Metric",
+    "LogPage",
+    "NotebookCopy",
+    "Event",
+    "EventPage",
+    "Error",
+}
 
 
 def refs(node: Any) -> list[str]:
@@ -48,8 +67,11 @@ def test_the_contract_is_a_consistent_openapi_document() -> None:
             node = node[part]
     for name, schema in schemas.items():  # valid JSON Schema once `nullable` is translated
         jsonschema.Draft202012Validator.check_schema(to_json_schema(schema))
-        if schema.get("type") == "object" and "properties" in schema and name not in (
-                "DescribeRequest",):
+        if (
+            schema.get("type") == "object"
+            and "properties" in schema
+            and name not in ("DescribeRequest",)
+        ):
             assert schema.get("additionalProperties") is False, f"{name} is not closed"
             assert set(schema["required"]) <= set(schema["properties"]), name
     for path, item in CONTRACT["paths"].items():
@@ -81,8 +103,9 @@ def test_the_server_and_the_contract_name_the_same_routes(jp_serverapp: Any) -> 
     assert routes, "no kfnb routes found on the server"
     base = app.settings["base_url"].rstrip("/")
     documented = {base + re.sub(r"{\w+}", "([^/]+)", path) for path in CONTRACT["paths"]}
-    assert routes == documented, (f"undocumented: {sorted(routes - documented)}; "
-                                  f"not served: {sorted(documented - routes)}")
+    assert routes == documented, (
+        f"undocumented: {sorted(routes - documented)}; not served: {sorted(documented - routes)}"
+    )
 
 
 async def test_version_answers_the_contract_version(api: Api) -> None:
@@ -92,16 +115,24 @@ async def test_version_answers_the_contract_version(api: Api) -> None:
     assert body == {"version": kfnb.__version__, "api": 2}
 
 
-@pytest.mark.parametrize(("template", "method"), OPERATIONS,
-                         ids=[f"{m} {p[len(PREFIX):]}" for p, m in OPERATIONS])
+@pytest.mark.parametrize(
+    ("template", "method"), OPERATIONS, ids=[f"{m} {p[len(PREFIX) :]}" for p, m in OPERATIONS]
+)
 @pytest.mark.parametrize("token", [None, "not-the-token"], ids=["no-token", "wrong-token"])
-async def test_every_route_refuses_unauthenticated_callers(api: Api, template: str,
-                                                           method: str, token: str | None) -> None:
+async def test_every_route_refuses_unauthenticated_callers(
+    api: Api, template: str, method: str, token: str | None
+) -> None:
     values = {"id": "20250101-000000-abcd", "step": "train"}
     headers = {"Authorization": f"token {token}"} if token else {}
-    reply = await api.call(method, template[len(PREFIX):], path=values, auth=False,
-                           headers=headers, query={"path": "x.ipynb"},
-                           body={"path": "x.ipynb"} if method == "POST" else None)
+    reply = await api.call(
+        method,
+        template[len(PREFIX) :],
+        path=values,
+        auth=False,
+        headers=headers,
+        query={"path": "x.ipynb"},
+        body={"path": "x.ipynb"} if method == "POST" else None,
+    )
     assert reply.status == 403, reply.text
     assert json.loads(reply.text)["code"] == 403  # the Error schema was checked by `api`
 
@@ -116,19 +147,32 @@ class DenyKfnb(Authorizer):
         return resource != "kfnb"
 
 
-@pytest.mark.parametrize("jp_server_config", [{
-    "ServerApp": {"jpserver_extensions": {"kfnb": True, "jupyter_server_terminals": False},
-                  "allow_unauthenticated_access": False, "authorizer_class": DenyKfnb},
-    "KfnbServerSettings": {"pool_size": 0, "refresh_interval": 0},
-}])
-@pytest.mark.parametrize(("template", "method"), OPERATIONS,
-                         ids=[f"{m} {p[len(PREFIX):]}" for p, m in OPERATIONS])
-async def test_every_route_is_authorized_on_the_kfnb_resource(api: Api, template: str,
-                                                              method: str) -> None:
+@pytest.mark.parametrize(
+    "jp_server_config",
+    [
+        {
+            "ServerApp": {
+                "jpserver_extensions": {"kfnb": True, "jupyter_server_terminals": False},
+                "allow_unauthenticated_access": False,
+                "authorizer_class": DenyKfnb,
+            },
+            "KfnbServerSettings": {"pool_size": 0, "refresh_interval": 0},
+        }
+    ],
+)
+@pytest.mark.parametrize(
+    ("template", "method"), OPERATIONS, ids=[f"{m} {p[len(PREFIX) :]}" for p, m in OPERATIONS]
+)
+async def test_every_route_is_authorized_on_the_kfnb_resource(
+    api: Api, template: str, method: str
+) -> None:
     DenyKfnb.asked.clear()
-    reply = await api.call(method, template[len(PREFIX):],
-                           path={"id": "20250101-000000-abcd", "step": "train"},
-                           body={"path": "x.ipynb"} if method == "POST" else None)
+    reply = await api.call(
+        method,
+        template[len(PREFIX) :],
+        path={"id": "20250101-000000-abcd", "step": "train"},
+        body={"path": "x.ipynb"} if method == "POST" else None,
+    )
     assert reply.status == 403, reply.text
     assert "not authorized" in reply.body["message"]
     assert DenyKfnb.asked == [("read" if method == "GET" else "write", "kfnb")]

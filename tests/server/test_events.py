@@ -21,8 +21,9 @@ async def run_to_end(api: Api, path: str) -> dict[str, Any]:
     return await api.wait_run(run["id"])
 
 
-async def test_the_json_page_has_the_runs_events_after_an_id(api: Api,
-                                                             write_notebook: Write) -> None:
+async def test_the_json_page_has_the_runs_events_after_an_id(
+    api: Api, write_notebook: Write
+) -> None:
     path = write_notebook("two.ipynb", *TWO)
     run = await run_to_end(api, path)
 
@@ -37,16 +38,18 @@ async def test_the_json_page_has_the_runs_events_after_an_id(api: Api,
     assert ids == sorted(ids) and page["last"] == ids[-1]
 
     after = ids[2]
-    rest = (await api.get("events", query={"after": after},
-                          headers={"Accept": "application/json"}, expect=200)).body
+    rest = (
+        await api.get(
+            "events", query={"after": after}, headers={"Accept": "application/json"}, expect=200
+        )
+    ).body
     assert [e["id"] for e in rest["events"]] == ids[3:]
     few = (await api.get("events", query={"after": 0, "wait": 0, "limit": 2}, expect=200)).body
     assert [e["id"] for e in few["events"]] == ids[:2] and few["last"] == ids[1]
     none = (await api.get("events", query={"after": ids[-1], "wait": 0}, expect=200)).body
     assert none == {"events": [], "last": ids[-1]}
     # ids from a store that was made anew: start over from the newest one there is
-    reset = (await api.get("events", query={"after": ids[-1] + 1000, "wait": 0},
-                           expect=200)).body
+    reset = (await api.get("events", query={"after": ids[-1] + 1000, "wait": 0}, expect=200)).body
     assert reset == {"events": [], "last": ids[-1]}
     await api.get("events", query={"after": -1, "wait": 0}, expect=400)
     await api.get("events", query={"wait": "soon"}, expect=400)
@@ -89,13 +92,20 @@ class Stream:
 
 
 @asynccontextmanager
-async def stream(api: Api, query: str, headers: dict[str, str] | None = None
-                 ) -> AsyncIterator[Stream]:
+async def stream(
+    api: Api, query: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[Stream]:
     port = api.client.get_http_port()  # type: ignore[attr-defined]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     url = api.url("events") + query
-    lines = [f"GET {url} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: text/event-stream",
-             *[f"{k}: {v}" for k, v in {**api.auth, **(headers or {})}.items()], "", ""]
+    lines = [
+        f"GET {url} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Accept: text/event-stream",
+        *[f"{k}: {v}" for k, v in {**api.auth, **(headers or {})}.items()],
+        "",
+        "",
+    ]
     writer.write("\r\n".join(lines).encode())
     await writer.drain()
     s = Stream(reader, writer)
@@ -115,8 +125,9 @@ async def no_streams_left(settings: dict[str, Any]) -> None:
     raise AssertionError("the server still streams to a client that left")
 
 
-async def test_the_stream_delivers_a_runs_status_events(api: Api, write_notebook: Write,
-                                                        jp_serverapp: Any) -> None:
+async def test_the_stream_delivers_a_runs_status_events(
+    api: Api, write_notebook: Write, jp_serverapp: Any
+) -> None:
     path = write_notebook("two.ipynb", *TWO)
     before = (await api.get("events", query={"wait": 0}, expect=200)).body["last"]
     async with stream(api, f"?after={before}") as s:
@@ -127,8 +138,12 @@ async def test_the_stream_delivers_a_runs_status_events(api: Api, write_notebook
 
         def ended(frames: list[dict[str, str]]) -> bool:
             found = [json.loads(f["data"]) for f in frames]
-            return any(e["run_id"] == run["id"] and e["kind"] == "run"
-                       and e["data"]["status"] == "SUCCEEDED" for e in found)
+            return any(
+                e["run_id"] == run["id"]
+                and e["kind"] == "run"
+                and e["data"]["status"] == "SUCCEEDED"
+                for e in found
+            )
 
         frames = await s.until(ended)
         assert jp_serverapp.web_app.settings["kfnb_streams"]
@@ -142,16 +157,20 @@ async def test_the_stream_delivers_a_runs_status_events(api: Api, write_notebook
     statuses = [e["data"]["status"] for e in events if e["kind"] == "run"]
     assert statuses == ["PENDING", "RUNNING", "SUCCEEDED"]
     assert {(e["data"]["step"], e["data"]["status"]) for e in events if e["kind"] == "step"} >= {
-        ("a", "RUNNING"), ("a", "SUCCEEDED"), ("b", "RUNNING"), ("b", "SUCCEEDED")}
+        ("a", "RUNNING"),
+        ("a", "SUCCEEDED"),
+        ("b", "RUNNING"),
+        ("b", "SUCCEEDED"),
+    }
     await no_streams_left(jp_serverapp.web_app.settings)  # the client left: the handler ended
 
 
-async def test_the_stream_resumes_after_the_last_event_id(api: Api, write_notebook: Write,
-                                                          jp_serverapp: Any) -> None:
+async def test_the_stream_resumes_after_the_last_event_id(
+    api: Api, write_notebook: Write, jp_serverapp: Any
+) -> None:
     path = write_notebook("two.ipynb", *TWO)
     await run_to_end(api, path)
-    ids = [e["id"] for e in (await api.get("events", query={"wait": 0}, expect=200)).body[
-        "events"]]
+    ids = [e["id"] for e in (await api.get("events", query={"wait": 0}, expect=200)).body["events"]]
     # EventSource reconnects to the same URL, with the last id it saw in Last-Event-ID
     async with stream(api, "?after=0", {"Last-Event-ID": str(ids[-3])}) as s:
         frames = await s.until(lambda fs: len(fs) >= 2)
@@ -159,8 +178,9 @@ async def test_the_stream_resumes_after_the_last_event_id(api: Api, write_notebo
     await no_streams_left(jp_serverapp.web_app.settings)
 
 
-async def test_an_idle_stream_sends_heartbeats(api: Api, monkeypatch: pytest.MonkeyPatch,
-                                               jp_serverapp: Any) -> None:
+async def test_an_idle_stream_sends_heartbeats(
+    api: Api, monkeypatch: pytest.MonkeyPatch, jp_serverapp: Any
+) -> None:
     monkeypatch.setattr(events_module, "HEARTBEAT_S", 0.3)
     async with stream(api, "") as s:
         await s.chunk(timeout=10)

@@ -27,8 +27,17 @@ def outside(tmp_path: Path, jp_root_dir: Path, write_notebook: Write) -> dict[st
     return {"absolute": str(secret), "relative": os.path.relpath(secret, jp_root_dir)}
 
 
-NOT_FOUND = ["../x.ipynb", "sub/../../x.ipynb", "/etc/passwd", "ABSOLUTE", "link.ipynb",
-             "linked-folder/secret.ipynb", "RELATIVE", "missing.ipynb", ".hidden.ipynb"]
+NOT_FOUND = [
+    "../x.ipynb",
+    "sub/../../x.ipynb",
+    "/etc/passwd",
+    "ABSOLUTE",
+    "link.ipynb",
+    "linked-folder/secret.ipynb",
+    "RELATIVE",
+    "missing.ipynb",
+    ".hidden.ipynb",
+]
 BAD = ["folder.ipynb", "notes.txt", ""]
 
 
@@ -49,8 +58,9 @@ async def _all_ways(api: Api, path: str) -> list[tuple[str, int, str]]:
 
 
 @pytest.mark.parametrize("name", NOT_FOUND)
-async def test_paths_outside_the_root_are_not_found(api: Api, outside: dict[str, str],
-                                                    jp_root_dir: Path, name: str) -> None:
+async def test_paths_outside_the_root_are_not_found(
+    api: Api, outside: dict[str, str], jp_root_dir: Path, name: str
+) -> None:
     (jp_root_dir / ".hidden.ipynb").write_text("{}")
     path = _path(name, outside)
     for route, status, text in await _all_ways(api, path):
@@ -65,8 +75,9 @@ async def test_paths_outside_the_root_are_not_found(api: Api, outside: dict[str,
 
 
 @pytest.mark.parametrize("name", BAD)
-async def test_folders_and_other_files_are_bad_requests(api: Api, outside: dict[str, str],
-                                                        name: str) -> None:
+async def test_folders_and_other_files_are_bad_requests(
+    api: Api, outside: dict[str, str], name: str
+) -> None:
     for route, status, text in await _all_ways(api, name):
         assert status == 400, f"{route} {name!r}: {status} {text}"
 
@@ -79,7 +90,8 @@ async def test_a_notebook_inside_the_root_is_found(api: Api, outside: dict[str, 
 
 
 async def test_a_symlink_inside_the_root_to_a_notebook_inside_it_is_followed(
-        api: Api, jp_root_dir: Path, write_notebook: Write) -> None:
+    api: Api, jp_root_dir: Path, write_notebook: Write
+) -> None:
     write_notebook("real/nb.ipynb", *GOOD)
     (jp_root_dir / "alias.ipynb").symlink_to(jp_root_dir / "real" / "nb.ipynb")
     reply = await api.get("pipeline", query={"path": "alias.ipynb"}, expect=200)

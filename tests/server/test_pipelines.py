@@ -26,8 +26,10 @@ async def test_describe_a_good_notebook(api: Api, write_notebook: Write) -> None
     assert view["ok"] is True and view["problems"] == []
     pipeline = view["pipeline"]
     assert pipeline["name"] == "sales"
-    assert pipeline["parameters"] == {"seed": {"type": "int", "default": 7},
-                                      "rate": {"type": "float", "default": 0.5}}
+    assert pipeline["parameters"] == {
+        "seed": {"type": "int", "default": 7},
+        "rate": {"type": "float", "default": 0.5},
+    }
     steps = {s["name"]: s for s in pipeline["steps"]}
     assert [s["name"] for s in pipeline["steps"]] == ["load", "train", "report"]
     assert steps["load"]["cells"] == [3, 4]
@@ -45,8 +47,9 @@ async def test_describe_a_good_notebook(api: Api, write_notebook: Write) -> None
 
 
 async def test_describe_a_broken_notebook(api: Api, write_notebook: Write) -> None:
-    path = write_notebook("broken.ipynb", ("step:a", "x = 1"), ("#md", "notes"),
-                          ("step:b", "y = undefined_thing + x"))
+    path = write_notebook(
+        "broken.ipynb", ("step:a", "x = 1"), ("#md", "notes"), ("step:b", "y = undefined_thing + x")
+    )
 
     view = (await api.get("pipeline", query={"path": path}, expect=200)).body
 
@@ -59,18 +62,26 @@ async def test_describe_a_broken_notebook(api: Api, write_notebook: Write) -> No
 
 
 async def test_a_pipeline_wide_problem_has_no_cell(api: Api, write_notebook: Write) -> None:
-    path = write_notebook("reserved.ipynb", ("pipeline-parameters", "kfnb_x = 1"),
-                          ("step:a", "y = 1"))
+    path = write_notebook(
+        "reserved.ipynb", ("pipeline-parameters", "kfnb_x = 1"), ("step:a", "y = 1")
+    )
 
     view = (await api.get("pipeline", query={"path": path}, expect=200)).body
 
     assert view["ok"] is False
-    assert view["problems"] == [{"message": "parameter 'kfnb_x' uses the reserved prefix 'kfnb_'",
-                                 "cell_index": None, "cell_line": None, "fix": "rename it"}]
+    assert view["problems"] == [
+        {
+            "message": "parameter 'kfnb_x' uses the reserved prefix 'kfnb_'",
+            "cell_index": None,
+            "cell_line": None,
+            "fix": "rename it",
+        }
+    ]
 
 
-async def test_an_unreadable_file_is_a_problem_not_an_error(api: Api, jp_root_dir: object,
-                                                            write_notebook: Write) -> None:
+async def test_an_unreadable_file_is_a_problem_not_an_error(
+    api: Api, jp_root_dir: object, write_notebook: Write
+) -> None:
     path = write_notebook("garbled.ipynb", ("step:a", "x = 1"))
     (jp_root_dir / path).write_text("{not json")  # type: ignore[operator]
 
@@ -79,15 +90,16 @@ async def test_an_unreadable_file_is_a_problem_not_an_error(api: Api, jp_root_di
     assert view["ok"] is False and "not a readable notebook" in view["problems"][0]["message"]
 
 
-async def test_describe_the_live_model_rather_than_the_file(api: Api,
-                                                            write_notebook: Write) -> None:
+async def test_describe_the_live_model_rather_than_the_file(
+    api: Api, write_notebook: Write
+) -> None:
     path = write_notebook("live.ipynb", ("step:a", "x = 1"))
-    unsaved = notebook_node(("step:a", "x = 1"), ("step:b", "y = x + 1"),
-                            (["step:c", "prev:a"], "z = 3"))
+    unsaved = notebook_node(
+        ("step:a", "x = 1"), ("step:b", "y = x + 1"), (["step:c", "prev:a"], "z = 3")
+    )
 
     saved = (await api.get("pipeline", query={"path": path}, expect=200)).body
-    live = (await api.post("pipeline", body={"path": path, "notebook": unsaved},
-                           expect=200)).body
+    live = (await api.post("pipeline", body={"path": path, "notebook": unsaved}, expect=200)).body
 
     assert [s["name"] for s in saved["pipeline"]["steps"]] == ["a"]
     assert [s["name"] for s in live["pipeline"]["steps"]] == ["a", "b", "c"]
@@ -98,8 +110,9 @@ async def test_describe_the_live_model_rather_than_the_file(api: Api,
     ]
 
 
-async def test_a_live_model_of_an_older_nbformat_is_converted(api: Api,
-                                                              write_notebook: Write) -> None:
+async def test_a_live_model_of_an_older_nbformat_is_converted(
+    api: Api, write_notebook: Write
+) -> None:
     path = write_notebook("old.ipynb", ("step:a", "x = 1"))
     v3 = nbformat.convert(notebook_node(("step:a", "x = 1"), ("step:b", "y = x")), 3)
 
@@ -113,9 +126,13 @@ async def test_bad_bodies_are_bad_requests(api: Api, write_notebook: Write) -> N
     for raw in (b"{not json", b"[1, 2]", b"", b'"text"'):
         reply = await api.post("pipeline", raw=raw, expect=400)
         assert reply.body["message"]
-    bad = [{"path": path}, {"path": path, "notebook": []}, {"notebook": {"cells": []}},
-           {"path": path, "notebook": {"cells": {}}},
-           {"path": path, "notebook": {"cells": []}, "extra": 1}]
+    bad = [
+        {"path": path},
+        {"path": path, "notebook": []},
+        {"notebook": {"cells": []}},
+        {"path": path, "notebook": {"cells": {}}},
+        {"path": path, "notebook": {"cells": []}, "extra": 1},
+    ]
     for body in bad:
         await api.post("pipeline", body=body, expect=400)
     reply = await api.post("pipeline", raw=b"{not json", expect=400)

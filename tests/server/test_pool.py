@@ -22,8 +22,10 @@ CONTRACT = Path(__file__).resolve().parents[2] / "server_ext" / "openapi.yaml"
 @pytest.fixture
 def jp_server_config() -> dict[str, Any]:
     return {
-        "ServerApp": {"jpserver_extensions": {"kfnb": True, "jupyter_server_terminals": False},
-                      "allow_unauthenticated_access": False},
+        "ServerApp": {
+            "jpserver_extensions": {"kfnb": True, "jupyter_server_terminals": False},
+            "allow_unauthenticated_access": False,
+        },
         "KfnbServerSettings": {"pool_size": 1},
     }
 
@@ -45,8 +47,10 @@ def alive(pid: int) -> bool:
 
 async def test_the_server_keeps_a_kernel_ready(jp_fetch: Fetch) -> None:
     contract = yaml.safe_load(CONTRACT.read_text())
-    pool_schema = {**contract["components"]["schemas"]["Pool"],
-                   "components": contract["components"]}
+    pool_schema = {
+        **contract["components"]["schemas"]["Pool"],
+        "components": contract["components"],
+    }
     body: list[dict[str, Any]] = []
     for _ in range(600):  # the pool fills in the background; the server answered at once
         response = await jp_fetch("kfnb", "api", "pool")

@@ -73,15 +73,22 @@ def jp_server_config(jp_server_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def remote_run(home: Path, backend: str) -> str:
-    run = Store(home).create_run(kind="pipeline", name="remote", backend=backend, notebook=None,
-                                 notebook_hash=None, params={"seed": 1}, steps=["s"],
-                                 remote={"id": "kfp-123", "url": "http://kfp.example/#/runs/1"})
+    run = Store(home).create_run(
+        kind="pipeline",
+        name="remote",
+        backend=backend,
+        notebook=None,
+        notebook_hash=None,
+        params={"seed": 1},
+        steps=["s"],
+        remote={"id": "kfp-123", "url": "http://kfp.example/#/runs/1"},
+    )
     return run.id
 
 
-async def test_open_remote_runs_are_refreshed_until_they_end(api: Api, tmp_path: Path,
-                                                             caplog: pytest.LogCaptureFixture
-                                                             ) -> None:
+async def test_open_remote_runs_are_refreshed_until_they_end(
+    api: Api, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="kfnb.server")
     moving = remote_run(tmp_path / "kfnb-home", "fake-remote")
     stuck = remote_run(tmp_path / "kfnb-home", "unreachable-remote")
@@ -100,8 +107,9 @@ async def test_open_remote_runs_are_refreshed_until_they_end(api: Api, tmp_path:
     assert len(warnings) == 1, warnings  # said once, not every tick
     assert stuck in warnings[0]
     events = (await api.get("events", query={"wait": 0}, expect=200)).body["events"]
-    assert [e["data"]["status"] for e in events if e["run_id"] == moving
-            and e["kind"] == "run"] == ["PENDING", "RUNNING", "SUCCEEDED"]
+    assert [
+        e["data"]["status"] for e in events if e["run_id"] == moving and e["kind"] == "run"
+    ] == ["PENDING", "RUNNING", "SUCCEEDED"]
 
 
 async def test_the_refresher_stops_with_the_extension(jp_serverapp: Any) -> None:

@@ -15,9 +15,12 @@ from api_client import Api, Write
 PIPE = (
     ("pipeline-parameters", "n = 3\nscale = 1.5"),
     ("step:make", "xs = list(range(n))\nprint('made', xs)\nprint('é' * 40)"),
-    ("step:total", "import kfnb\ntotal = sum(xs) * scale\n"
-                   "for i in range(3):\n    kfnb.log_metric('loss', 1.0 / (i + 1), step=i)\n"
-                   "print('total is', total)"),
+    (
+        "step:total",
+        "import kfnb\ntotal = sum(xs) * scale\n"
+        "for i in range(3):\n    kfnb.log_metric('loss', 1.0 / (i + 1), step=i)\n"
+        "print('total is', total)",
+    ),
     ("pipeline-metrics", "print(total)"),
 )
 SLOW = (("step:slow", "import time\ntime.sleep(30)"), ("step:after", "x = 1"))
@@ -29,8 +32,9 @@ async def start(api: Api, path: str, **body: Any) -> dict[str, Any]:
     return run
 
 
-async def test_a_run_started_over_rest_completes(api: Api, write_notebook: Write,
-                                                 jp_root_dir: Path, jp_base_url: str) -> None:
+async def test_a_run_started_over_rest_completes(
+    api: Api, write_notebook: Write, jp_root_dir: Path, jp_base_url: str
+) -> None:
     path = write_notebook("project/pipe.ipynb", *PIPE)
 
     reply = await api.post("runs", body={"path": path, "params": {"n": 4}}, expect=201)
@@ -52,7 +56,8 @@ async def test_a_run_started_over_rest_completes(api: Api, write_notebook: Write
     losses = [(m["step"], m["value"]) for m in metrics["metrics"] if m["name"] == "loss"]
     assert losses == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
     assert {"name": "total", "value": 9.0} in [
-        {"name": m["name"], "value": m["value"]} for m in metrics["metrics"]]
+        {"name": m["name"], "value": m["value"]} for m in metrics["metrics"]
+    ]
 
     # the whole log at once, then the same log in pages of 7 bytes
     log = "runs/{id}/steps/{step}/log"
@@ -62,8 +67,7 @@ async def test_a_run_started_over_rest_completes(api: Api, write_notebook: Write
     assert whole["offset"] == os.path.getsize(done["steps"][0]["log"])
     pages, offset = [], 0
     while True:
-        page = (await api.get(log, path=ids, query={"offset": offset, "limit": 7},
-                              expect=200)).body
+        page = (await api.get(log, path=ids, query={"offset": offset, "limit": 7}, expect=200)).body
         assert page["offset"] >= offset and page["offset"] - offset <= 7
         pages.append(page["text"])
         offset = page["offset"]
@@ -84,8 +88,9 @@ async def test_a_run_started_over_rest_completes(api: Api, write_notebook: Write
     assert not target.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
     again = (await api.post("runs/{id}/steps/{step}/notebook", path=ids, expect=201)).body
     assert again == copy  # copying again replaces the read-only copy
-    contents = await api.client.fetch(f"{jp_base_url}api/contents/{copy['path']}",
-                                      headers=api.auth, raise_error=False)
+    contents = await api.client.fetch(
+        f"{jp_base_url}api/contents/{copy['path']}", headers=api.auth, raise_error=False
+    )
     assert contents.code == 200, contents.body
 
     # the run has ended: nothing to cancel
@@ -101,16 +106,25 @@ async def test_unknown_runs_and_steps_are_not_found(api: Api, write_notebook: Wr
     await api.get("runs/{id}", path=missing, expect=404)
     await api.get("runs/{id}/metrics", path=missing, expect=404)
     await api.post("runs/{id}/cancel", path=missing, expect=404)
-    for template, verb in (("runs/{id}/steps/{step}/log", "GET"),
-                           ("runs/{id}/steps/{step}/notebook", "POST")):
+    for template, verb in (
+        ("runs/{id}/steps/{step}/log", "GET"),
+        ("runs/{id}/steps/{step}/notebook", "POST"),
+    ):
         await api.call(verb, template, path={**missing, "step": "only"}, expect=404)
-        reply = await api.call(verb, template, path={"id": run["id"], "step": "onyl"},
-                               expect=404)
+        reply = await api.call(verb, template, path={"id": run["id"], "step": "onyl"}, expect=404)
         assert "did you mean 'only'" in reply.body["message"]
-    await api.get("runs/{id}/steps/{step}/log", path={"id": run["id"], "step": "only"},
-                  query={"offset": -1}, expect=400)
-    await api.get("runs/{id}/steps/{step}/log", path={"id": run["id"], "step": "only"},
-                  query={"limit": "lots"}, expect=400)
+    await api.get(
+        "runs/{id}/steps/{step}/log",
+        path={"id": run["id"], "step": "only"},
+        query={"offset": -1},
+        expect=400,
+    )
+    await api.get(
+        "runs/{id}/steps/{step}/log",
+        path={"id": run["id"], "step": "only"},
+        query={"limit": "lots"},
+        expect=400,
+    )
 
 
 async def test_list_filters_and_pages(api: Api, write_notebook: Write) -> None:
@@ -129,8 +143,9 @@ async def test_list_filters_and_pages(api: Api, write_notebook: Write) -> None:
 
     mine = (await api.get("runs", query={"notebook": one}, expect=200)).body
     assert mine["total"] == 2 and {r["notebook_path"] for r in mine["runs"]} == {one}
-    page = (await api.get("runs", query={"notebook": one, "limit": 1, "offset": 1},
-                          expect=200)).body
+    page = (
+        await api.get("runs", query={"notebook": one, "limit": 1, "offset": 1}, expect=200)
+    ).body
     assert page["total"] == 2 and [r["id"] for r in page["runs"]] == [first["id"]]
     beyond = (await api.get("runs", query={"limit": 5, "offset": 10}, expect=200)).body
     assert beyond == {"runs": [], "total": 3}
@@ -140,13 +155,13 @@ async def test_list_filters_and_pages(api: Api, write_notebook: Write) -> None:
     steps = {s["name"]: s for s in bad["runs"][0]["steps"]}
     assert steps["boom"]["status"] == "FAILED" and "no luck" in steps["boom"]["error"]["message"]
     assert steps["later"]["status"] == "SKIPPED"
-    both = (await api.get("runs", query=[("status", "FAILED"), ("status", "SUCCEEDED")],
-                          expect=200)).body
+    both = (
+        await api.get("runs", query=[("status", "FAILED"), ("status", "SUCCEEDED")], expect=200)
+    ).body
     assert both["total"] == 3
     commas = (await api.get("runs", query={"status": "failed,running"}, expect=200)).body
     assert commas["total"] == 1
-    none = (await api.get("runs", query={"status": "RUNNING", "notebook": one},
-                          expect=200)).body
+    none = (await api.get("runs", query={"status": "RUNNING", "notebook": one}, expect=200)).body
     assert none == {"runs": [], "total": 0}
     nothing = (await api.get("runs", query={"notebook": "never/ran.ipynb"}, expect=200)).body
     assert nothing["total"] == 0
@@ -156,23 +171,28 @@ async def test_list_filters_and_pages(api: Api, write_notebook: Write) -> None:
     await api.get("runs", query={"offset": "x"}, expect=400)
 
     # a step that never ran has no executed notebook
-    reply = await api.post("runs/{id}/steps/{step}/notebook",
-                           path={"id": failed["id"], "step": "later"}, expect=409)
+    reply = await api.post(
+        "runs/{id}/steps/{step}/notebook", path={"id": failed["id"], "step": "later"}, expect=409
+    )
     assert "no executed notebook" in reply.body["message"]
     # the failed step has one, up to the failing cell
-    await api.post("runs/{id}/steps/{step}/notebook", path={"id": failed["id"], "step": "boom"},
-                   expect=201)
+    await api.post(
+        "runs/{id}/steps/{step}/notebook", path={"id": failed["id"], "step": "boom"}, expect=201
+    )
 
 
-@pytest.mark.parametrize(("params", "words"), [
-    ({"n": "many"}, ["'n'", "int", "'many'"]),
-    ({"n": 2.5}, ["'n'", "int", "float"]),
-    ({"nn": 1}, ["no parameter 'nn'", "did you mean 'n'"]),
-    ({"scale": [1]}, ["'scale'", "float"]),
-])
-async def test_bad_parameter_values_are_bad_requests(api: Api, write_notebook: Write,
-                                                     params: dict[str, Any],
-                                                     words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"n": "many"}, ["'n'", "int", "'many'"]),
+        ({"n": 2.5}, ["'n'", "int", "float"]),
+        ({"nn": 1}, ["no parameter 'nn'", "did you mean 'n'"]),
+        ({"scale": [1]}, ["'scale'", "float"]),
+    ],
+)
+async def test_bad_parameter_values_are_bad_requests(
+    api: Api, write_notebook: Write, params: dict[str, Any], words: list[str]
+) -> None:
     path = write_notebook("pipe.ipynb", *PIPE)
     reply = await api.post("runs", body={"path": path, "params": params}, expect=400)
     for word in words:
@@ -180,8 +200,9 @@ async def test_bad_parameter_values_are_bad_requests(api: Api, write_notebook: W
     assert (await api.get("runs", expect=200)).body["total"] == 0
 
 
-async def test_a_string_for_a_typed_parameter_is_read_like_the_cli(api: Api,
-                                                                   write_notebook: Write) -> None:
+async def test_a_string_for_a_typed_parameter_is_read_like_the_cli(
+    api: Api, write_notebook: Write
+) -> None:
     path = write_notebook("pipe.ipynb", *PIPE)
     run = await start(api, path, params={"n": "2", "scale": "2"}, max_parallel=1)
     assert run["params"] == {"n": 2, "scale": 2.0}
@@ -196,9 +217,15 @@ async def test_bad_run_requests(api: Api, write_notebook: Write) -> None:
     assert "unknown backend 'nope'" in reply.body["message"]
     reply = await api.post("runs", body={"path": broken}, expect=400)
     assert "nowhere" in reply.body["message"]
-    for body in ({"path": path, "max_parallel": 0}, {"path": path, "max_parallel": "2"},
-                 {"path": path, "cache": "yes"}, {"path": path, "params": [1]},
-                 {"path": path, "backend": 3}, {"path": path, "colour": "red"}, {}):
+    for body in (
+        {"path": path, "max_parallel": 0},
+        {"path": path, "max_parallel": "2"},
+        {"path": path, "cache": "yes"},
+        {"path": path, "params": [1]},
+        {"path": path, "backend": 3},
+        {"path": path, "colour": "red"},
+        {},
+    ):
         await api.post("runs", body=body, expect=400)
     reply = await api.post("runs", raw=b'{"path": ', expect=400)
     assert "JSON" in reply.body["message"]
@@ -224,13 +251,21 @@ async def test_cancel_a_running_run(api: Api, write_notebook: Write) -> None:
     await api.post("runs/{id}/cancel", path={"id": run["id"]}, expect=409)
 
 
-@pytest.mark.parametrize("jp_server_config", [{
-    "ServerApp": {"jpserver_extensions": {"kfnb": True, "jupyter_server_terminals": False},
-                  "allow_unauthenticated_access": False},
-    "KfnbServerSettings": {"pool_size": 1, "refresh_interval": 0},
-}])
-async def test_runs_take_their_kernels_from_the_servers_warm_pool(api: Api,
-                                                                  write_notebook: Write) -> None:
+@pytest.mark.parametrize(
+    "jp_server_config",
+    [
+        {
+            "ServerApp": {
+                "jpserver_extensions": {"kfnb": True, "jupyter_server_terminals": False},
+                "allow_unauthenticated_access": False,
+            },
+            "KfnbServerSettings": {"pool_size": 1, "refresh_interval": 0},
+        }
+    ],
+)
+async def test_runs_take_their_kernels_from_the_servers_warm_pool(
+    api: Api, write_notebook: Write
+) -> None:
     path = write_notebook("pipe.ipynb", *PIPE)
     done = await api.wait_run((await start(api, path))["id"])
     assert done["status"] == "SUCCEEDED", done

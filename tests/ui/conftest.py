@@ -72,8 +72,9 @@ def broken_notebook() -> nbformat.NotebookNode:
             _cell("a = 1", "step:first"),
             _cell("b = a + undefined_thing\nprint(b)", "step:second"),
         ],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}},
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
     )
 
 
@@ -83,11 +84,13 @@ def slow_notebook() -> nbformat.NotebookNode:
     return new_notebook(
         cells=[
             _cell('print("warming up", flush=True)\nx = 1', "step:prepare"),
-            _cell('import time\nprint("sleeping", flush=True)\ntime.sleep(600)\ny = x',
-                  "step:sleep"),
+            _cell(
+                'import time\nprint("sleeping", flush=True)\ntime.sleep(600)\ny = x', "step:sleep"
+            ),
         ],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}},
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
     )
 
 
@@ -164,8 +167,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         nbformat.write(make(), dirs["root"] / name)
 
     port, token = _free_port(), secrets.token_hex(16)
-    lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, log=base / "jupyter-lab.log",
-              root=dirs["root"], home=dirs["kfnb-home"])
+    lab = Lab(
+        url=f"http://127.0.0.1:{port}/",
+        token=token,
+        log=base / "jupyter-lab.log",
+        root=dirs["root"],
+        home=dirs["kfnb-home"],
+    )
     env = {
         **os.environ,
         "KFNB_HOME": str(dirs["kfnb-home"]),

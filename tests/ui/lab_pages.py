@@ -20,6 +20,7 @@ PANEL = "#kfnb-panel"
 PANEL_TAB = '.jp-SideBar [data-id="kfnb-panel"]'
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
+
 @dataclass(frozen=True)
 class Lab:
     """A running ``jupyter lab``: its base URL (ending in ``/``), token, log file, root folder

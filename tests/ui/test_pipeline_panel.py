@@ -287,12 +287,26 @@ FAKE_KFP_RUN = {
     "parent_id": None,
     "remote": {"run_id": "abc", "url": "https://kfp.example.com/#/runs/details/abc"},
     "steps": [
-        {"run_id": "kfp-run-1", "name": name, "status": status,
-         "attempt": 0 if status == "PENDING" else 1, "started_at": None, "finished_at": None,
-         "output_notebook": None, "log": None, "error": None, "gpus": [], "hash": None,
-         "cached_from": None}
-        for name, status in [("load", "SUCCEEDED"), ("squares", "RUNNING"),
-                             ("roots", "RUNNING"), ("report", "PENDING")]
+        {
+            "run_id": "kfp-run-1",
+            "name": name,
+            "status": status,
+            "attempt": 0 if status == "PENDING" else 1,
+            "started_at": None,
+            "finished_at": None,
+            "output_notebook": None,
+            "log": None,
+            "error": None,
+            "gpus": [],
+            "hash": None,
+            "cached_from": None,
+        }
+        for name, status in [
+            ("load", "SUCCEEDED"),
+            ("squares", "RUNNING"),
+            ("roots", "RUNNING"),
+            ("report", "PENDING"),
+        ]
     ],
 }
 

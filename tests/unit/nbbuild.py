@@ -14,9 +14,12 @@ CellSpec = str | tuple[str, ...] | tuple[str, list[str]]
 def build_notebook(*cells: Any, metadata: dict[str, Any] | None = None) -> nbformat.NotebookNode:
     """``build_notebook(("step:a", "x = 1"), "y = x", md("# t"))``: a tag list (or one tag
     string) then the source; a bare string is an untagged code cell."""
-    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
-                                               "display_name": "Python 3"},
-                                **(metadata or {})})
+    nb = new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
+            **(metadata or {}),
+        }
+    )
     for spec in cells:
         if isinstance(spec, nbformat.NotebookNode):
             nb.cells.append(spec)

@@ -33,8 +33,11 @@ def test_describe_json_has_the_ir(capsys: pytest.CaptureFixture[str]) -> None:
     assert ir["parameters"]["seed"] == {"type": "int", "default": 7}
     compare = ir["steps"][-1]
     assert {"name", "after", "inputs", "outputs", "resources", "image"} <= set(compare)
-    assert compare["inputs"] == {"acc_baseline": "train_baseline", "acc_knn": "train_knn",
-                                 "acc_logreg": "train_logreg"}
+    assert compare["inputs"] == {
+        "acc_baseline": "train_baseline",
+        "acc_knn": "train_knn",
+        "acc_logreg": "train_logreg",
+    }
     knn = next(s for s in ir["steps"] if s["name"] == "train_knn")
     assert knn["resources"] == {"cpu": "1"}
     assert ir["metrics"][0] == {"name": "best_accuracy", "step": "compare"}
@@ -47,13 +50,19 @@ def test_materialize(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "wrote 5 step notebooks" in text
     assert "run order: load -> features -> naive -> seasonal -> report" in text
     assert sorted(p.name for p in out.iterdir()) == [
-        "features.ipynb", "load.ipynb", "naive.ipynb", "pipeline.json", "report.ipynb",
-        "seasonal.ipynb"]
+        "features.ipynb",
+        "load.ipynb",
+        "naive.ipynb",
+        "pipeline.json",
+        "report.ipynb",
+        "seasonal.ipynb",
+    ]
     nbformat.validate(nbformat.read(out / "report.ipynb", as_version=4))
 
 
-def test_errors_are_one_line_with_exit_code_2(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_are_one_line_with_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.ipynb"
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["setp:a"]})]
@@ -61,8 +70,9 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path: Path,
     before = bad.read_bytes()
     assert main(["describe", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err == (f"kfnb: error: {bad}, cell 0 ('x = 1'): unknown tag 'setp:a'. "
-                   "Fix: did you mean 'step:a'?\n")
+    assert err == (
+        f"kfnb: error: {bad}, cell 0 ('x = 1'): unknown tag 'setp:a'. Fix: did you mean 'step:a'?\n"
+    )
     assert bad.read_bytes() == before  # the user's notebook is never written
 
 
@@ -76,8 +86,13 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).with_name("kfnb")  # installed beside this interpreter
     assert script.exists(), f"no kfnb console script at {script}"
     exe = str(script)
-    done = subprocess.run([exe, "describe", str(EXAMPLES / "churn.ipynb"), "--json"],
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [exe, "describe", str(EXAMPLES / "churn.ipynb"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert json.loads(done.stdout)["name"] == "churn"
     version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert version.stdout.startswith("kfnb ")

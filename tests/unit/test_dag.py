@@ -13,15 +13,21 @@ from kfnb.notebook.names import Names
 
 def f(reads: str = "", writes: str = "", **kw: str) -> Names:
     """Analysis facts written by hand: ``f("a b", "c", mutates="a")``."""
+
     def s(text: str) -> frozenset[str]:
         return frozenset(text.split())
+
     imports = dict(item.split("=") for item in kw.pop("imports", "").split(";") if item)
-    return Names(reads=s(reads), writes=s(writes), imports=imports,
-                 **{k: s(v) for k, v in kw.items()})
+    return Names(
+        reads=s(reads), writes=s(writes), imports=imports, **{k: s(v) for k, v in kw.items()}
+    )
 
 
-def pipe(*steps: tuple[str, Names], after: dict[str, list[str]] | None = None,
-         params: tuple[str, ...] = ()) -> Pipeline:
+def pipe(
+    *steps: tuple[str, Names],
+    after: dict[str, list[str]] | None = None,
+    params: tuple[str, ...] = (),
+) -> Pipeline:
     return Pipeline(
         name="p",
         steps=[Step(n, facts=fx, explicit_after=(after or {}).get(n, [])) for n, fx in steps],
@@ -30,8 +36,7 @@ def pipe(*steps: tuple[str, Names], after: dict[str, list[str]] | None = None,
 
 
 def test_latest_writer_provides() -> None:
-    p = pipe(("a", f(writes="x")), ("b", f(reads="x", writes="x")),
-             ("c", f(reads="x"))).link()
+    p = pipe(("a", f(writes="x")), ("b", f(reads="x", writes="x")), ("c", f(reads="x"))).link()
     assert p.step("b").inputs == {"x": "a"}
     assert p.step("c").inputs == {"x": "b"}
     assert p.step("c").after == ["b"]
@@ -39,28 +44,31 @@ def test_latest_writer_provides() -> None:
 
 
 def test_mutation_makes_a_step_the_provider() -> None:
-    p = pipe(("a", f(writes="df")), ("b", f(reads="df", mutates="df")),
-             ("c", f(reads="df"))).link()
+    p = pipe(("a", f(writes="df")), ("b", f(reads="df", mutates="df")), ("c", f(reads="df"))).link()
     assert p.step("c").inputs == {"df": "b"}
 
 
 def test_parallel_readers_stay_parallel() -> None:
-    p = pipe(("prep", f(writes="X y")), ("m1", f(reads="X y", writes="s1")),
-             ("m2", f(reads="X y", writes="s2")), ("cmp", f(reads="s1 s2"))).link()
+    p = pipe(
+        ("prep", f(writes="X y")),
+        ("m1", f(reads="X y", writes="s1")),
+        ("m2", f(reads="X y", writes="s2")),
+        ("cmp", f(reads="s1 s2")),
+    ).link()
     assert p.step("m1").after == ["prep"] and p.step("m2").after == ["prep"]
     assert p.step("cmp").after == ["m1", "m2"]
 
 
 def test_explicit_edges_are_kept_besides_data_edges() -> None:
-    p = pipe(("a", f(writes="x")), ("b", f(writes="y")), ("c", f(reads="x")),
-             after={"c": ["b"]}).link()
+    p = pipe(
+        ("a", f(writes="x")), ("b", f(writes="y")), ("c", f(reads="x")), after={"c": ["b"]}
+    ).link()
     assert p.step("c").after == ["a", "b"]
     assert p.edges() == [("a", "c"), ("b", "c")]
 
 
 def test_imports_are_reemitted_not_passed() -> None:
-    p = pipe(("a", f(writes="np", imports="np=import numpy as np")),
-             ("b", f(reads="np"))).link()
+    p = pipe(("a", f(writes="np", imports="np=import numpy as np")), ("b", f(reads="np"))).link()
     assert p.step("b").imports == {"np": "import numpy as np"}
     assert p.step("b").inputs == {} and p.step("b").after == []
 
@@ -74,8 +82,11 @@ def test_parameters_prelude_and_builtins_need_no_provider() -> None:
 
 def test_in_place_change_of_a_module_does_not_make_a_provider() -> None:
     # `np.append(a, 1)` looks like an in-place change of `np`; modules never travel.
-    p = pipe(("a", f(writes="np x", imports="np=import numpy as np")),
-             ("b", f(reads="np x", mutates="np")), ("c", f(reads="np")))
+    p = pipe(
+        ("a", f(writes="np x", imports="np=import numpy as np")),
+        ("b", f(reads="np x", mutates="np")),
+        ("c", f(reads="np")),
+    )
     p.link()
     assert p.step("c").imports == {"np": "import numpy as np"}
     assert p.step("c").after == []
@@ -86,8 +97,9 @@ def test_in_place_change_of_a_module_does_not_make_a_provider() -> None:
 
 
 def test_mutation_of_a_parameter_flows() -> None:
-    p = pipe(("a", f(reads="layers", mutates="layers")), ("b", f(reads="layers")),
-             params=("layers",)).link()
+    p = pipe(
+        ("a", f(reads="layers", mutates="layers")), ("b", f(reads="layers")), params=("layers",)
+    ).link()
     assert p.step("b").inputs == {"layers": "a"}
 
 
@@ -100,8 +112,9 @@ def test_rebound_builtin_flows() -> None:
 
 def test_conditional_provider_hands_on_the_upstream_value() -> None:
     # b binds x only on some paths: c must get b's x, and b must receive a's x to hand on.
-    p = pipe(("a", f(writes="x")), ("b", f(writes="x", conditional="x")),
-             ("c", f(reads="x"))).link()
+    p = pipe(
+        ("a", f(writes="x")), ("b", f(writes="x", conditional="x")), ("c", f(reads="x"))
+    ).link()
     assert p.step("c").inputs == {"x": "b"}
     assert p.step("b").inputs == {"x": "a"}
     assert p.step("b").after == ["a"]
@@ -135,8 +148,10 @@ def test_undefined_variable_error() -> None:
     ("steps", "message"),
     [
         ([Step("a", after=["b"]), Step("b", after=["a"])], "cycle: a -> b -> a"),
-        ([Step("a", after=["c"]), Step("b", after=["a"]), Step("c", after=["b"])],
-         "cycle: a -> c -> b -> a"),
+        (
+            [Step("a", after=["c"]), Step("b", after=["a"]), Step("c", after=["b"])],
+            "cycle: a -> c -> b -> a",
+        ),
         ([Step("a", after=["a"])], "depends on itself"),
         ([Step("a"), Step("a")], "duplicate step name 'a'"),
         ([Step("a", after=["bb"]), Step("b")], "runs after 'bb'.*did you mean 'b'"),
@@ -172,9 +187,16 @@ def test_unknown_step_lookup() -> None:
         Pipeline("p", steps=[Step("train")]).step("trian")
 
 
-@pytest.mark.parametrize(("raw", "clean"), [("my step", "my_step"), ("1st", "step_1st"),
-                                            ("imports", "imports_step"), ("", "step"),
-                                            ("ok-name", "ok-name")])
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("my step", "my_step"),
+        ("1st", "step_1st"),
+        ("imports", "imports_step"),
+        ("", "step"),
+        ("ok-name", "ok-name"),
+    ],
+)
 def test_sanitize_name(raw: str, clean: str) -> None:
     assert sanitize_name(raw) == clean
 
@@ -192,18 +214,27 @@ def test_to_dict_shape() -> None:
 def test_env_node_selector_and_tolerations_in_to_dict() -> None:
     from kfnb.dag import Toleration
 
-    step = Step("a", env={"GREETING": "hello"}, node_selector={"kubernetes.io/arch": "amd64"},
-                tolerations=[Toleration("nvidia.com/gpu", "Equal", "present", "NoSchedule"),
-                             Toleration("spot", "Exists")])
+    step = Step(
+        "a",
+        env={"GREETING": "hello"},
+        node_selector={"kubernetes.io/arch": "amd64"},
+        tolerations=[
+            Toleration("nvidia.com/gpu", "Equal", "present", "NoSchedule"),
+            Toleration("spot", "Exists"),
+        ],
+    )
     d = step.to_dict()
     assert d["env"] == {"GREETING": "hello"}
     assert d["node_selector"] == {"kubernetes.io/arch": "amd64"}
     assert d["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
-         "effect": "NoSchedule"},
-        {"key": "spot", "operator": "Exists"}]
-    assert (Step("b").to_dict()["env"], Step("b").to_dict()["node_selector"],
-            Step("b").to_dict()["tolerations"]) == ({}, {}, [])
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"},
+        {"key": "spot", "operator": "Exists"},
+    ]
+    assert (
+        Step("b").to_dict()["env"],
+        Step("b").to_dict()["node_selector"],
+        Step("b").to_dict()["tolerations"],
+    ) == ({}, {}, [])
 
 
 def hashed(a: dict[str, Any] | None = None, b: dict[str, Any] | None = None) -> dict[str, str]:
@@ -211,18 +242,30 @@ def hashed(a: dict[str, Any] | None = None, b: dict[str, Any] | None = None) -> 
     from kfnb.dag import Cell
     from kfnb.hashing import step_hashes
 
-    p = Pipeline(name="p", parameters={"seed": Param("seed", "int", 1)}, steps=[
-        Step("a", cells=[Cell(0, "x = seed")], facts=f("seed", "x"),
-             resources={"memory": "1Gi"}, image="python:3.11", **(a or {})),
-        Step("b", cells=[Cell(1, "y = x + 1")], facts=f("x", "y"), **(b or {})),
-    ]).link()
+    p = Pipeline(
+        name="p",
+        parameters={"seed": Param("seed", "int", 1)},
+        steps=[
+            Step(
+                "a",
+                cells=[Cell(0, "x = seed")],
+                facts=f("seed", "x"),
+                resources={"memory": "1Gi"},
+                image="python:3.11",
+                **(a or {}),
+            ),
+            Step("b", cells=[Cell(1, "y = x + 1")], facts=f("x", "y"), **(b or {})),
+        ],
+    ).link()
     return step_hashes(p)
 
 
 # Hashes of these steps as computed before steps had env, node selectors and tolerations: the
 # cache keys of existing runs must stay valid.
-HASHES_WITHOUT_ENV = {"a": "255582ea48f9006e8a76acb5abf576a875e46f0867acdbcf3f2dfd20b4411b38",
-                      "b": "a956dae82a4a785e5b39a80bbd76654db5f70c828498628734e91454691b544f"}
+HASHES_WITHOUT_ENV = {
+    "a": "255582ea48f9006e8a76acb5abf576a875e46f0867acdbcf3f2dfd20b4411b38",
+    "b": "a956dae82a4a785e5b39a80bbd76654db5f70c828498628734e91454691b544f",
+}
 
 
 def test_hash_of_a_step_without_env_is_unchanged() -> None:
@@ -241,6 +284,7 @@ def test_env_enters_the_hash_node_selectors_and_tolerations_do_not() -> None:
     assert hashed(a={"env": {"A": "1", "B": "2"}}) == hashed(a={"env": {"B": "2", "A": "1"}})
     only_b = hashed(b={"env": {"GREETING": "hello"}})
     assert only_b["a"] == HASHES_WITHOUT_ENV["a"] and only_b["b"] != HASHES_WITHOUT_ENV["b"]
-    placed = hashed(a={"node_selector": {"pool": "gpu"},
-                       "tolerations": [Toleration("spot", "Exists")]})
+    placed = hashed(
+        a={"node_selector": {"pool": "gpu"}, "tolerations": [Toleration("spot", "Exists")]}
+    )
     assert placed == HASHES_WITHOUT_ENV

@@ -37,19 +37,42 @@ def settings_pipeline() -> Pipeline:
     """Every per-step setting kfnb compiles, on a small fan-out pipeline."""
     nb = build_notebook(
         ("imports", "import math"),
-        ("pipeline-parameters", "n = 4\nscale = 0.5\nlabel = 'run'\nflags = [1, 2]\n"
-                                "opts = {'a': 1}\nverbose = False"),
-        (["step:make", "limit:cpu:2", "limit:memory:1Gi", "env:MODE:fast", "retries:2",
-          "label:team:vision", "annotation:owner:alice"], "values = list(range(n))"),
-        (["step:gpu-train", "limit:nvidia.com/gpu:2", "node-selector:pool:gpu",
-          "toleration:nvidia.com/gpu=present:NoSchedule", "timeout:90s", "image:trainer:1"],
-         "model = [v * scale for v in values]"),
-        (["step:stats", "cache:off"],
-         "mean = sum(values) / len(values)\nprint(label, flags, opts)"),
+        (
+            "pipeline-parameters",
+            "n = 4\nscale = 0.5\nlabel = 'run'\nflags = [1, 2]\nopts = {'a': 1}\nverbose = False",
+        ),
+        (
+            [
+                "step:make",
+                "limit:cpu:2",
+                "limit:memory:1Gi",
+                "env:MODE:fast",
+                "retries:2",
+                "label:team:vision",
+                "annotation:owner:alice",
+            ],
+            "values = list(range(n))",
+        ),
+        (
+            [
+                "step:gpu-train",
+                "limit:nvidia.com/gpu:2",
+                "node-selector:pool:gpu",
+                "toleration:nvidia.com/gpu=present:NoSchedule",
+                "timeout:90s",
+                "image:trainer:1",
+            ],
+            "model = [v * scale for v in values]",
+        ),
+        (
+            ["step:stats", "cache:off"],
+            "mean = sum(values) / len(values)\nprint(label, flags, opts)",
+        ),
         (["step:report", "prev:make"], "summary = (mean, len(model), verbose)"),
         ("pipeline-metrics", "print(mean)"),
-        metadata={"kfnb": {"name": "Settings Demo", "description": "all the settings",
-                           "image": "base:1"}},
+        metadata={
+            "kfnb": {"name": "Settings Demo", "description": "all the settings", "image": "base:1"}
+        },
     )
     return Pipeline.from_nb(nb, "settings.ipynb")
 
@@ -80,8 +103,14 @@ def test_the_compiled_file_parses_strictly_and_round_trips(compiled: Any, tmp_pa
 
     component = components.load_component_from_file(str(result.path))
     assert component.name == "settings-demo" == result.name
-    assert set(component.component_spec.inputs) == {"n", "scale", "label", "flags", "opts",
-                                                     "verbose"}
+    assert set(component.component_spec.inputs) == {
+        "n",
+        "scale",
+        "label",
+        "flags",
+        "opts",
+        "verbose",
+    }
     assert platform is not None
     # an unknown field is refused: the strict parse is not a formality
     broken = dict(spec, surprise=1)
@@ -94,8 +123,12 @@ def test_the_compiled_file_parses_strictly_and_round_trips(compiled: Any, tmp_pa
 def test_the_dag_follows_the_variable_flow(compiled: Any) -> None:
     result, spec, _ = compiled
     tasks = spec["root"]["dag"]["tasks"]
-    assert result.tasks == {"make": "make", "gpu-train": "gpu-train", "stats": "stats",
-                            "report": "report"}
+    assert result.tasks == {
+        "make": "make",
+        "gpu-train": "gpu-train",
+        "stats": "stats",
+        "report": "report",
+    }
     assert set(tasks) == {"make", "gpu-train", "stats", "report"}
     assert "dependentTasks" not in tasks["make"]
     assert tasks["gpu-train"]["dependentTasks"] == ["make"]
@@ -104,18 +137,31 @@ def test_the_dag_follows_the_variable_flow(compiled: Any) -> None:
     # values travel as Dataset artifacts from the providing task
     inputs = tasks["report"]["inputs"]["artifacts"]
     assert inputs["kfnb_from_gpu_train"]["taskOutputArtifact"] == {
-        "outputArtifactKey": "kfnb_data", "producerTask": "gpu-train"}
+        "outputArtifactKey": "kfnb_data",
+        "producerTask": "gpu-train",
+    }
     assert inputs["kfnb_from_stats"]["taskOutputArtifact"]["producerTask"] == "stats"
 
 
 def test_parameters_are_typed_and_each_step_gets_what_it_reads(compiled: Any) -> None:
     result, spec, _ = compiled
-    assert result.parameters == {"n": "int", "scale": "float", "label": "str", "flags": "list",
-                                 "opts": "dict", "verbose": "bool"}
+    assert result.parameters == {
+        "n": "int",
+        "scale": "float",
+        "label": "str",
+        "flags": "list",
+        "opts": "dict",
+        "verbose": "bool",
+    }
     root = spec["root"]["inputDefinitions"]["parameters"]
     assert {k: v["parameterType"] for k, v in root.items()} == {
-        "n": "NUMBER_INTEGER", "scale": "NUMBER_DOUBLE", "label": "STRING", "flags": "LIST",
-        "opts": "STRUCT", "verbose": "BOOLEAN"}
+        "n": "NUMBER_INTEGER",
+        "scale": "NUMBER_DOUBLE",
+        "label": "STRING",
+        "flags": "LIST",
+        "opts": "STRUCT",
+        "verbose": "BOOLEAN",
+    }
     assert root["n"]["defaultValue"] == 4 and root["opts"]["defaultValue"] == {"a": 1}
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks["make"]["inputs"]["parameters"]) == {"n"}
@@ -125,11 +171,21 @@ def test_parameters_are_typed_and_each_step_gets_what_it_reads(compiled: Any) ->
     assert "kfnb_data" not in report  # nothing downstream reads what it computes
     comp = spec["components"]["comp-gpu-train"]
     assert set(comp["outputDefinitions"]["artifacts"]) == {
-        "kfnb_data", "kfnb_metrics", "kfnb_notebook", "kfnb_html"}
-    kinds = {k: v["artifactType"]["schemaTitle"]
-             for k, v in comp["outputDefinitions"]["artifacts"].items()}
-    assert kinds == {"kfnb_data": "system.Dataset", "kfnb_metrics": "system.Metrics",
-                     "kfnb_notebook": "system.Artifact", "kfnb_html": "system.HTML"}
+        "kfnb_data",
+        "kfnb_metrics",
+        "kfnb_notebook",
+        "kfnb_html",
+    }
+    kinds = {
+        k: v["artifactType"]["schemaTitle"]
+        for k, v in comp["outputDefinitions"]["artifacts"].items()
+    }
+    assert kinds == {
+        "kfnb_data": "system.Dataset",
+        "kfnb_metrics": "system.Metrics",
+        "kfnb_notebook": "system.Artifact",
+        "kfnb_html": "system.HTML",
+    }
 
 
 def test_step_settings_become_task_settings(compiled: Any) -> None:
@@ -149,12 +205,14 @@ def test_step_settings_become_task_settings(compiled: Any) -> None:
     assert tasks["make"]["cachingOptions"] == {"enableCache": True}
     assert tasks["gpu-train"]["taskInfo"]["name"] == "gpu-train"
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert k8s["exec-make"]["podMetadata"] == {"labels": {"team": "vision"},
-                                               "annotations": {"owner": "alice"}}
+    assert k8s["exec-make"]["podMetadata"] == {
+        "labels": {"team": "vision"},
+        "annotations": {"owner": "alice"},
+    }
     assert k8s["exec-gpu-train"]["nodeSelector"] == {"labels": {"pool": "gpu"}}
-    assert k8s["exec-gpu-train"]["tolerations"] == [{
-        "key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
-        "effect": "NoSchedule"}]
+    assert k8s["exec-gpu-train"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+    ]
     assert k8s["exec-gpu-train"]["activeDeadlineSeconds"] == "90"
 
 
@@ -176,8 +234,11 @@ def test_compiling_is_reproducible_and_options_apply(tmp_path: Path) -> None:
     a = compile_pipeline(pipeline, tmp_path / "a.yaml")
     b = compile_pipeline(pipeline, tmp_path / "b.yaml")
     assert a.path.read_bytes() == b.path.read_bytes()  # KFP's cache sees the same components
-    c = compile_pipeline(pipeline, tmp_path / "c.yaml", CompileOptions(
-        accelerator="amd.com/gpu", cache=False, packages=("rich==13.7.1",)))
+    c = compile_pipeline(
+        pipeline,
+        tmp_path / "c.yaml",
+        CompileOptions(accelerator="amd.com/gpu", cache=False, packages=("rich==13.7.1",)),
+    )
     spec, _ = load_spec(c.path)
     gpu = executor(dict(spec), "gpu-train")
     assert gpu["resources"]["accelerator"]["resourceType"] == "amd.com/gpu"
@@ -200,33 +261,51 @@ def test_golden_file() -> None:
     assert produced == GOLDEN.read_text()
 
 
-@pytest.mark.parametrize(("cells", "message"), [
-    ([(["step:a", "limit:nvidia.com/gpu:1", "limit:amd.com/gpu:1"], "x = 1")],
-     r"several accelerator types \(nvidia.com/gpu, amd.com/gpu\).*keep one"),
-    ([(["step:a", "limit:ephemeral-storage:1Gi"], "x = 1")],
-     r"resource 'ephemeral-storage', which a KFP task cannot request"),
-    ([(["step:a", "limit:google.com/tpu:500m"], "x = 1")], r"whole devices"),
-    ([("pipeline-parameters", "token = None"), ("step:a", "x = token")],
-     r"parameter 'token' has no type KFP knows.*`token: str = \"\"`"),
-    ([("step:a-b", "x = 1"), ("step:a_b", "y = 2")],
-     r"steps 'a-b' and 'a_b' get the same KFP component name"),
-])
-def test_what_kfp_cannot_express_is_refused_with_the_fix(cells: list[Any], message: str,
-                                                         tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [
+        (
+            [(["step:a", "limit:nvidia.com/gpu:1", "limit:amd.com/gpu:1"], "x = 1")],
+            r"several accelerator types \(nvidia.com/gpu, amd.com/gpu\).*keep one",
+        ),
+        (
+            [(["step:a", "limit:ephemeral-storage:1Gi"], "x = 1")],
+            r"resource 'ephemeral-storage', which a KFP task cannot request",
+        ),
+        ([(["step:a", "limit:google.com/tpu:500m"], "x = 1")], r"whole devices"),
+        (
+            [("pipeline-parameters", "token = None"), ("step:a", "x = token")],
+            r"parameter 'token' has no type KFP knows.*`token: str = \"\"`",
+        ),
+        (
+            [("step:a-b", "x = 1"), ("step:a_b", "y = 2")],
+            r"steps 'a-b' and 'a_b' get the same KFP component name",
+        ),
+    ],
+)
+def test_what_kfp_cannot_express_is_refused_with_the_fix(
+    cells: list[Any], message: str, tmp_path: Path
+) -> None:
     pipeline = Pipeline.from_nb(build_notebook(*cells), "bad.ipynb")
     with pytest.raises(CompileError, match=message):
         compile_pipeline(pipeline, tmp_path / "x.yaml")
     assert not (tmp_path / "x.yaml").exists()
 
 
-def test_the_cli_compiles_and_names_gpu_steps(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_compiles_and_names_gpu_steps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from kfnb.cli import main
 
     path = tmp_path / "settings.ipynb"
-    nbformat.write(build_notebook(
-        ("pipeline-parameters", "n = 2"), ("step:a", "x = n"),
-        (["step:b", "limit:gpu:1"], "y = x")), path)
+    nbformat.write(
+        build_notebook(
+            ("pipeline-parameters", "n = 2"),
+            ("step:a", "x = n"),
+            (["step:b", "limit:gpu:1"], "y = x"),
+        ),
+        path,
+    )
     out = tmp_path / "p.yaml"
     assert main(["compile", str(path), "-o", str(out), "--image", "img:2"]) == 0
     printed = capsys.readouterr().out
@@ -242,8 +321,10 @@ def test_the_kfp_backend_costs_nothing_until_used() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, kfnb.api, kfnb.backends; assert 'kfp' in kfnb.backends.backends(); "
-            "print(sorted(m for m in ('kfp', 'nbformat', 'kfp_server_api') if m in sys.modules))")
+    code = (
+        "import sys, kfnb.api, kfnb.backends; assert 'kfp' in kfnb.backends.backends(); "
+        "print(sorted(m for m in ('kfp', 'nbformat', 'kfp_server_api') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -254,9 +335,14 @@ def files_notebook(tmp_path: Path, files: Any) -> Path:
     (tmp_path / "data" / "b.csv").write_text("x\n3\n")
     (tmp_path / "notes.txt").write_text("not shipped")
     path = tmp_path / "reads.ipynb"
-    nbformat.write(build_notebook(("step:load", "text = open('data/a.csv').read()"),
-                                  ("step:use", "n = len(text)"),
-                                  metadata={"kfnb": {"files": files}}), path)
+    nbformat.write(
+        build_notebook(
+            ("step:load", "text = open('data/a.csv').read()"),
+            ("step:use", "n = len(text)"),
+            metadata={"kfnb": {"files": files}},
+        ),
+        path,
+    )
     return path
 
 
@@ -281,14 +367,18 @@ def test_data_files_travel_with_every_step(tmp_path: Path) -> None:
     assert files_archive(pipeline) == archive  # reproducible
 
 
-@pytest.mark.parametrize(("files", "error", "message"), [
-    (["data/*.parquet"], CompileError, r"'data/\*.parquet' matches no file"),
-    (["../secrets.txt"], NotebookError, r"leaves the notebook's folder"),
-    ("data/a.csv", None, None),  # one pattern as a string is fine
-    ([3], NotebookError, r"must be a list of file patterns"),
-])
-def test_data_file_patterns_are_checked(tmp_path: Path, files: Any, error: Any,
-                                        message: str | None) -> None:
+@pytest.mark.parametrize(
+    ("files", "error", "message"),
+    [
+        (["data/*.parquet"], CompileError, r"'data/\*.parquet' matches no file"),
+        (["../secrets.txt"], NotebookError, r"leaves the notebook's folder"),
+        ("data/a.csv", None, None),  # one pattern as a string is fine
+        ([3], NotebookError, r"must be a list of file patterns"),
+    ],
+)
+def test_data_file_patterns_are_checked(
+    tmp_path: Path, files: Any, error: Any, message: str | None
+) -> None:
     path = files_notebook(tmp_path, files)
     if error is None:
         compile_pipeline(Pipeline.from_notebook(path), tmp_path / "ok.yaml")
@@ -300,6 +390,9 @@ def test_data_file_patterns_are_checked(tmp_path: Path, files: Any, error: Any,
 def test_data_files_too_large_for_a_spec_are_refused(tmp_path: Path) -> None:
     path = files_notebook(tmp_path, ["data/*.bin"])
     (tmp_path / "data" / "big.bin").write_bytes(os.urandom(600 * 1024))
-    with pytest.raises(CompileError, match=r"each of 2 steps.*Fix: put large data in the step "
-                                           r"image or in object storage"):
+    with pytest.raises(
+        CompileError,
+        match=r"each of 2 steps.*Fix: put large data in the step "
+        r"image or in object storage",
+    ):
         compile_pipeline(Pipeline.from_notebook(path), tmp_path / "x.yaml")

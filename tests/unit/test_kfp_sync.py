@@ -13,16 +13,27 @@ from kfnb.backends.kfp.sync import apply
 from kfnb.tracking import Store
 
 
-def kfp_run(state: str, tasks: dict[str, str], error: str | None = None,
-            task_errors: dict[str, str] | None = None) -> Any:
+def kfp_run(
+    state: str,
+    tasks: dict[str, str],
+    error: str | None = None,
+    task_errors: dict[str, str] | None = None,
+) -> Any:
     errors = task_errors or {}
     details = [SimpleNamespace(display_name="root", state=state, error=None)]
-    details += [SimpleNamespace(display_name=name, state=s,
-                                error=SimpleNamespace(message=errors[name])
-                                if name in errors else None)
-                for name, s in tasks.items()]
-    return SimpleNamespace(state=state, error=SimpleNamespace(message=error) if error else None,
-                           run_details=SimpleNamespace(task_details=details))
+    details += [
+        SimpleNamespace(
+            display_name=name,
+            state=s,
+            error=SimpleNamespace(message=errors[name]) if name in errors else None,
+        )
+        for name, s in tasks.items()
+    ]
+    return SimpleNamespace(
+        state=state,
+        error=SimpleNamespace(message=error) if error else None,
+        run_details=SimpleNamespace(task_details=details),
+    )
 
 
 @pytest.fixture
@@ -31,9 +42,16 @@ def store(tmp_path: Path) -> Store:
 
 
 def remote_run(store: Store) -> str:
-    return store.create_run(kind="pipeline", name="p", backend="kfp", notebook=None,
-                            notebook_hash=None, params={}, steps=["prep_data", "train"],
-                            remote={"id": "r1"}).id
+    return store.create_run(
+        kind="pipeline",
+        name="p",
+        backend="kfp",
+        notebook=None,
+        notebook_hash=None,
+        params={},
+        steps=["prep_data", "train"],
+        remote={"id": "r1"},
+    ).id
 
 
 TASKS = {"prep_data": "prep-data", "train": "train"}
@@ -56,8 +74,11 @@ def test_states_a_poll_missed_are_walked_through(store: Store) -> None:
     final = kfp_run("SUCCEEDED", {"prep-data": "CACHED", "train": "SUCCEEDED"})
     assert apply(store, rid, final, TASKS) == "SUCCEEDED"
     assert statuses(store, rid) == ("SUCCEEDED", {"prep_data": "CACHED", "train": "SUCCEEDED"})
-    kinds = [(e.data.get("step"), e.data["status"]) for e in store.events(rid)
-             if e.kind in ("step", "run")]
+    kinds = [
+        (e.data.get("step"), e.data["status"])
+        for e in store.events(rid)
+        if e.kind in ("step", "run")
+    ]
     assert ("train", "RUNNING") in kinds and ("train", "SUCCEEDED") in kinds
     assert ("prep_data", "RUNNING") not in kinds  # cached: it never ran
     # a finished run is final: a later (stale) report changes nothing
@@ -66,8 +87,12 @@ def test_states_a_poll_missed_are_walked_through(store: Store) -> None:
 
 def test_a_failure_keeps_kfps_message_and_skips_downstream(store: Store) -> None:
     rid = remote_run(store)
-    failed = kfp_run("FAILED", {"prep-data": "FAILED", "train": "SKIPPED"},
-                     error="task prep-data failed", task_errors={"prep-data": "exit code 1"})
+    failed = kfp_run(
+        "FAILED",
+        {"prep-data": "FAILED", "train": "SKIPPED"},
+        error="task prep-data failed",
+        task_errors={"prep-data": "exit code 1"},
+    )
     assert apply(store, rid, failed, TASKS) == "FAILED"
     record = store.get_run(rid)
     assert record.error == "task prep-data failed"

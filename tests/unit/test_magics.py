@@ -60,10 +60,15 @@ def test_no_cache_on_a_step_line_turns_the_cache_off_for_that_step() -> None:
 
     from kfnb import Pipeline
 
-    nb = new_notebook(cells=[new_code_cell("%%step x --no-cache\nx = 1"),
-                             new_code_cell("%%step y --after x\ny = 2")],
-                      metadata={"kernelspec": {"name": "python3", "language": "python",
-                                               "display_name": "Python 3"}})
+    nb = new_notebook(
+        cells=[
+            new_code_cell("%%step x --no-cache\nx = 1"),
+            new_code_cell("%%step y --after x\ny = 2"),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}
+        },
+    )
     pipeline = Pipeline.from_nb(nb)
     assert {s.name: s.cache for s in pipeline.steps} == {"x": False, "y": True}
 
@@ -75,8 +80,10 @@ def test_the_magic_accepts_no_cache(shell: InteractiveShell) -> None:
 
 
 def test_the_magic_accepts_env_node_selectors_and_tolerations(shell: InteractiveShell) -> None:
-    result = shell.run_cell("%%step x --env GREETING=hello --node-selector pool=gpu "
-                            "--toleration nvidia.com/gpu=present:NoSchedule\nz = 8")
+    result = shell.run_cell(
+        "%%step x --env GREETING=hello --node-selector pool=gpu "
+        "--toleration nvidia.com/gpu=present:NoSchedule\nz = 8"
+    )
     assert result.success
     assert shell.user_ns["z"] == 8
 
@@ -93,11 +100,15 @@ def test_env_on_a_step_line_reaches_the_step() -> None:
 
     from kfnb import Pipeline
 
-    nb = new_notebook(cells=[new_code_cell("%%step x --env A=1 --env B=x=y\nx = 1"),
-                             new_code_cell("%%step y --node-selector pool=gpu --toleration spot"
-                                           "\ny = x")],
-                      metadata={"kernelspec": {"name": "python3", "language": "python",
-                                               "display_name": "Python 3"}})
+    nb = new_notebook(
+        cells=[
+            new_code_cell("%%step x --env A=1 --env B=x=y\nx = 1"),
+            new_code_cell("%%step y --node-selector pool=gpu --toleration spot\ny = x"),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}
+        },
+    )
     pipeline = Pipeline.from_nb(nb)
     assert pipeline.step("x").env == {"A": "1", "B": "x=y"}
     assert pipeline.step("y").to_dict()["node_selector"] == {"pool": "gpu"}
@@ -115,14 +126,20 @@ def test_limit_retries_and_timeout_are_one_grammar(shell: InteractiveShell) -> N
     d = parse_header(line)
     assert d.resources == {"cpu": "2", "memory": "1Gi", "nvidia.com/gpu": "1"}
     assert (d.retries, d.timeout) == (2, 1800.0)
-    nb = new_notebook(cells=[new_code_cell(f"{line}\nx = 1")],
-                      metadata={"kernelspec": {"name": "python3", "language": "python",
-                                               "display_name": "Python 3"}})
+    nb = new_notebook(
+        cells=[new_code_cell(f"{line}\nx = 1")],
+        metadata={
+            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}
+        },
+    )
     step = Pipeline.from_nb(nb).step("train")
     assert (step.resources, step.retries, step.timeout) == (d.resources, 2, 1800.0)
     assert shell.run_cell(f"{line}\nw = 3").success and shell.user_ns["w"] == 3
-    for bad, message in (("--retries lots", "retries"), ("--timeout soon", "timeout"),
-                         ("--limit cpu", "cpu")):
+    for bad, message in (
+        ("--retries lots", "retries"),
+        ("--timeout soon", "timeout"),
+        ("--limit cpu", "cpu"),
+    ):
         result = shell.run_cell(f"%%step t {bad}\nran = True")
         assert not result.success and message in str(result.error_in_exec)
         assert "ran" not in shell.user_ns
@@ -134,19 +151,26 @@ def test_notebook_control_lines_are_no_pipeline_code() -> None:
     from kfnb import Pipeline
     from kfnb.notebook.magic import strip_control_lines
 
-    nb = new_notebook(cells=[new_code_cell("%load_ext kfnb"),
-                             new_code_cell("%%step a\nx = 1\n%kfnb run -p n 2\ny = 2"),
-                             new_code_cell("%%step metrics\nprint(y)"),
-                             new_code_cell("%kfnb run -p n 4"),
-                             new_code_cell("  %reload_ext kfnb\n%kfnb runs\n")],
-                      metadata={"kernelspec": {"name": "python3", "language": "python",
-                                               "display_name": "Python 3"}})
+    nb = new_notebook(
+        cells=[
+            new_code_cell("%load_ext kfnb"),
+            new_code_cell("%%step a\nx = 1\n%kfnb run -p n 2\ny = 2"),
+            new_code_cell("%%step metrics\nprint(y)"),
+            new_code_cell("%kfnb run -p n 4"),
+            new_code_cell("  %reload_ext kfnb\n%kfnb runs\n"),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}
+        },
+    )
     pipeline = Pipeline.from_nb(nb)  # cells after the metrics cell would be an error
     assert [s.name for s in pipeline.steps] == ["a"]
     assert [c.source for c in pipeline.step("a").cells] == ["x = 1\n\ny = 2"]
     assert [m.name for m in pipeline.metrics] == ["y"]
-    assert strip_control_lines("%kfnbx\n%load_ext kfnb_other\nkfnb = 1") == \
-        "%kfnbx\n%load_ext kfnb_other\nkfnb = 1"
+    assert (
+        strip_control_lines("%kfnbx\n%load_ext kfnb_other\nkfnb = 1")
+        == "%kfnbx\n%load_ext kfnb_other\nkfnb = 1"
+    )
 
 
 # -- %kfnb -----------------------------------------------------------------------------------
@@ -163,19 +187,25 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KFNB_HOME", str(tmp_path / "home"))
     folder = tmp_path / "work" / "sub"
     folder.mkdir(parents=True)
-    nb = new_notebook(cells=[new_code_cell("%load_ext kfnb"),
-                             new_code_cell("%%step parameters\nn = 3"),
-                             new_code_cell("%%step a\nx = 41"),
-                             new_code_cell("%%step b\ny = x + n"),
-                             new_code_cell("%kfnb run")], metadata=NB_META)
+    nb = new_notebook(
+        cells=[
+            new_code_cell("%load_ext kfnb"),
+            new_code_cell("%%step parameters\nn = 3"),
+            new_code_cell("%%step a\nx = 41"),
+            new_code_cell("%%step b\ny = x + n"),
+            new_code_cell("%kfnb run"),
+        ],
+        metadata=NB_META,
+    )
     nbformat.write(nb, folder / "demo.ipynb")
     monkeypatch.chdir(folder)
     monkeypatch.setenv("JPY_SESSION_NAME", "sub/demo.ipynb")  # relative to the server root
     return folder / "demo.ipynb"
 
 
-def magic(shell: InteractiveShell, line: str, capsys: pytest.CaptureFixture[str]
-          ) -> tuple[str, str]:
+def magic(
+    shell: InteractiveShell, line: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[str, str]:
     capsys.readouterr()
     result = shell.run_cell(f"%kfnb {line}", store_history=False)
     assert result.success, result.error_in_exec  # a user's mistake never fails the cell
@@ -183,33 +213,42 @@ def magic(shell: InteractiveShell, line: str, capsys: pytest.CaptureFixture[str]
     return out.out, out.err
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("", "the following arguments are required: COMMAND"),
-    ("frobnicate", "invalid choice: 'frobnicate'"),
-    ("run --max-parallel many", "argument --max-parallel: invalid int value: 'many'"),
-    ("show", "the following arguments are required: run"),
-    ("run 'unclosed", "No closing quotation"),
-    ("run nowhere.ipynb", "no notebook at 'nowhere.ipynb'"),
-    ("run -p nope 1", "nope"),
-    ("run --host http://x", "--host: only for --backend kfp"),
-    ("show 20990101-nope", "20990101-nope"),
-])
-def test_errors_print_one_readable_line(shell: InteractiveShell, project: Path, line: str,
-                                        expected: str, capsys: pytest.CaptureFixture[str]
-                                        ) -> None:
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("", "the following arguments are required: COMMAND"),
+        ("frobnicate", "invalid choice: 'frobnicate'"),
+        ("run --max-parallel many", "argument --max-parallel: invalid int value: 'many'"),
+        ("show", "the following arguments are required: run"),
+        ("run 'unclosed", "No closing quotation"),
+        ("run nowhere.ipynb", "no notebook at 'nowhere.ipynb'"),
+        ("run -p nope 1", "nope"),
+        ("run --host http://x", "--host: only for --backend kfp"),
+        ("show 20990101-nope", "20990101-nope"),
+    ],
+)
+def test_errors_print_one_readable_line(
+    shell: InteractiveShell,
+    project: Path,
+    line: str,
+    expected: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     out, err = magic(shell, line, capsys)
     assert err.startswith("kfnb: error: ") and expected in err, err
     assert err.count("\n") == 1 and "Traceback" not in err and out == ""
 
 
-def test_debug_shows_the_traceback(shell: InteractiveShell, project: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_debug_shows_the_traceback(
+    shell: InteractiveShell, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _, err = magic(shell, "--debug show 20990101-nope", capsys)
     assert "Traceback" in err and err.rstrip().splitlines()[-1].startswith("kfnb: error: ")
 
 
-def test_help_prints_help_and_the_kernel_goes_on(shell: InteractiveShell,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_prints_help_and_the_kernel_goes_on(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
     out, _ = magic(shell, "--help", capsys)
     assert out.startswith("usage: %kfnb") and "describe" in out and "cancel" in out
     assert "materialize" not in out
@@ -219,8 +258,9 @@ def test_help_prints_help_and_the_kernel_goes_on(shell: InteractiveShell,
     assert shell.run_cell("z = 1").success
 
 
-def test_describe_the_kernels_own_notebook(shell: InteractiveShell, project: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_describe_the_kernels_own_notebook(
+    shell: InteractiveShell, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from kfnb import cli
 
     out, err = magic(shell, "describe", capsys)
@@ -254,8 +294,13 @@ def test_unsaved_cells_are_found() -> None:
     from kfnb.magics.session import unsaved
 
     saved = ["%load_ext kfnb", "%%step a\nx = 41\n", "y = x + 1", "%kfnb run -p n 4"]
-    ran = [(1.0, "%load_ext kfnb"), (2.0, "%%step a\nx = 41"), (3.0, "y = x + 1  "),
-           (4.0, "%kfnb run"), (5.0, "%matplotlib inline\n%time 1")]
+    ran = [
+        (1.0, "%load_ext kfnb"),
+        (2.0, "%%step a\nx = 41"),
+        (3.0, "y = x + 1  "),
+        (4.0, "%kfnb run"),
+        (5.0, "%matplotlib inline\n%time 1"),
+    ]
     assert unsaved(saved, ran, saved_at=10.0) == []
     assert unsaved(saved, ran, saved_at=0.5) == []  # all of it is on disk
     edited = [*ran, (6.0, "x = 42"), (7.0, "z = 1\n%kfnb run"), (8.0, "x = 42")]
@@ -278,7 +323,8 @@ def test_the_unsaved_warning_in_a_shell(shell: InteractiveShell, project: Path) 
     assert warning == (
         "kfnb: warning: the saved notebook differs from what you ran in this kernel: 4 cells "
         "(e.g. 'x = 42', 'x = 41  # scratch', 'q = 2') are not in demo.ipynb on disk. kfnb "
-        "runs the saved file: save (Ctrl+S) to include your changes")
+        "runs the saved file: save (Ctrl+S) to include your changes"
+    )
     later = time.time() + 1
     os.utime(project, (later, later))  # saved after those cells ran (edited since)
     assert unsaved_warning(shell, project) is None
@@ -289,9 +335,12 @@ class _FakeRun:
         self.record = record
 
 
-def test_run_starts_the_saved_notebook_and_returns(shell: InteractiveShell, project: Path,
-                                                   capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_starts_the_saved_notebook_and_returns(
+    shell: InteractiveShell,
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from kfnb import cli
     from kfnb.magics import line as line_magic
     from kfnb.tracking import Store
@@ -300,9 +349,15 @@ def test_run_starts_the_saved_notebook_and_returns(shell: InteractiveShell, proj
 
     def start_run(args: Any, *, pool_size: int | None) -> _FakeRun:
         started.append((args, pool_size))
-        record = Store().create_run(kind="pipeline", name="demo", backend="local",
-                                    notebook=str(args.notebook), notebook_hash=None,
-                                    params={"n": 4}, steps=["a", "b"])
+        record = Store().create_run(
+            kind="pipeline",
+            name="demo",
+            backend="local",
+            notebook=str(args.notebook),
+            notebook_hash=None,
+            params={"n": 4},
+            steps=["a", "b"],
+        )
         return _FakeRun(record)
 
     monkeypatch.setattr(cli, "start_run", start_run)
@@ -330,17 +385,24 @@ def test_run_starts_the_saved_notebook_and_returns(shell: InteractiveShell, proj
     assert out == "" and shown[1:] == ["displayed"] and shown[0].record.name == "demo"
 
 
-def test_run_refuses_inside_a_step(shell: InteractiveShell, project: Path,
-                                   capsys: pytest.CaptureFixture[str],
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_refuses_inside_a_step(
+    shell: InteractiveShell,
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("KFNB_STEP", "a")
     _, err = magic(shell, "run", capsys)
     assert err.startswith("kfnb: error: %kfnb run inside a pipeline step")
 
 
-def test_runs_show_logs_cancel(shell: InteractiveShell, project: Path, tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str],
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_show_logs_cancel(
+    shell: InteractiveShell,
+    project: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from kfnb.magics import line as line_magic
     from kfnb.tracking import Store
 
@@ -348,12 +410,24 @@ def test_runs_show_logs_cancel(shell: InteractiveShell, project: Path, tmp_path:
     out, _ = magic(shell, "runs", capsys)
     assert out.startswith("runs of demo.ipynb") and "no runs of" in out
     store = Store()
-    other = store.create_run(kind="pipeline", name="elsewhere", backend="local",
-                             notebook=str(tmp_path / "x.ipynb"), notebook_hash=None, params={},
-                             steps=["a"])
-    done = store.create_run(kind="pipeline", name="demo", backend="local",
-                            notebook=str(project.resolve()), notebook_hash=None,
-                            params={"n": 4}, steps=["a", "b"])
+    other = store.create_run(
+        kind="pipeline",
+        name="elsewhere",
+        backend="local",
+        notebook=str(tmp_path / "x.ipynb"),
+        notebook_hash=None,
+        params={},
+        steps=["a"],
+    )
+    done = store.create_run(
+        kind="pipeline",
+        name="demo",
+        backend="local",
+        notebook=str(project.resolve()),
+        notebook_hash=None,
+        params={"n": 4},
+        steps=["a", "b"],
+    )
     log = tmp_path / "a.log"
     log.write_text("hello from a\n")
     store.set_run_status(done.id, "RUNNING")
@@ -362,9 +436,15 @@ def test_runs_show_logs_cancel(shell: InteractiveShell, project: Path, tmp_path:
     store.set_step_status(done.id, "b", "RUNNING")
     store.set_step_status(done.id, "b", "SUCCEEDED")
     store.set_run_status(done.id, "SUCCEEDED")
-    pending = store.create_run(kind="pipeline", name="demo", backend="local",
-                               notebook=str(project.resolve()), notebook_hash=None, params={},
-                               steps=["a"])
+    pending = store.create_run(
+        kind="pipeline",
+        name="demo",
+        backend="local",
+        notebook=str(project.resolve()),
+        notebook_hash=None,
+        params={},
+        steps=["a"],
+    )
 
     out, _ = magic(shell, "runs", capsys)
     assert done.id in out and pending.id in out and other.id not in out and "SUCCEEDED" in out
@@ -380,15 +460,19 @@ def test_runs_show_logs_cancel(shell: InteractiveShell, project: Path, tmp_path:
     assert out == f"run {done.id} already ended: SUCCEEDED\n"
 
     listed: list[Any] = []
-    monkeypatch.setattr(line_magic, "_runs_table",
-                        lambda: lambda **kw: listed.append(kw) or "the table")
+    monkeypatch.setattr(
+        line_magic, "_runs_table", lambda: lambda **kw: listed.append(kw) or "the table"
+    )
     out, _ = magic(shell, "runs --limit 5", capsys)
     assert listed == [{"notebook": project, "limit": 5}] and "the table" in out
 
 
-def test_launch_shows_the_launcher(shell: InteractiveShell, project: Path,
-                                   capsys: pytest.CaptureFixture[str],
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_launch_shows_the_launcher(
+    shell: InteractiveShell,
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from kfnb.magics import line as line_magic
 
     monkeypatch.setattr(line_magic, "_widget", lambda name: lambda path: f"<{name} {path.name}>")

@@ -23,20 +23,34 @@ def roles(notebook: nbformat.NotebookNode) -> list[str]:
 def test_step_notebook_layout() -> None:
     p = Pipeline.from_notebook(EXAMPLES / "churn.ipynb")
     snb = step_notebook(p, "prepare", data_dir="/data/run")
-    assert roles(snb) == ["header", "parameters", "prelude", "prelude", "inputs", "step", "step",
-                          "outputs"]
+    assert roles(snb) == [
+        "header",
+        "parameters",
+        "prelude",
+        "prelude",
+        "inputs",
+        "step",
+        "step",
+        "outputs",
+    ]
     params = snb.cells[1]
     assert params.metadata.tags == ["parameters"]
     assert "seed = 7" in params.source and f"{DATA_DIR_PARAM} = '/data/run'" in params.source
-    assert [c.metadata.kfnb.get("cell") for c in snb.cells if c.metadata.kfnb["role"] in
-            ("prelude", "step")] == [1, 3, 9, 10]
+    assert [
+        c.metadata.kfnb.get("cell")
+        for c in snb.cells
+        if c.metadata.kfnb["role"] in ("prelude", "step")
+    ] == [1, 3, 9, 10]
     inputs = snb.cells[4].source
     assert "customers = _kfnb_marshal.load(f\"{kfnb_data_dir}/load_data\", 'customers'" in inputs
     outputs = snb.cells[-1].source
-    assert "'X_train': X_train" in outputs and "f\"{kfnb_data_dir}/prepare\"" in outputs
+    assert "'X_train': X_train" in outputs and 'f"{kfnb_data_dir}/prepare"' in outputs
     assert snb.metadata.kernelspec.name == "python3"
-    assert snb.metadata.kfnb == {"pipeline": "churn", "step": "prepare",
-                                 "source": str(EXAMPLES / "churn.ipynb")}
+    assert snb.metadata.kfnb == {
+        "pipeline": "churn",
+        "step": "prepare",
+        "source": str(EXAMPLES / "churn.ipynb"),
+    }
     nbformat.validate(snb)
 
 
@@ -73,9 +87,14 @@ def test_write_step_notebooks(tmp_path: Path) -> None:
 
 def test_hashes_are_stable_and_follow_dependencies(nb: Nb) -> None:
     def build(a_code: str = "x = seed", b_res: str = "limit:memory:1Gi") -> Pipeline:
-        return Pipeline.from_nb(nb(("pipeline-parameters", "seed = 1\nother = 2"),
-                                   ("step:a", a_code), ("step:b", "y = 1"),
-                                   ((["step:c", b_res]), "z = x + y")))
+        return Pipeline.from_nb(
+            nb(
+                ("pipeline-parameters", "seed = 1\nother = 2"),
+                ("step:a", a_code),
+                ("step:b", "y = 1"),
+                ((["step:c", b_res]), "z = x + y"),
+            )
+        )
 
     base = step_hashes(build())
     assert base == step_hashes(build())

@@ -29,27 +29,44 @@ def pipeline(nb: Callable[..., Any]) -> Pipeline:
 
 @pytest.mark.parametrize(
     ("name", "text", "value"),
-    [("lr", "0.5", 0.5), ("lr", "1", 1.0), ("epochs", "3", 3), ("name", "007", "007"),
-     ("flag", "true", True), ("flag", "No", False), ("layers", "[1, 2]", [1, 2]),
-     ("opts", '{"b": 2}', {"b": 2}), ("anything", "3", 3), ("anything", "abc", "abc")],
+    [
+        ("lr", "0.5", 0.5),
+        ("lr", "1", 1.0),
+        ("epochs", "3", 3),
+        ("name", "007", "007"),
+        ("flag", "true", True),
+        ("flag", "No", False),
+        ("layers", "[1, 2]", [1, 2]),
+        ("opts", '{"b": 2}', {"b": 2}),
+        ("anything", "3", 3),
+        ("anything", "abc", "abc"),
+    ],
 )
-def test_strings_are_converted_to_the_declared_type(pipeline: Pipeline, name: str, text: str,
-                                                     value: Any) -> None:
+def test_strings_are_converted_to_the_declared_type(
+    pipeline: Pipeline, name: str, text: str, value: Any
+) -> None:
     got = resolve_params(pipeline, strings=[(name, text)])[name]
     assert got == value and type(got) is type(value)
 
 
 @pytest.mark.parametrize(
     ("name", "text", "message"),
-    [("epochs", "ten", "parameter 'epochs' is an int (default 10); 'ten' is not an int. "
-                       "Fix: pass e.g. -p epochs 7"),
-     ("lr", "fast", "'fast' is not a float"),
-     ("flag", "maybe", "'maybe' is not a bool"),
-     ("layers", "{a: 1}", "parameter 'layers' is a list"),
-     ("epochs", "1.5", "'1.5' is not an int")],
+    [
+        (
+            "epochs",
+            "ten",
+            "parameter 'epochs' is an int (default 10); 'ten' is not an int. "
+            "Fix: pass e.g. -p epochs 7",
+        ),
+        ("lr", "fast", "'fast' is not a float"),
+        ("flag", "maybe", "'maybe' is not a bool"),
+        ("layers", "{a: 1}", "parameter 'layers' is a list"),
+        ("epochs", "1.5", "'1.5' is not an int"),
+    ],
 )
-def test_bad_strings_name_the_parameter_and_the_value(pipeline: Pipeline, name: str, text: str,
-                                                      message: str) -> None:
+def test_bad_strings_name_the_parameter_and_the_value(
+    pipeline: Pipeline, name: str, text: str, message: str
+) -> None:
     with pytest.raises(ParameterError) as err:
         resolve_params(pipeline, strings=[(name, text)])
     assert message in str(err.value)
@@ -57,9 +74,17 @@ def test_bad_strings_name_the_parameter_and_the_value(pipeline: Pipeline, name: 
 
 @pytest.mark.parametrize(
     ("name", "value", "ok"),
-    [("lr", 1, True), ("lr", "0.1", False), ("epochs", 2.0, False), ("epochs", True, False),
-     ("flag", 1, False), ("name", 3, False), ("layers", (1, 2), True), ("opts", [], False),
-     ("anything", object, True)],
+    [
+        ("lr", 1, True),
+        ("lr", "0.1", False),
+        ("epochs", 2.0, False),
+        ("epochs", True, False),
+        ("flag", 1, False),
+        ("name", 3, False),
+        ("layers", (1, 2), True),
+        ("opts", [], False),
+        ("anything", object, True),
+    ],
 )
 def test_typed_values(pipeline: Pipeline, name: str, value: Any, ok: bool) -> None:
     if ok:

@@ -11,8 +11,15 @@ from kfnb.tracking import Run, Store
 
 def make_run(tmp_path: Path) -> tuple[Store, str]:
     store = Store(tmp_path / "home")
-    run = store.create_run(kind="pipeline", name="demo", backend="local", notebook=None,
-                           notebook_hash=None, params={"n": 1}, steps=["load", "train"])
+    run = store.create_run(
+        kind="pipeline",
+        name="demo",
+        backend="local",
+        notebook=None,
+        notebook_hash=None,
+        params={"n": 1},
+        steps=["load", "train"],
+    )
     return store, run.id
 
 
@@ -25,9 +32,15 @@ def script(store: Store, run_id: str) -> list[Run]:
     store.set_step_status(run_id, "load", "SUCCEEDED")
     store.set_step_status(run_id, "train", "RUNNING")
     snaps.append(store.get_run(run_id))
-    store.set_step_status(run_id, "train", "FAILED", error={
-        "message": "step 'train' failed at cell 4 ('fit()'): ValueError: bad",
-        "traceback": "Traceback...\nValueError: bad"})
+    store.set_step_status(
+        run_id,
+        "train",
+        "FAILED",
+        error={
+            "message": "step 'train' failed at cell 4 ('fit()'): ValueError: bad",
+            "traceback": "Traceback...\nValueError: bad",
+        },
+    )
     store.log_metric(run_id, "acc", 0.5)
     store.set_run_status(run_id, "FAILED", error="step 'train' failed")
     snaps.append(store.get_run(run_id))

@@ -11,8 +11,10 @@ from kfnb.backends.local.resources import Pool, Request, detect_gpus, quantity
 from kfnb.dag import Step
 
 
-@pytest.mark.parametrize(("text", "value"), [("2", 2), ("500m", 0.5), ("4Gi", 4 * 2**30),
-                                             ("1G", 1e9), ("1.5", 1.5), ("256Mi", 2**28)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("2", 2), ("500m", 0.5), ("4Gi", 4 * 2**30), ("1G", 1e9), ("1.5", 1.5), ("256Mi", 2**28)],
+)
 def test_quantity(text: str, value: float) -> None:
     assert quantity(text) == value
 
@@ -56,9 +58,11 @@ def test_slots_cpu_and_memory() -> None:
 
 @pytest.mark.parametrize(
     ("res", "message"),
-    [({"gpu": "4"}, "asks for 4 GPUs, but this machine has 3 (GPU ids: 0, 1, 2)"),
-     ({"cpu": "8"}, "asks for 8 CPUs, but this machine has 4"),
-     ({"memory": "16Gi"}, "asks for 16.0 GiB of memory, but this machine has 8.0 GiB")],
+    [
+        ({"gpu": "4"}, "asks for 4 GPUs, but this machine has 3 (GPU ids: 0, 1, 2)"),
+        ({"cpu": "8"}, "asks for 8 CPUs, but this machine has 4"),
+        ({"memory": "16Gi"}, "asks for 16.0 GiB of memory, but this machine has 8.0 GiB"),
+    ],
 )
 def test_steps_that_can_never_fit_fail_at_submit(res: dict[str, str], message: str) -> None:
     with pytest.raises(BackendError, match=re.escape(message)):
@@ -72,11 +76,16 @@ def test_no_gpus_message_names_the_fix() -> None:
 
 @pytest.mark.parametrize(
     ("env", "expected"),
-    [({"KFNB_GPUS": "3,5"}, ["3", "5"]), ({"KFNB_GPUS": ""}, []),
-     ({"CUDA_VISIBLE_DEVICES": "1,2"}, ["1", "2"]), ({"CUDA_VISIBLE_DEVICES": "-1"}, [])],
+    [
+        ({"KFNB_GPUS": "3,5"}, ["3", "5"]),
+        ({"KFNB_GPUS": ""}, []),
+        ({"CUDA_VISIBLE_DEVICES": "1,2"}, ["1", "2"]),
+        ({"CUDA_VISIBLE_DEVICES": "-1"}, []),
+    ],
 )
-def test_detect_gpus_from_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
-                              expected: list[str]) -> None:
+def test_detect_gpus_from_env(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: list[str]
+) -> None:
     monkeypatch.delenv("KFNB_GPUS", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     for k, v in env.items():

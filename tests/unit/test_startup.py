@@ -9,25 +9,32 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("rfc3987_syntax") is None,
-                                reason="rfc3987_syntax is not installed here: nothing to skip")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("rfc3987_syntax") is None,
+    reason="rfc3987_syntax is not installed here: nothing to skip",
+)
 
 
 def python(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, timeout=120).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.strip()
 
 
 def test_the_cli_skips_it() -> None:
     churn = Path(__file__).resolve().parents[2] / "examples" / "churn.ipynb"
-    out = python("import sys, contextlib, io; from kfnb.cli import main\n"
-                 "with contextlib.redirect_stdout(io.StringIO()):\n"
-                 f"    main(['describe', {str(churn)!r}])\n"
-                 "import jsonschema; print(sys.modules['rfc3987_syntax'])")
+    out = python(
+        "import sys, contextlib, io; from kfnb.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['describe', {str(churn)!r}])\n"
+        "import jsonschema; print(sys.modules['rfc3987_syntax'])"
+    )
     assert out == "None"
 
 
 def test_importing_kfnb_in_a_user_process_changes_nothing() -> None:
-    out = python("import kfnb, kfnb.marshal, kfnb.tracking, sys, jsonschema; "
-                 "print(sys.modules['rfc3987_syntax'] is not None)")
+    out = python(
+        "import kfnb, kfnb.marshal, kfnb.tracking, sys, jsonschema; "
+        "print(sys.modules['rfc3987_syntax'] is not None)"
+    )
     assert out == "True"

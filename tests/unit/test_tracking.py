@@ -41,8 +41,23 @@ from kfnb.tracking import (
 from kfnb.tracking.ids import new_run_id
 from kfnb.tracking.schema import LATEST, MIGRATIONS
 
-RUN_KEYS = {"id", "kind", "name", "status", "backend", "notebook", "params", "metrics",
-            "created_at", "started_at", "finished_at", "error", "parent_id", "remote", "steps"}
+RUN_KEYS = {
+    "id",
+    "kind",
+    "name",
+    "status",
+    "backend",
+    "notebook",
+    "params",
+    "metrics",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "error",
+    "parent_id",
+    "remote",
+    "steps",
+}
 
 
 @pytest.fixture
@@ -51,8 +66,14 @@ def store(tmp_path: Path) -> Store:
 
 
 def new_run(store: Store, steps: tuple[str, ...] = ("a", "b"), **kw: Any) -> Run:
-    args: dict[str, Any] = dict(kind="pipeline", name="demo", backend="local",
-                                notebook="/nb/demo.ipynb", notebook_hash="h0", params={"n": 1})
+    args: dict[str, Any] = dict(
+        kind="pipeline",
+        name="demo",
+        backend="local",
+        notebook="/nb/demo.ipynb",
+        notebook_hash="h0",
+        params={"n": 1},
+    )
     args.update(kw)
     return store.create_run(steps=steps, **args)
 
@@ -63,13 +84,17 @@ def walk(store: Store, run_id: str, statuses: list[str]) -> None:
 
 
 # -- home ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("env, expected", [
-    ("{tmp}/custom", "{tmp}/custom"),
-    ("", "{tmp}/user/.kfnb"),
-    (None, "{tmp}/user/.kfnb"),
-])
-def test_default_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str | None,
-                      expected: str) -> None:
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ("{tmp}/custom", "{tmp}/custom"),
+        ("", "{tmp}/user/.kfnb"),
+        (None, "{tmp}/user/.kfnb"),
+    ],
+)
+def test_default_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str | None, expected: str
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     if env is None:
         monkeypatch.delenv("KFNB_HOME", raising=False)
@@ -83,20 +108,32 @@ def test_default_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str 
 # -- lifecycle ----------------------------------------------------------------------------------
 def test_run_lifecycle(store: Store) -> None:
     run = new_run(store, params={"n": 3, "name": "x"})
-    assert (run.status, run.kind, run.backend, run.params) == ("PENDING", "pipeline", "local",
-                                                              {"n": 3, "name": "x"})
-    assert [(s.name, s.status, s.attempt) for s in run.steps] == [("a", "PENDING", 0),
-                                                                 ("b", "PENDING", 0)]
+    assert (run.status, run.kind, run.backend, run.params) == (
+        "PENDING",
+        "pipeline",
+        "local",
+        {"n": 3, "name": "x"},
+    )
+    assert [(s.name, s.status, s.attempt) for s in run.steps] == [
+        ("a", "PENDING", 0),
+        ("b", "PENDING", 0),
+    ]
     assert Path(run.artifacts_dir) == store.home / "runs" / run.id
     assert Path(run.artifacts_dir).is_dir()
     assert (run.runner_pid, run.started_at, run.finished_at) == (os.getpid(), None, None)
 
     started = store.set_run_status(run.id, "RUNNING")
     assert started.started_at is not None and started.finished_at is None
-    step = store.set_step_status(run.id, "a", "RUNNING", log="/l/a.log", output_notebook="/o/a",
-                                 gpus=["0", "1"], hash="abc")
+    step = store.set_step_status(
+        run.id, "a", "RUNNING", log="/l/a.log", output_notebook="/o/a", gpus=["0", "1"], hash="abc"
+    )
     assert (step.status, step.attempt, step.gpus, step.hash, step.log) == (
-        "RUNNING", 1, ["0", "1"], "abc", "/l/a.log")
+        "RUNNING",
+        1,
+        ["0", "1"],
+        "abc",
+        "/l/a.log",
+    )
     done = store.set_step_status(run.id, "a", "SUCCEEDED")
     assert done.finished_at is not None and done.gpus == ["0", "1"]  # kept from RUNNING
     store.set_step_status(run.id, "b", "CACHED")
@@ -108,20 +145,32 @@ def test_run_lifecycle(store: Store) -> None:
     assert set(as_dict) == RUN_KEYS
     assert as_dict["steps"][0]["name"] == "a" and as_dict["steps"][0]["error"] is None
     kinds = [(e.kind, e.data.get("step"), e.data["status"]) for e in store.events(run.id)]
-    assert kinds == [("run", None, "PENDING"), ("run", None, "RUNNING"), ("step", "a", "RUNNING"),
-                     ("step", "a", "SUCCEEDED"), ("step", "b", "CACHED"),
-                     ("run", None, "SUCCEEDED")]
+    assert kinds == [
+        ("run", None, "PENDING"),
+        ("run", None, "RUNNING"),
+        ("step", "a", "RUNNING"),
+        ("step", "a", "SUCCEEDED"),
+        ("step", "b", "CACHED"),
+        ("run", None, "SUCCEEDED"),
+    ]
 
 
 RUN_ALLOWED = {
     "PENDING": {"RUNNING", "CANCELED", "FAILED"},
     "RUNNING": {"SUCCEEDED", "FAILED", "CANCELING", "CANCELED"},
     "CANCELING": {"CANCELED", "FAILED", "SUCCEEDED"},
-    "SUCCEEDED": set(), "FAILED": set(), "CANCELED": set(),
+    "SUCCEEDED": set(),
+    "FAILED": set(),
+    "CANCELED": set(),
 }
-RUN_PATH = {"PENDING": [], "RUNNING": ["RUNNING"], "CANCELING": ["RUNNING", "CANCELING"],
-            "SUCCEEDED": ["RUNNING", "SUCCEEDED"], "FAILED": ["FAILED"],
-            "CANCELED": ["CANCELED"]}
+RUN_PATH = {
+    "PENDING": [],
+    "RUNNING": ["RUNNING"],
+    "CANCELING": ["RUNNING", "CANCELING"],
+    "SUCCEEDED": ["RUNNING", "SUCCEEDED"],
+    "FAILED": ["FAILED"],
+    "CANCELED": ["CANCELED"],
+}
 
 
 @pytest.mark.parametrize("old, new", list(itertools.product(RUN_PATH, RUN_PATH)))
@@ -140,11 +189,20 @@ STEP_ALLOWED = {
     "PENDING": {"RUNNING", "SKIPPED", "CANCELED", "CACHED", "FAILED"},
     "RUNNING": {"SUCCEEDED", "FAILED", "CANCELED"},
     "FAILED": {"RUNNING", "PENDING", "FAILED", "SKIPPED", "CANCELED"},
-    "SUCCEEDED": set(), "SKIPPED": set(), "CANCELED": set(), "CACHED": set(),
+    "SUCCEEDED": set(),
+    "SKIPPED": set(),
+    "CANCELED": set(),
+    "CACHED": set(),
 }
-STEP_PATH = {"PENDING": [], "RUNNING": ["RUNNING"], "FAILED": ["RUNNING", "FAILED"],
-             "SUCCEEDED": ["RUNNING", "SUCCEEDED"], "SKIPPED": ["SKIPPED"],
-             "CANCELED": ["CANCELED"], "CACHED": ["CACHED"]}
+STEP_PATH = {
+    "PENDING": [],
+    "RUNNING": ["RUNNING"],
+    "FAILED": ["RUNNING", "FAILED"],
+    "SUCCEEDED": ["RUNNING", "SUCCEEDED"],
+    "SKIPPED": ["SKIPPED"],
+    "CANCELED": ["CANCELED"],
+    "CACHED": ["CACHED"],
+}
 
 
 @pytest.mark.parametrize("old, new", list(itertools.product(STEP_PATH, STEP_PATH)))
@@ -181,7 +239,8 @@ def test_a_finished_run_closes_its_steps_and_freezes_them(store: Store) -> None:
     assert [(s.status, (s.error or {}).get("message")) for s in ended.steps] == [
         ("FAILED", "boom"),
         ("FAILED", "the run ended (FAILED) while this step was running"),
-        ("SKIPPED", "the run ended (FAILED) before this step started")]
+        ("SKIPPED", "the run ended (FAILED) before this step started"),
+    ]
     assert ended.error == "step 'a' failed"
     with pytest.raises(InvalidTransition, match=r"the run already ended \(FAILED\)"):
         store.set_step_status(run.id, "a", "RUNNING")  # no retry once the run ended
@@ -189,10 +248,13 @@ def test_a_finished_run_closes_its_steps_and_freezes_them(store: Store) -> None:
         store.add_step(run.id, "late")
 
 
-@pytest.mark.parametrize("call", [
-    lambda s, r: s.set_run_status(r, "DONE"),
-    lambda s, r: s.set_step_status(r, "a", "running"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, r: s.set_run_status(r, "DONE"),
+        lambda s, r: s.set_step_status(r, "a", "running"),
+    ],
+)
 def test_unknown_status(store: Store, call: Any) -> None:
     with pytest.raises(TrackingError, match=r"unknown (run|step) status"):
         call(store, new_run(store).id)
@@ -215,12 +277,16 @@ def test_add_step(store: Store) -> None:
         store.add_step(run.id, "trial-1")
 
 
-@pytest.mark.parametrize("steps, params, message", [
-    (("a", "a"), {}, "step names must be unique; repeated: a"),
-    (("a", ""), {}, "a step name must be a non-empty string"),
-])
-def test_create_run_checks_names(store: Store, steps: tuple[str, ...], params: dict[str, Any],
-                                 message: str) -> None:
+@pytest.mark.parametrize(
+    "steps, params, message",
+    [
+        (("a", "a"), {}, "step names must be unique; repeated: a"),
+        (("a", ""), {}, "a step name must be a non-empty string"),
+    ],
+)
+def test_create_run_checks_names(
+    store: Store, steps: tuple[str, ...], params: dict[str, Any], message: str
+) -> None:
     with pytest.raises(TrackingError, match=message):
         new_run(store, steps=steps, params=params)
     assert store.list_runs() == []
@@ -230,7 +296,7 @@ def test_create_run_checks_names(store: Store, steps: tuple[str, ...], params: d
 def test_get_run_by_prefix(store: Store) -> None:
     a, b = new_run(store).id, new_run(store).id
     differ = next(i for i in range(len(a)) if a[i] != b[i])
-    unique, common = a[:differ + 1], a[:differ]
+    unique, common = a[: differ + 1], a[:differ]
     assert store.get_run(a).id == a
     assert store.get_run(unique).id == a
     assert store.resolve_id(b).startswith(common)
@@ -244,8 +310,9 @@ def test_get_run_by_prefix(store: Store) -> None:
 
 def test_list_runs_order_limit_and_filters(store: Store) -> None:
     parent = new_run(store, kind="tuning", steps=())
-    trials = [new_run(store, kind="trial", parent_id=parent.id[:-2], name=f"t{i}")
-              for i in range(4)]
+    trials = [
+        new_run(store, kind="trial", parent_id=parent.id[:-2], name=f"t{i}") for i in range(4)
+    ]
     other = new_run(store, kind="pipeline")
     newest_first = [other.id, *[t.id for t in reversed(trials)], parent.id]
     assert [r.id for r in store.list_runs()] == newest_first
@@ -257,15 +324,17 @@ def test_list_runs_order_limit_and_filters(store: Store) -> None:
     assert store.list_runs(kind="training") == []
 
 
-@pytest.mark.parametrize("now, newest, expected", [
-    (0.0, None, "19700101-000000-"),                               # first run
-    (60.0, "19700101-000000-7fffff", "19700101-000100-"),          # a later second
-    (60.0, "19700101-000100-ff0000", "19700101-000100-ff"),        # same second: counts up
-    (0.0, "19700101-000100-000001", "19700101-000100-00"),         # clock went back
-    (60.0, "19700101-000100-ffffff", "19700101-000101-"),          # second full: next one
-])
-def test_new_run_ids_sort_after_the_newest(now: float, newest: str | None,
-                                           expected: str) -> None:
+@pytest.mark.parametrize(
+    "now, newest, expected",
+    [
+        (0.0, None, "19700101-000000-"),  # first run
+        (60.0, "19700101-000000-7fffff", "19700101-000100-"),  # a later second
+        (60.0, "19700101-000100-ff0000", "19700101-000100-ff"),  # same second: counts up
+        (0.0, "19700101-000100-000001", "19700101-000100-00"),  # clock went back
+        (60.0, "19700101-000100-ffffff", "19700101-000101-"),  # second full: next one
+    ],
+)
+def test_new_run_ids_sort_after_the_newest(now: float, newest: str | None, expected: str) -> None:
     for _ in range(50):
         run_id = new_run_id(now, newest)
         assert run_id.startswith(expected) and len(run_id) == 22
@@ -282,8 +351,11 @@ def test_metrics_history_and_latest(store: Store) -> None:
     store.log_metric(run.id, "gap", float("nan"))
     store.log_metric(run.id, "big", float("inf"))
     curve = store.metrics(run.id, "loss")
-    assert [(m.value, m.step, m.source) for m in curve] == [(0.9, 0, "train"), (0.5, 1, "train"),
-                                                            (0.25, 2, "train")]
+    assert [(m.value, m.step, m.source) for m in curve] == [
+        (0.9, 0, "train"),
+        (0.5, 1, "train"),
+        (0.25, 2, "train"),
+    ]
     assert [m.name for m in store.metrics(run.id)] == ["loss"] * 3 + ["acc", "acc", "gap", "big"]
     latest = store.get_run(run.id).metrics
     assert latest["loss"] == 0.25 and latest["acc"] == 0.875 and latest["big"] == math.inf
@@ -291,10 +363,19 @@ def test_metrics_history_and_latest(store: Store) -> None:
     assert store.get_run(run.id).to_dict()["metrics"]["gap"] is None  # JSON has no NaN
 
 
-@pytest.mark.parametrize("value, expected", [
-    (True, 1.0), (3, 3.0), (2.5, 2.5), (np.float32(0.5), 0.5), (np.int64(7), 7.0),
-    (np.bool_(True), 1.0), (np.array(0.25), 0.25), (Fraction(1, 4), 0.25),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (True, 1.0),
+        (3, 3.0),
+        (2.5, 2.5),
+        (np.float32(0.5), 0.5),
+        (np.int64(7), 7.0),
+        (np.bool_(True), 1.0),
+        (np.array(0.25), 0.25),
+        (Fraction(1, 4), 0.25),
+    ],
+)
 def test_metric_values_accepted(store: Store, value: Any, expected: float) -> None:
     run = new_run(store)
     store.log_metric(run.id, "m", value, step=np.int64(4))
@@ -302,10 +383,17 @@ def test_metric_values_accepted(store: Store, value: Any, expected: float) -> No
     assert (metric.value, type(metric.value), metric.step) == (expected, float, 4)
 
 
-@pytest.mark.parametrize("value, type_name", [
-    ("0.9", "str"), (None, "NoneType"), ([1.0], "list"), (1 + 2j, "complex"),
-    (np.array([1.0, 2.0]), "ndarray"), (10**400, "int"),
-])
+@pytest.mark.parametrize(
+    "value, type_name",
+    [
+        ("0.9", "str"),
+        (None, "NoneType"),
+        ([1.0], "list"),
+        (1 + 2j, "complex"),
+        (np.array([1.0, 2.0]), "ndarray"),
+        (10**400, "int"),
+    ],
+)
 def test_metric_values_rejected(store: Store, value: Any, type_name: str) -> None:
     run = new_run(store)
     with pytest.raises(MetricValueError, match="metric 'acc'") as err:
@@ -325,8 +413,14 @@ def test_params(store: Store, tmp_path: Path) -> None:
     store.log_param(run.id, "seed", np.int64(7))
     store.log_param(run.id, "obj", object)
     params = store.get_run(run.id).params
-    assert params == {"lr": 0.01, "layers": [64, 32], "tags": ["a", "b"], "path": str(tmp_path),
-                      "seed": 7, "obj": "<class 'object'>"}
+    assert params == {
+        "lr": 0.01,
+        "layers": [64, 32],
+        "tags": ["a", "b"],
+        "path": str(tmp_path),
+        "seed": 7,
+        "obj": "<class 'object'>",
+    }
     assert list(params) == ["lr", "layers", "tags", "path", "seed", "obj"]  # first-set order
 
 
@@ -340,7 +434,8 @@ def test_artifacts(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert [(a["name"], a["path"], a["step"]) for a in store.artifacts(run.id)] == [
         ("model", str(tmp_path / "model.pt"), None),
         ("executed notebook", str(tmp_path / "out/a2.ipynb"), "a"),
-        ("executed notebook", str(tmp_path / "out/b.ipynb"), "b")]
+        ("executed notebook", str(tmp_path / "out/b.ipynb"), "b"),
+    ]
 
 
 def test_events_polling(store: Store) -> None:
@@ -351,20 +446,25 @@ def test_events_polling(store: Store) -> None:
     store.event(other.id, "warning", {"message": "not this run"})
     store.set_run_status(run.id, "RUNNING")
     fresh = store.events(run.id, after=seen[-1].id)
-    assert [(e.kind, e.data) for e in fresh] == [("retry", {"step": "a", "attempt": 1}),
-                                                 ("run", {"status": "RUNNING"})]
+    assert [(e.kind, e.data) for e in fresh] == [
+        ("retry", {"step": "a", "attempt": 1}),
+        ("run", {"status": "RUNNING"}),
+    ]
     assert store.events(run.id, after=fresh[-1].id) == []
     assert len(store.events(run.id, limit=2)) == 2
     assert fresh[0].to_dict()["run_id"] == run.id
 
 
 # -- cancel, delete, recover --------------------------------------------------------------------
-@pytest.mark.parametrize("path, status, requested", [
-    ([], "CANCELED", True),
-    (["RUNNING"], "CANCELING", True),
-    (["RUNNING", "CANCELING"], "CANCELING", True),
-    (["RUNNING", "SUCCEEDED"], "SUCCEEDED", False),
-])
+@pytest.mark.parametrize(
+    "path, status, requested",
+    [
+        ([], "CANCELED", True),
+        (["RUNNING"], "CANCELING", True),
+        (["RUNNING", "CANCELING"], "CANCELING", True),
+        (["RUNNING", "SUCCEEDED"], "SUCCEEDED", False),
+    ],
+)
 def test_request_cancel(store: Store, path: list[str], status: str, requested: bool) -> None:
     run = new_run(store)
     walk(store, run.id, path)
@@ -387,8 +487,9 @@ def test_delete_run(store: Store) -> None:
 
 
 def test_recover_a_run_whose_runner_died(store: Store) -> None:
-    runner = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                              stdin=subprocess.PIPE)
+    runner = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     run = new_run(store, steps=("prep", "train", "report"), runner_pid=runner.pid)
     store.set_run_status(run.id, "RUNNING")
     store.set_step_status(run.id, "prep", "RUNNING")
@@ -405,21 +506,31 @@ def test_recover_a_run_whose_runner_died(store: Store) -> None:
     after = store.get_run(run.id)
     assert (after.status, after.error) == ("FAILED", reason)
     assert [(s.name, s.status, (s.error or {}).get("message")) for s in after.steps] == [
-        ("prep", "SUCCEEDED", None), ("train", "FAILED", reason), ("report", "SKIPPED", reason)]
+        ("prep", "SUCCEEDED", None),
+        ("train", "FAILED", reason),
+        ("report", "SKIPPED", reason),
+    ]
     assert after.metrics == {"loss": 0.5}
     assert [e.data["status"] for e in store.events(run.id) if e.kind == "run"] == [
-        "PENDING", "RUNNING", "FAILED"]
+        "PENDING",
+        "RUNNING",
+        "FAILED",
+    ]
     assert store.get_run(live.id).status == "RUNNING"
     assert store.recover() == []
 
 
-@pytest.mark.parametrize("column, value, recovered", [
-    ("runner_started_at", 1.0, True),    # the pid lives, but is another process now
-    ("runner_host", "elsewhere", False),  # another machine's runner: cannot tell
-    ("runner_pid", None, False),
-])
-def test_recover_judges_only_what_it_can(store: Store, column: str, value: Any,
-                                         recovered: bool) -> None:
+@pytest.mark.parametrize(
+    "column, value, recovered",
+    [
+        ("runner_started_at", 1.0, True),  # the pid lives, but is another process now
+        ("runner_host", "elsewhere", False),  # another machine's runner: cannot tell
+        ("runner_pid", None, False),
+    ],
+)
+def test_recover_judges_only_what_it_can(
+    store: Store, column: str, value: Any, recovered: bool
+) -> None:
     run = new_run(store)
     with sqlite3.connect(store.db_path) as conn:
         conn.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (value, run.id))
@@ -432,7 +543,7 @@ def test_store_pickles_as_its_home(store: Store) -> None:
 
 
 # -- many writers at once -----------------------------------------------------------------------
-WORKER = '''
+WORKER = """
 import sys, threading, time
 from kfnb.tracking import Store
 
@@ -459,7 +570,7 @@ if __name__ == "__main__":
     for w in workers: w.start()
     for w in workers: w.join()
     print(max(slowest))
-'''
+"""
 
 
 def test_concurrent_processes_and_threads(tmp_path: Path) -> None:
@@ -469,9 +580,22 @@ def test_concurrent_processes_and_threads(tmp_path: Path) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     lifecycle = runpy.run_path(str(script))["lifecycle"]
-    children = [subprocess.Popen([sys.executable, str(script), str(store.home), f"p{p}",
-                                  str(threads), str(runs), shared], stdout=subprocess.PIPE,
-                                 text=True) for p in range(procs)]
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                str(store.home),
+                f"p{p}",
+                str(threads),
+                str(runs),
+                shared,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for p in range(procs)
+    ]
     slowest: list[float] = []
     failures: list[BaseException] = []
     done = threading.Event()
@@ -484,8 +608,10 @@ def test_concurrent_processes_and_threads(tmp_path: Path) -> None:
         except BaseException as err:
             failures.append(err)
 
-    local = [threading.Thread(target=lifecycle, args=(store, f"main.{t}", runs, shared, slowest))
-             for t in range(threads)]
+    local = [
+        threading.Thread(target=lifecycle, args=(store, f"main.{t}", runs, shared, slowest))
+        for t in range(threads)
+    ]
     reader = threading.Thread(target=read)
     for t in [*local, reader]:
         t.start()
@@ -498,10 +624,10 @@ def test_concurrent_processes_and_threads(tmp_path: Path) -> None:
     assert max([*slowest, *map(float, outputs)]) < 5.0  # an average call never waits long
 
     found = store.list_runs(limit=None, kind="stress")
-    tags = [f"{p}.{t}" for p in [*(f"p{i}" for i in range(procs)), "main"]
-            for t in range(threads)]
-    assert sorted(r.name for r in found) == sorted(f"{tag}-{i}" for tag in tags
-                                                   for i in range(runs))
+    tags = [f"{p}.{t}" for p in [*(f"p{i}" for i in range(procs)), "main"] for t in range(threads)]
+    assert sorted(r.name for r in found) == sorted(
+        f"{tag}-{i}" for tag in tags for i in range(runs)
+    )
     for r in found:
         assert r.status == "SUCCEEDED" and r.metrics == {"m": 9.0}
         assert [(s.status, s.attempt) for s in r.steps] == [("SUCCEEDED", 1)] * 2
@@ -517,8 +643,10 @@ def test_concurrent_processes_and_threads(tmp_path: Path) -> None:
 
 def test_processes_opening_a_new_store_at_once(tmp_path: Path) -> None:
     home = tmp_path / "fresh"
-    code = ("import sys; from kfnb.tracking import Store; Store(sys.argv[1]).create_run("
-            "kind='k', name='n', backend='b', notebook=None, notebook_hash=None, params={})")
+    code = (
+        "import sys; from kfnb.tracking import Store; Store(sys.argv[1]).create_run("
+        "kind='k', name='n', backend='b', notebook=None, notebook_hash=None, params={})"
+    )
     children = [subprocess.Popen([sys.executable, "-c", code, str(home)]) for _ in range(6)]
     assert [c.wait(timeout=60) for c in children] == [0] * 6
     assert len(Store(home).list_runs(limit=None)) == 6
@@ -555,8 +683,10 @@ CREATE INDEX events_by_run ON events (run_id, id);
 
 def _schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
-    return [(name, " ".join(sql.replace("(", " ( ").replace(")", " ) ").replace(",", " , ")
-                            .split())) for name, sql in rows]
+    return [
+        (name, " ".join(sql.replace("(", " ( ").replace(")", " ) ").replace(",", " , ").split()))
+        for name, sql in rows
+    ]
 
 
 def test_migration_1_is_still_what_shipped() -> None:
@@ -572,13 +702,20 @@ def test_opening_a_v1_store_migrates_it(tmp_path: Path) -> None:
     home.mkdir()
     with sqlite3.connect(home / "kfnb.db") as conn:
         conn.executescript(V1)
-        conn.execute("INSERT INTO runs (id, kind, name, status, backend, created_at, runner_pid, "
-                     "runner_host) VALUES ('20250101-000000-000001', 'pipeline', 'old', "
-                     "'RUNNING', 'local', 1.0, ?, 'elsewhere')", (os.getpid(),))
-        conn.execute("INSERT INTO steps (run_id, name, position, status, attempt) VALUES "
-                     "('20250101-000000-000001', 'a', 0, 'RUNNING', 1)")
-        conn.execute("INSERT INTO metrics (run_id, name, value, timestamp) VALUES "
-                     "('20250101-000000-000001', 'acc', 0.5, 2.0)")
+        conn.execute(
+            "INSERT INTO runs (id, kind, name, status, backend, created_at, runner_pid, "
+            "runner_host) VALUES ('20250101-000000-000001', 'pipeline', 'old', "
+            "'RUNNING', 'local', 1.0, ?, 'elsewhere')",
+            (os.getpid(),),
+        )
+        conn.execute(
+            "INSERT INTO steps (run_id, name, position, status, attempt) VALUES "
+            "('20250101-000000-000001', 'a', 0, 'RUNNING', 1)"
+        )
+        conn.execute(
+            "INSERT INTO metrics (run_id, name, value, timestamp) VALUES "
+            "('20250101-000000-000001', 'acc', 0.5, 2.0)"
+        )
         conn.execute("PRAGMA user_version = 1")
     store = Store(home)
     with sqlite3.connect(store.db_path) as conn:
@@ -589,19 +726,31 @@ def test_opening_a_v1_store_migrates_it(tmp_path: Path) -> None:
     assert {"runs_by_kind", "runs_by_parent", "runs_by_status", "steps_by_hash"} <= indexes
     old = store.get_run("2025")
     assert (old.name, old.status, old.metrics, old.step("a").attempt, old.remote) == (
-        "old", "RUNNING", {"acc": 0.5}, 1, None)
+        "old",
+        "RUNNING",
+        {"acc": 0.5},
+        1,
+        None,
+    )
     assert not store.is_cancel_requested(old.id)
     assert store.request_cancel(old.id).status == "CANCELING"
     assert store.is_cancel_requested(old.id)
     assert [r.name for r in store.list_runs(kind="pipeline")] == ["old"]
 
 
-@pytest.mark.parametrize("prepare, message", [
-    (lambda p: sqlite3.connect(p).execute(f"PRAGMA user_version = {LATEST + 1}"),
-     rf"written by a newer kfnb \(schema {LATEST + 1};.*upgrade kfnb"),
-    (lambda p: p.write_bytes(b"not a database, just some text" * 100),
-     "is not a usable kfnb database"),
-])
+@pytest.mark.parametrize(
+    "prepare, message",
+    [
+        (
+            lambda p: sqlite3.connect(p).execute(f"PRAGMA user_version = {LATEST + 1}"),
+            rf"written by a newer kfnb \(schema {LATEST + 1};.*upgrade kfnb",
+        ),
+        (
+            lambda p: p.write_bytes(b"not a database, just some text" * 100),
+            "is not a usable kfnb database",
+        ),
+    ],
+)
 def test_stores_it_cannot_use(tmp_path: Path, prepare: Any, message: str) -> None:
     (tmp_path / "home").mkdir()
     prepare(tmp_path / "home" / "kfnb.db")
@@ -628,8 +777,11 @@ def inside(store: Store, monkeypatch: pytest.MonkeyPatch, outside: None) -> Run:
 
 def test_logging_inside_a_run(store: Store, inside: Run) -> None:
     found = current_run()
-    assert found is not None and (found[0].home, found[1], found[2]) == (store.home, inside.id,
-                                                                         "train")
+    assert found is not None and (found[0].home, found[1], found[2]) == (
+        store.home,
+        inside.id,
+        "train",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         log_metric("acc", np.float64(0.9))
@@ -638,13 +790,16 @@ def test_logging_inside_a_run(store: Store, inside: Run) -> None:
     run = store.get_run(inside.id)
     assert run.metrics == {"acc": 0.9, "loss": 0.5} and run.params["lr"] == 0.01
     assert [(m.name, m.step, m.source) for m in store.metrics(inside.id)] == [
-        ("acc", None, "train"), ("loss", 3, "train")]
+        ("acc", None, "train"),
+        ("loss", 3, "train"),
+    ]
 
 
 def test_logging_outside_a_run_warns_once(outside: None) -> None:
     assert current_run() is None
-    with pytest.warns(context.NotInRunWarning,
-                      match=r"^kfnb.log_metric: not inside a kfnb run, nothing recorded$"):
+    with pytest.warns(
+        context.NotInRunWarning, match=r"^kfnb.log_metric: not inside a kfnb run, nothing recorded$"
+    ):
         log_metric("acc", 0.9)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -655,8 +810,12 @@ def test_logging_outside_a_run_warns_once(outside: None) -> None:
 
 
 @pytest.mark.parametrize("in_run", [False, True])
-def test_metrics_stdout_switch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str], in_run: bool) -> None:
+def test_metrics_stdout_switch(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    in_run: bool,
+) -> None:
     run = request.getfixturevalue("inside" if in_run else "outside")
     monkeypatch.setenv("KFNB_METRICS_STDOUT", "1")
     with warnings.catch_warnings():
@@ -669,24 +828,37 @@ def test_metrics_stdout_switch(request: pytest.FixtureRequest, monkeypatch: pyte
 
 
 def test_a_remote_run_has_no_runner_and_recover_leaves_it(store: Store) -> None:
-    run = store.create_run(kind="pipeline", name="p", backend="kfp", notebook=None,
-                           notebook_hash=None, params={}, steps=["a"],
-                           remote={"host": "http://kfp", "namespace": "alice"})
+    run = store.create_run(
+        kind="pipeline",
+        name="p",
+        backend="kfp",
+        notebook=None,
+        notebook_hash=None,
+        params={},
+        steps=["a"],
+        remote={"host": "http://kfp", "namespace": "alice"},
+    )
     assert run.runner_pid is None and run.remote == {"host": "http://kfp", "namespace": "alice"}
     store.set_run_status(run.id, "RUNNING")
     assert store.recover() == []
     updated = store.set_remote(run.id, id="abc", url="http://kfp/#/runs/details/abc")
-    assert updated.remote == {"host": "http://kfp", "namespace": "alice", "id": "abc",
-                              "url": "http://kfp/#/runs/details/abc"}
+    assert updated.remote == {
+        "host": "http://kfp",
+        "namespace": "alice",
+        "id": "abc",
+        "url": "http://kfp/#/runs/details/abc",
+    }
     assert store.get_run(run.id).to_dict()["remote"]["id"] == "abc"
-    local = store.create_run(kind="pipeline", name="p", backend="local", notebook=None,
-                             notebook_hash=None, params={})
+    local = store.create_run(
+        kind="pipeline", name="p", backend="local", notebook=None, notebook_hash=None, params={}
+    )
     with pytest.raises(TrackingError, match="not a remote run"):
         store.set_remote(local.id, id="x")
 
 
-def test_metrics_file_sink_in_a_kfp_pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        outside: None) -> None:
+def test_metrics_file_sink_in_a_kfp_pod(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside: None
+) -> None:
     """In a Kubeflow Pipelines pod there is no store: log_metric/log_param append JSON lines to
     $KFNB_METRICS_FILE, which the step's runner turns into its Metrics artifact."""
     sink = tmp_path / "metrics.jsonl"
@@ -697,6 +869,8 @@ def test_metrics_file_sink_in_a_kfp_pod(tmp_path: Path, monkeypatch: pytest.Monk
         log_metric("acc", 0.75)
         log_param("lr", 0.1)
     lines = [json.loads(line) for line in sink.read_text().splitlines()]
-    assert lines == [{"metric": "loss", "value": 0.5, "step": 2},
-                     {"metric": "acc", "value": 0.75, "step": None},
-                     {"param": "lr", "value": 0.1}]
+    assert lines == [
+        {"metric": "loss", "value": 0.5, "step": 2},
+        {"metric": "acc", "value": 0.75, "step": None},
+        {"param": "lr", "value": 0.1},
+    ]

@@ -12,15 +12,38 @@ from kfnb.widgets.table import rows_of, sort_rows, text_table
 
 
 def make_run(**statuses: str) -> Run:
-    steps = [StepRun("r1", name, status, attempt=1, started_at=100.0,  # type: ignore[arg-type]
-                     finished_at=None if status == "RUNNING" else 102.5,
-                     cached_from="r0/" + name if status == "CACHED" else None)
-             for name, status in statuses.items()]
-    return Run(id="r1", kind="pipeline", name="demo <p>", status="RUNNING", backend="local",
-               notebook=None, notebook_hash=None, params={"n": 1}, created_at=99.0,
-               started_at=99.5, finished_at=None, error=None, parent_id=None, runner_pid=None,
-               runner_host=None, artifacts_dir="/tmp/x", steps=steps,
-               metrics={"loss": 0.25})
+    steps = [
+        StepRun(
+            "r1",
+            name,
+            status,
+            attempt=1,
+            started_at=100.0,  # type: ignore[arg-type]
+            finished_at=None if status == "RUNNING" else 102.5,
+            cached_from="r0/" + name if status == "CACHED" else None,
+        )
+        for name, status in statuses.items()
+    ]
+    return Run(
+        id="r1",
+        kind="pipeline",
+        name="demo <p>",
+        status="RUNNING",
+        backend="local",
+        notebook=None,
+        notebook_hash=None,
+        params={"n": 1},
+        created_at=99.0,
+        started_at=99.5,
+        finished_at=None,
+        error=None,
+        parent_id=None,
+        runner_pid=None,
+        runner_host=None,
+        artifacts_dir="/tmp/x",
+        steps=steps,
+        metrics={"loss": 0.25},
+    )
 
 
 def test_layers_are_longest_paths_from_a_root() -> None:
@@ -35,8 +58,13 @@ def test_layers_are_longest_paths_from_a_root() -> None:
 def test_dag_svg_colours_steps_by_status() -> None:
     run = make_run(a="SUCCEEDED", b="RUNNING", c="CACHED", d="PENDING", e="FAILED")
     svg = dag_svg(run, [("a", "b"), ("a", "c")], now=103.0)
-    for name, status in [("a", "SUCCEEDED"), ("b", "RUNNING"), ("c", "CACHED"),
-                         ("d", "PENDING"), ("e", "FAILED")]:
+    for name, status in [
+        ("a", "SUCCEEDED"),
+        ("b", "RUNNING"),
+        ("c", "CACHED"),
+        ("d", "PENDING"),
+        ("e", "FAILED"),
+    ]:
         assert f'data-step="{name}" data-status="{status}"' in svg
         assert f'fill="{STATUS_COLORS[status][0]}"' in svg
     assert ">cached</text>" in svg and "running · 3.0s" in svg and "succeeded · 2.5s" in svg
@@ -53,8 +81,11 @@ def test_plots_skip_non_finite_values() -> None:
 
 
 def test_snapshot_and_series() -> None:
-    metrics = [Metric("loss", 0.5, 1, "a", 1.0), Metric("loss", 1.0, 0, "a", 0.5),
-               Metric("acc", 0.9, None, "a", 2.0)]
+    metrics = [
+        Metric("loss", 0.5, 1, "a", 1.0),
+        Metric("loss", 1.0, 0, "a", 0.5),
+        Metric("acc", 0.9, None, "a", 2.0),
+    ]
     assert series_of(metrics) == {"loss": [(0, 1.0), (1, 0.5)]}
     html = run_html(make_run(a="SUCCEEDED"), series={"loss": [(0, 1.0)]}, now=103.0)
     assert "demo &lt;p&gt;" in html and "kfnb-status-SUCCEEDED" in html
@@ -65,11 +96,27 @@ def test_rows_sort_with_missing_values_last() -> None:
     a, b = make_run(x="SUCCEEDED"), make_run(x="SUCCEEDED")
     b.id, b.metrics, b.params = "r2", {}, {"n": 2, "m": "z"}
     rows, columns = rows_of([a, b])
-    assert columns == ["id", "started", "status", "duration", "backend", "param.n", "param.m",
-                       "metric.loss"]
+    assert columns == [
+        "id",
+        "started",
+        "status",
+        "duration",
+        "backend",
+        "param.n",
+        "param.m",
+        "metric.loss",
+    ]
     assert [r["id"] for r in sort_rows(rows, "metric.loss", True)] == ["r1", "r2"]
     assert [r["id"] for r in sort_rows(rows, "metric.loss", False)] == ["r1", "r2"]
     assert [r["id"] for r in sort_rows(rows, "param.n", True)] == ["r2", "r1"]
     text = text_table(rows, columns)
-    assert text.splitlines()[0].split() == ["id", "started", "status", "duration", "backend",
-                                            "n", "m", "loss"]
+    assert text.splitlines()[0].split() == [
+        "id",
+        "started",
+        "status",
+        "duration",
+        "backend",
+        "n",
+        "m",
+        "loss",
+    ]

@@ -60,8 +60,10 @@ class KfpConfig:
             if key not in known:
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
-                raise ConfigError(f"unknown setting {key!r} in section kfp of {config_path()}. "
-                                  f"Fix: {hint}use one of: {', '.join(sorted(known))}")
+                raise ConfigError(
+                    f"unknown setting {key!r} in section kfp of {config_path()}. "
+                    f"Fix: {hint}use one of: {', '.join(sorted(known))}"
+                )
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for key, value in settings.items():
             # where to connect is resolved by ``connect.resolve``: flags, then the environment,
@@ -75,19 +77,25 @@ class KfpConfig:
         return 5.0 if self.poll_interval is None else float(self.poll_interval)
 
     def compile_options(self) -> CompileOptions:
-        return CompileOptions(image=self.image, accelerator=self.accelerator or GPU,
-                              packages=tuple(self.packages), cache=self.cache is not False)
+        return CompileOptions(
+            image=self.image,
+            accelerator=self.accelerator or GPU,
+            packages=tuple(self.packages),
+            cache=self.cache is not False,
+        )
 
     def endpoint(self, host: str | None = None, namespace: str | None = None) -> Endpoint:
-        return connect.resolve(host or self.host, namespace or self.namespace, self.token,
-                               self.cookies, section("kfp"))
+        return connect.resolve(
+            host or self.host, namespace or self.namespace, self.token, self.cookies, section("kfp")
+        )
 
 
 class KfpRunHandle(RunHandle):
     """A run on Kubeflow Pipelines, followed by polling its API into the store."""
 
-    def __init__(self, store: Store, run_id: str, client: Any, endpoint: Endpoint,
-                 poll_interval: float = 5.0) -> None:
+    def __init__(
+        self, store: Store, run_id: str, client: Any, endpoint: Endpoint, poll_interval: float = 5.0
+    ) -> None:
         super().__init__(store, run_id)
         self.client = client
         self.endpoint = endpoint
@@ -151,49 +159,77 @@ class KfpBackend(Backend):
         cfg = self.config.resolved()
         endpoint = cfg.endpoint()
         with tempfile.TemporaryDirectory(prefix="kfnb-kfp-") as tmp:
-            compiled = compile_pipeline(pipeline, Path(tmp) / "pipeline.yaml",
-                                        cfg.compile_options())
+            compiled = compile_pipeline(
+                pipeline, Path(tmp) / "pipeline.yaml", cfg.compile_options()
+            )
             client = connect.client(endpoint)
             experiment = cfg.experiment or pipeline.experiment or compiled.name
             run_name = cfg.run_name or f"{pipeline.name} {time.strftime('%Y-%m-%d %H:%M:%S')}"
-            kfp_run_id, experiment_id = _create_run(client, endpoint, compiled, dict(params),
-                                                    experiment, run_name, cfg)
+            kfp_run_id, experiment_id = _create_run(
+                client, endpoint, compiled, dict(params), experiment, run_name, cfg
+            )
             source = Path(pipeline.source).resolve() if pipeline.source else None
             run = store.create_run(
-                kind="pipeline", name=pipeline.name, backend=self.name,
-                notebook=str(source) if source else None, notebook_hash=None,
-                params=dict(params), steps=[s.name for s in pipeline.steps],
-                remote={"id": kfp_run_id, "url": _run_url(client, endpoint, kfp_run_id),
-                        "host": endpoint.host, "namespace": endpoint.namespace,
-                        "experiment": experiment, "experiment_id": experiment_id,
-                        "tasks": compiled.tasks})
+                kind="pipeline",
+                name=pipeline.name,
+                backend=self.name,
+                notebook=str(source) if source else None,
+                notebook_hash=None,
+                params=dict(params),
+                steps=[s.name for s in pipeline.steps],
+                remote={
+                    "id": kfp_run_id,
+                    "url": _run_url(client, endpoint, kfp_run_id),
+                    "host": endpoint.host,
+                    "namespace": endpoint.namespace,
+                    "experiment": experiment,
+                    "experiment_id": experiment_id,
+                    "tasks": compiled.tasks,
+                },
+            )
             saved = Path(run.artifacts_dir) / "pipeline.yaml"
             shutil.copyfile(compiled.path, saved)
         store.add_artifact(run.id, "pipeline.yaml", saved)
-        store.event(run.id, "submitted", {"backend": self.name, "host": endpoint.host,
-                                          "kfp_run_id": kfp_run_id})
+        store.event(
+            run.id,
+            "submitted",
+            {"backend": self.name, "host": endpoint.host, "kfp_run_id": kfp_run_id},
+        )
         return KfpRunHandle(store, run.id, client, endpoint, cfg.interval)
 
     def attach(self, store: Store, run_id: str) -> RunHandle:
         record = store.get_run(run_id)
         remote = record.remote or {}
         if not remote.get("id"):
-            raise KfpError(f"run {record.id} was not submitted to Kubeflow Pipelines "
-                           f"(backend {record.backend})")
+            raise KfpError(
+                f"run {record.id} was not submitted to Kubeflow Pipelines "
+                f"(backend {record.backend})"
+            )
         cfg = self.config.resolved()
         endpoint = cfg.endpoint(remote.get("host"), remote.get("namespace"))
         return KfpRunHandle(store, record.id, connect.client(endpoint), endpoint, cfg.interval)
 
 
-def _create_run(client: Any, endpoint: Endpoint, compiled: Compiled, params: dict[str, Any],
-                experiment: str, run_name: str, cfg: KfpConfig) -> tuple[str, str]:
+def _create_run(
+    client: Any,
+    endpoint: Endpoint,
+    compiled: Compiled,
+    params: dict[str, Any],
+    experiment: str,
+    run_name: str,
+    cfg: KfpConfig,
+) -> tuple[str, str]:
     quiet = contextlib.redirect_stdout(io.StringIO())  # the SDK prints links; kfnb shows them
     with connect.calling(endpoint, f"find or create experiment {experiment!r}"), quiet:
         exp = client.create_experiment(experiment, namespace=endpoint.namespace)
     with connect.calling(endpoint, "create the run"), contextlib.redirect_stdout(io.StringIO()):
         result = client.create_run_from_pipeline_package(
-            str(compiled.path), arguments=params, run_name=run_name,
-            experiment_id=exp.experiment_id, service_account=cfg.service_account)
+            str(compiled.path),
+            arguments=params,
+            run_name=run_name,
+            experiment_id=exp.experiment_id,
+            service_account=cfg.service_account,
+        )
     return str(result.run_id), str(exp.experiment_id)
 
 

@@ -41,8 +41,14 @@ from ...dag import GPU, Pipeline, Step
 from ...errors import KfnbError, MissingDependencyError
 
 DEFAULT_IMAGE = f"kfnb/runtime:{__version__.split('+')[0]}"
-PARAM_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool,
-                                "list": list, "dict": dict}
+PARAM_TYPES: dict[str, type] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+}
 DATA = "kfnb_data"
 METRICS = "kfnb_metrics"
 NOTEBOOK = "kfnb_notebook"
@@ -76,15 +82,21 @@ class Compiled:
     parameters: dict[str, str] = field(default_factory=dict)  # pipeline parameter -> type
 
 
-def compile_pipeline(pipeline: Pipeline, output: str | Path,
-                     options: CompileOptions | None = None) -> Compiled:
+def compile_pipeline(
+    pipeline: Pipeline, output: str | Path, options: CompileOptions | None = None
+) -> Compiled:
     """Write ``pipeline`` as KFP v2 IR YAML to ``output``."""
     dsl, compiler = _kfp()
     opts = options or CompileOptions()
     _check(pipeline, opts)
     name = pipeline_name(pipeline.name)
-    compiled = Compiled(Path(output), name, parameters={
-        p.name: _param_type(p.name, p.type).__name__ for p in pipeline.parameters.values()})
+    compiled = Compiled(
+        Path(output),
+        name,
+        parameters={
+            p.name: _param_type(p.name, p.type).__name__ for p in pipeline.parameters.values()
+        },
+    )
     files = files_archive(pipeline)
     components = {s.name: _component(dsl, pipeline, s, opts, files) for s in pipeline.steps}
 
@@ -102,10 +114,17 @@ def compile_pipeline(pipeline: Pipeline, output: str | Path,
             tasks[step.name] = task
             compiled.tasks[step.name] = task.name
 
-    build.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
-        inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                          default=p.default, annotation=_param_type(p.name, p.type))
-        for p in pipeline.parameters.values()])
+    build.__signature__ = inspect.Signature(
+        [  # type: ignore[attr-defined]
+            inspect.Parameter(
+                p.name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=p.default,
+                annotation=_param_type(p.name, p.type),
+            )
+            for p in pipeline.parameters.values()
+        ]
+    )
     build.__name__ = name.replace("-", "_")
     graph = dsl.pipeline(name=name, description=pipeline.description or None)(build)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -138,47 +157,53 @@ def input_name(upstream: str) -> str:
     return FROM + _identifier(upstream)
 
 
-def component_source(pipeline: Pipeline, step: Step, files: str | None = None
-                     ) -> tuple[str, str]:
+def component_source(pipeline: Pipeline, step: Step, files: str | None = None) -> tuple[str, str]:
     """``(function name, source)`` of the step's component function: its KFP interface, and the
     step notebook (``embed``) and the pipeline's data files (``files_archive``) as literals."""
     fn = _identifier(step.name)
     if keyword.iskeyword(fn):
         fn += "_"
-    args = [f"{p}: {_param_type(p, pipeline.parameters[p].type).__name__}"
-            for p in step_params(pipeline, step)]
+    args = [
+        f"{p}: {_param_type(p, pipeline.parameters[p].type).__name__}"
+        for p in step_params(pipeline, step)
+    ]
     args += [f"{input_name(u)}: Input[Dataset]" for u in upstreams(step)]
     if step.outputs:
         args.append(f"{DATA}: Output[Dataset]")
-    args += [f"{METRICS}: Output[Metrics]", f"{NOTEBOOK}: Output[Artifact]",
-             f"{HTML}: Output[HTML]"]
+    args += [
+        f"{METRICS}: Output[Metrics]",
+        f"{NOTEBOOK}: Output[Artifact]",
+        f"{HTML}: Output[HTML]",
+    ]
     from ...materialize import step_notebook
 
     params = ", ".join(f"{p!r}: {p}" for p in step_params(pipeline, step))
     inputs = ", ".join(f"{u!r}: {input_name(u)}.path" for u in upstreams(step))
     metrics = [m.name for m in pipeline.metrics if m.step == step.name]
-    source = "\n".join([
-        f"def {fn}(",
-        *[f"    {a}," for a in args],
-        "):",
-        f'    """Step {step.name!r} of kfnb pipeline {pipeline.name!r}: its notebook, run with '
-        'papermill."""',
-        "    from kfnb.backends.kfp.pod import run_step",
-        "",
-        "    run_step(",
-        f"        {embed(step_notebook(pipeline, step))!r},",
-        f"        step={step.name!r},",
-        f"        params={{{params}}},",
-        f"        inputs={{{inputs}}},",
-        f"        data={DATA}.path," if step.outputs else "        data=None,",
-        f"        metrics={METRICS},",
-        f"        metric_names={metrics!r},",
-        f"        executed={NOTEBOOK}.path,",
-        f"        html={HTML}.path,",
-        *([f"        files={files!r},"] if files else []),
-        "    )",
-        "",
-    ])
+    source = "\n".join(
+        [
+            f"def {fn}(",
+            *[f"    {a}," for a in args],
+            "):",
+            f'    """Step {step.name!r} of kfnb pipeline {pipeline.name!r}: its notebook, run with '
+            'papermill."""',
+            "    from kfnb.backends.kfp.pod import run_step",
+            "",
+            "    run_step(",
+            f"        {embed(step_notebook(pipeline, step))!r},",
+            f"        step={step.name!r},",
+            f"        params={{{params}}},",
+            f"        inputs={{{inputs}}},",
+            f"        data={DATA}.path," if step.outputs else "        data=None,",
+            f"        metrics={METRICS},",
+            f"        metric_names={metrics!r},",
+            f"        executed={NOTEBOOK}.path,",
+            f"        html={HTML}.path,",
+            *([f"        files={files!r},"] if files else []),
+            "    )",
+            "",
+        ]
+    )
     return fn, source
 
 
@@ -198,8 +223,7 @@ def configure(task: Any, step: Step, opts: CompileOptions) -> None:
             task.set_accelerator_type(accelerator).set_accelerator_limit(int(value))
     for name, value in step.env.items():
         task.set_env_variable(name, value)
-    k8s = (step.timeout or step.labels or step.annotations or step.node_selector
-           or step.tolerations)
+    k8s = step.timeout or step.labels or step.annotations or step.node_selector or step.tolerations
     if not k8s:
         return
     kubernetes = _kfp_kubernetes()
@@ -212,8 +236,9 @@ def configure(task: Any, step: Step, opts: CompileOptions) -> None:
     for key, value in step.node_selector.items():
         kubernetes.add_node_selector(task, key, value)
     for t in step.tolerations:
-        kubernetes.add_toleration(task, key=t.key, operator=t.operator, value=t.value,
-                                  effect=t.effect)
+        kubernetes.add_toleration(
+            task, key=t.key, operator=t.operator, value=t.value, effect=t.effect
+        )
 
 
 def embed(notebook: Any) -> str:
@@ -237,22 +262,28 @@ def files_archive(pipeline: Pipeline) -> str | None:
     if not pipeline.files:
         return None
     if not pipeline.source:
-        raise CompileError("kfnb.files lists data files relative to the notebook's folder, but "
-                           "this pipeline has no notebook file. Fix: compile the notebook file")
+        raise CompileError(
+            "kfnb.files lists data files relative to the notebook's folder, but "
+            "this pipeline has no notebook file. Fix: compile the notebook file"
+        )
     base = Path(pipeline.source).resolve().parent
     found: dict[str, Path] = {}
     for pattern in pipeline.files:
         matches = sorted(p for p in base.glob(pattern) if p.is_file())
         if not matches:
-            raise CompileError(f"kfnb.files pattern {pattern!r} matches no file in {base}. Fix: "
-                               "correct the pattern (relative to the notebook's folder)")
+            raise CompileError(
+                f"kfnb.files pattern {pattern!r} matches no file in {base}. Fix: "
+                "correct the pattern (relative to the notebook's folder)"
+            )
         for match in matches:
             try:
                 found[match.resolve().relative_to(base).as_posix()] = match
             except ValueError:
-                raise CompileError(f"kfnb.files: {match} leads outside the notebook's "
-                                   "folder (a symlink?). Fix: copy the file next to the "
-                                   "notebook") from None
+                raise CompileError(
+                    f"kfnb.files: {match} leads outside the notebook's "
+                    "folder (a symlink?). Fix: copy the file next to the "
+                    "notebook"
+                ) from None
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, path in sorted(found.items()):
@@ -267,18 +298,20 @@ def files_archive(pipeline: Pipeline) -> str | None:
             f"kfnb.files: {len(found)} files, {len(blob) / 1024:.0f} KiB compressed, carried by "
             f"each of {len(pipeline.steps)} steps, make {total / 1024:.0f} KiB of pipeline spec "
             f"(at most {MAX_FILES_BYTES // 1024} KiB). Fix: put large data in the step image or "
-            "in object storage and read it from there")
+            "in object storage and read it from there"
+        )
     return base64.b64encode(blob).decode("ascii")
 
 
-def _component(dsl: Any, pipeline: Pipeline, step: Step, opts: CompileOptions,
-               files: str | None) -> Callable[..., Any]:
+def _component(
+    dsl: Any, pipeline: Pipeline, step: Step, opts: CompileOptions, files: str | None
+) -> Callable[..., Any]:
     fn, source = component_source(pipeline, step, files)
     func = _define(fn, source, f"<kfnb step {pipeline.name}/{step.name}>")
     image = step.image or pipeline.image or opts.image or DEFAULT_IMAGE
     return dsl.component(  # type: ignore[no-any-return]
-        func, base_image=image, packages_to_install=list(opts.packages),
-        install_kfp_package=False)
+        func, base_image=image, packages_to_install=list(opts.packages), install_kfp_package=False
+    )
 
 
 def _define(fn: str, source: str, filename: str) -> Callable[..., Any]:
@@ -287,8 +320,14 @@ def _define(fn: str, source: str, filename: str) -> Callable[..., Any]:
     from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
 
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"Input": Input, "Output": Output, "Dataset": Dataset,
-                                 "Metrics": Metrics, "Artifact": Artifact, "HTML": HTML}
+    namespace: dict[str, Any] = {
+        "Input": Input,
+        "Output": Output,
+        "Dataset": Dataset,
+        "Metrics": Metrics,
+        "Artifact": Artifact,
+        "HTML": HTML,
+    }
     exec(compile(source, filename, "exec", dont_inherit=True), namespace)
     func: Callable[..., Any] = namespace[fn]
     func.__module__ = "kfnb.backends.kfp.compiled"
@@ -301,8 +340,10 @@ def _check(pipeline: Pipeline, opts: CompileOptions) -> None:
     for step in pipeline.steps:
         ident = _identifier(step.name)
         if ident in seen:
-            raise CompileError(f"steps {seen[ident]!r} and {step.name!r} get the same KFP "
-                               f"component name {ident!r}. Fix: rename one of them")
+            raise CompileError(
+                f"steps {seen[ident]!r} and {step.name!r} get the same KFP "
+                f"component name {ident!r}. Fix: rename one of them"
+            )
         seen[ident] = step.name
         accelerators = [k for k in step.resources if k not in ("cpu", "memory")]
         for key in accelerators:
@@ -310,15 +351,20 @@ def _check(pipeline: Pipeline, opts: CompileOptions) -> None:
                 raise CompileError(
                     f"step {step.name!r} asks for resource {key!r}, which a KFP task cannot "
                     "request (it takes cpu, memory and one accelerator such as nvidia.com/gpu). "
-                    f"Fix: remove limit:{key} or use an extended resource name")
+                    f"Fix: remove limit:{key} or use an extended resource name"
+                )
             if not step.resources[key].isdigit():
-                raise CompileError(f"step {step.name!r} asks for {step.resources[key]!r} of "
-                                   f"{key}; accelerators are counted in whole devices. Fix: use "
-                                   f"an integer, e.g. limit:{key}:1")
+                raise CompileError(
+                    f"step {step.name!r} asks for {step.resources[key]!r} of "
+                    f"{key}; accelerators are counted in whole devices. Fix: use "
+                    f"an integer, e.g. limit:{key}:1"
+                )
         if len(accelerators) > 1:
-            raise CompileError(f"step {step.name!r} asks for several accelerator types "
-                               f"({', '.join(accelerators)}); a KFP task takes one. Fix: keep "
-                               "one of them")
+            raise CompileError(
+                f"step {step.name!r} asks for several accelerator types "
+                f"({', '.join(accelerators)}); a KFP task takes one. Fix: keep "
+                "one of them"
+            )
     for p in pipeline.parameters.values():
         _param_type(p.name, p.type)
 
@@ -329,7 +375,8 @@ def _param_type(name: str, kind: str) -> type:
     except KeyError:
         raise CompileError(
             f"pipeline parameter {name!r} has no type KFP knows ({kind}: its default is None). "
-            f"Fix: give it a typed default or an annotation, e.g. `{name}: str = \"\"`") from None
+            f'Fix: give it a typed default or an annotation, e.g. `{name}: str = ""`'
+        ) from None
 
 
 def _identifier(name: str) -> str:
@@ -348,9 +395,12 @@ def _kfp_kubernetes() -> Any:
     try:
         from kfp import kubernetes
     except ImportError as err:
-        raise MissingDependencyError("kfp-kubernetes", "kfp",
-                                     "pod labels, annotations, timeouts, node selectors and "
-                                     "tolerations on Kubeflow Pipelines") from err
+        raise MissingDependencyError(
+            "kfp-kubernetes",
+            "kfp",
+            "pod labels, annotations, timeouts, node selectors and "
+            "tolerations on Kubeflow Pipelines",
+        ) from err
     return kubernetes
 
 
@@ -363,8 +413,10 @@ def load_spec(path: str | Path) -> tuple[Mapping[str, Any], Mapping[str, Any] | 
 
     docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
     if not docs or len(docs) > 2:
-        raise CompileError(f"{path} holds {len(docs)} YAML documents; a compiled pipeline has "
-                           "a pipeline spec and at most a platform spec")
+        raise CompileError(
+            f"{path} holds {len(docs)} YAML documents; a compiled pipeline has "
+            "a pipeline spec and at most a platform spec"
+        )
     try:
         json_format.ParseDict(docs[0], pipeline_spec_pb2.PipelineSpec())
         if len(docs) == 2:

@@ -67,15 +67,18 @@ class Endpoint:
         return "no credentials"
 
 
-def resolve(host: str | None = None, namespace: str | None = None, token: str | None = None,
-            cookies: str | None = None, settings: Mapping[str, Any] | None = None
-            ) -> Endpoint:
+def resolve(
+    host: str | None = None,
+    namespace: str | None = None,
+    token: str | None = None,
+    cookies: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Endpoint:
     """The endpoint from explicit values, then the environment, then ``settings`` (the config
     file's ``kfp`` section), then the in-cluster defaults."""
     conf = dict(settings or {})
     env = os.environ.get
-    host = (host or env("KFNB_KFP_HOST") or env("KF_PIPELINES_ENDPOINT") or conf.get("host")
-            or None)
+    host = host or env("KFNB_KFP_HOST") or env("KF_PIPELINES_ENDPOINT") or conf.get("host") or None
     namespace = namespace or env("KFNB_KFP_NAMESPACE") or conf.get("namespace") or None
     token = token or env("KFNB_KFP_TOKEN") or conf.get("token") or None
     cookies = cookies or env("KFNB_KFP_COOKIES") or conf.get("cookies") or None
@@ -87,16 +90,18 @@ def resolve(host: str | None = None, namespace: str | None = None, token: str | 
                 "no Kubeflow Pipelines host given. Fix: pass --host URL (e.g. "
                 "https://kubeflow.example.org/pipeline or http://localhost:8080 for a "
                 "port-forward), set KFNB_KFP_HOST, or put `kfp: {host: URL}` in the kfnb "
-                "config file; inside a Kubeflow notebook pod the in-cluster service is used")
+                "config file; inside a Kubeflow notebook pod the in-cluster service is used"
+            )
         host = IN_CLUSTER_HOST
     if namespace is None and in_pod and Path(POD_NAMESPACE_PATH).exists():
         namespace = Path(POD_NAMESPACE_PATH).read_text().strip() or None
     if not host.startswith(("http://", "https://")):
-        raise KfpError(f"the Kubeflow Pipelines host {host!r} has no scheme. Fix: write "
-                       f"https://{host} (or http:// for a port-forward)")
+        raise KfpError(
+            f"the Kubeflow Pipelines host {host!r} has no scheme. Fix: write "
+            f"https://{host} (or http:// for a port-forward)"
+        )
     use_sa = in_pod and not (token or cookies)
-    return Endpoint(host.rstrip("/"), namespace, token, cookies,
-                    token_path if use_sa else None)
+    return Endpoint(host.rstrip("/"), namespace, token, cookies, token_path if use_sa else None)
 
 
 def probe(endpoint: Endpoint, timeout: float = 15.0) -> None:
@@ -129,13 +134,18 @@ def client(endpoint: Endpoint) -> Any:
         from kfp.client import ServiceAccountTokenVolumeCredentials
     except ImportError as err:
         raise MissingDependencyError("kfp", "kfp", "submitting to Kubeflow Pipelines") from err
-    credentials = (ServiceAccountTokenVolumeCredentials(endpoint.token_path)
-                   if endpoint.token_path else None)
+    credentials = (
+        ServiceAccountTokenVolumeCredentials(endpoint.token_path) if endpoint.token_path else None
+    )
     with warnings.catch_warnings(), calling(endpoint, "connect"):
         warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP 2.0.0-beta.2+"
-        return kfp.Client(host=endpoint.host, namespace=endpoint.namespace or "kubeflow",
-                          existing_token=endpoint.token, cookies=endpoint.cookies,
-                          credentials=credentials)
+        return kfp.Client(
+            host=endpoint.host,
+            namespace=endpoint.namespace or "kubeflow",
+            existing_token=endpoint.token,
+            cookies=endpoint.cookies,
+            credentials=credentials,
+        )
 
 
 @contextlib.contextmanager
@@ -160,23 +170,30 @@ def _connect_error(endpoint: Endpoint, action: str, reason: object) -> KfpError:
     return KfpError(
         f"{what}cannot connect to Kubeflow Pipelines at {endpoint.where}: {reason}. Fix: check "
         "the URL and that the API is reachable from here (VPN, port-forward: kubectl "
-        "port-forward -n kubeflow svc/ml-pipeline-ui 8080:80)")
+        "port-forward -n kubeflow svc/ml-pipeline-ui 8080:80)"
+    )
 
 
 def _http_error(endpoint: Endpoint, action: str, status: int, detail: str) -> KfpError:
     base = f"cannot {action}: Kubeflow Pipelines at {endpoint.where} answered HTTP {status}"
     base += f": {detail}" if detail else ""
     if status == 401:
-        return KfpError(f"{base}. Fix: authenticate: pass a token (KFNB_KFP_TOKEN) or the "
-                        f"session cookie of a logged-in browser (KFNB_KFP_COOKIES="
-                        f"'authservice_session=...'); sent: {endpoint.auth}")
+        return KfpError(
+            f"{base}. Fix: authenticate: pass a token (KFNB_KFP_TOKEN) or the "
+            f"session cookie of a logged-in browser (KFNB_KFP_COOKIES="
+            f"'authservice_session=...'); sent: {endpoint.auth}"
+        )
     if status == 403:
-        return KfpError(f"{base}. Fix: check that your profile may use namespace "
-                        f"{endpoint.namespace or '(none given)'} (pass --namespace) and that "
-                        f"the credentials are yours; sent: {endpoint.auth}")
+        return KfpError(
+            f"{base}. Fix: check that your profile may use namespace "
+            f"{endpoint.namespace or '(none given)'} (pass --namespace) and that "
+            f"the credentials are yours; sent: {endpoint.auth}"
+        )
     if status == 404:
-        return KfpError(f"{base}. Fix: check the URL: it must point at the KFP API (often "
-                        "https://HOST/pipeline), and the run or experiment must exist there")
+        return KfpError(
+            f"{base}. Fix: check the URL: it must point at the KFP API (often "
+            "https://HOST/pipeline), and the run or experiment must exist there"
+        )
     return KfpError(f"{base}. Fix: see the message above; retry if the server was busy")
 
 

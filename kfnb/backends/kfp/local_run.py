@@ -56,8 +56,12 @@ class LocalKfpRun:
         return self.task_dir(step) / NOTEBOOK
 
 
-def run_compiled(compiled: Compiled, params: dict[str, Any] | None = None, *,
-                 pipeline_root: str | Path | None = None) -> LocalKfpRun:
+def run_compiled(
+    compiled: Compiled,
+    params: dict[str, Any] | None = None,
+    *,
+    pipeline_root: str | Path | None = None,
+) -> LocalKfpRun:
     """Run ``compiled`` with ``kfp.local`` (subprocesses of this Python, no venv, nothing
     installed) and return where its artifacts are. Raises ``LocalKfpError`` if a task fails."""
     from kfp import components, local
@@ -65,8 +69,9 @@ def run_compiled(compiled: Compiled, params: dict[str, Any] | None = None, *,
     root = Path(pipeline_root or tempfile.mkdtemp(prefix="kfnb-kfp-local-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in root.iterdir()}
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
-               raise_on_error=True)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True
+    )
     pipeline = components.load_component_from_file(str(compiled.path))
     try:
         with warnings.catch_warnings():

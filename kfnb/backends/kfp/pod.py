@@ -41,9 +41,19 @@ class MetricsArtifact(Protocol):
     def log_metric(self, metric: str, value: float) -> None: ...
 
 
-def run_step(notebook: str, *, step: str, params: Mapping[str, Any], inputs: Mapping[str, str],
-             data: str | None, metrics: MetricsArtifact, metric_names: Sequence[str],
-             executed: str, html: str, files: str | None = None) -> None:
+def run_step(
+    notebook: str,
+    *,
+    step: str,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    data: str | None,
+    metrics: MetricsArtifact,
+    metric_names: Sequence[str],
+    executed: str,
+    html: str,
+    files: str | None = None,
+) -> None:
     """Run the step notebook (``notebook``: as ``compiler.embed`` wrote it) and fill the step's
     output artifacts. The notebook runs in a fresh folder holding the pipeline's data files
     (``files``: ``compiler.files_archive``), so relative paths resolve as next to the notebook."""
@@ -71,8 +81,14 @@ def run_step(notebook: str, *, step: str, params: Mapping[str, Any], inputs: Map
     out = work / f"{step}.ipynb"  # papermill wants the extension KFP's artifact paths lack
     try:
         papermill.execute_notebook(
-            str(source), str(out), parameters={**params, DATA_DIR_PARAM: str(data_dir)},
-            kernel_name=KERNEL, log_output=True, progress_bar=False, cwd=str(cwd))
+            str(source),
+            str(out),
+            parameters={**params, DATA_DIR_PARAM: str(data_dir)},
+            kernel_name=KERNEL,
+            log_output=True,
+            progress_bar=False,
+            cwd=str(cwd),
+        )
     finally:
         if out.exists():
             Path(executed).parent.mkdir(parents=True, exist_ok=True)
@@ -96,8 +112,9 @@ def unpack(files: str, folder: Path) -> None:
         tar.extractall(folder, members=members, **safe)  # type: ignore[arg-type]
 
 
-def collect_metrics(logged: Path, outputs: Path, step: str, names: Sequence[str]
-                    ) -> dict[str, float]:
+def collect_metrics(
+    logged: Path, outputs: Path, step: str, names: Sequence[str]
+) -> dict[str, float]:
     """The last value of each metric ``kfnb.log_metric`` recorded, then the step's pipeline
     metrics (loaded from its outputs). KFP metrics are finite numbers: others are reported."""
     values: dict[str, float] = {}
@@ -116,8 +133,10 @@ def collect_metrics(logged: Path, outputs: Path, step: str, names: Sequence[str]
         if isinstance(value, (int, float)) and math.isfinite(value):
             finite[name] = float(value)
         else:
-            print(f"kfnb: metric {name!r} = {value!r} is not a finite number; KFP cannot show "
-                  "it", file=sys.stderr)
+            print(
+                f"kfnb: metric {name!r} = {value!r} is not a finite number; KFP cannot show it",
+                file=sys.stderr,
+            )
     return finite
 
 

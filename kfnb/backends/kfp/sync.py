@@ -17,14 +17,27 @@ from ...tracking import TERMINAL_RUN, TERMINAL_STEP, Store
 from ...tracking.models import RUN_TRANSITIONS, STEP_TRANSITIONS
 
 RUN_STATES: Mapping[str, str] = {
-    "RUNTIME_STATE_UNSPECIFIED": "PENDING", "PENDING": "PENDING", "RUNNING": "RUNNING",
-    "PAUSED": "RUNNING", "SUCCEEDED": "SUCCEEDED", "SKIPPED": "SUCCEEDED", "FAILED": "FAILED",
-    "CANCELING": "CANCELING", "CANCELED": "CANCELED",
+    "RUNTIME_STATE_UNSPECIFIED": "PENDING",
+    "PENDING": "PENDING",
+    "RUNNING": "RUNNING",
+    "PAUSED": "RUNNING",
+    "SUCCEEDED": "SUCCEEDED",
+    "SKIPPED": "SUCCEEDED",
+    "FAILED": "FAILED",
+    "CANCELING": "CANCELING",
+    "CANCELED": "CANCELED",
 }
 TASK_STATES: Mapping[str, str] = {
-    "RUNTIME_STATE_UNSPECIFIED": "PENDING", "PENDING": "PENDING", "RUNNING": "RUNNING",
-    "PAUSED": "RUNNING", "CANCELING": "RUNNING", "SUCCEEDED": "SUCCEEDED", "CACHED": "CACHED",
-    "SKIPPED": "SKIPPED", "FAILED": "FAILED", "CANCELED": "CANCELED",
+    "RUNTIME_STATE_UNSPECIFIED": "PENDING",
+    "PENDING": "PENDING",
+    "RUNNING": "RUNNING",
+    "PAUSED": "RUNNING",
+    "CANCELING": "RUNNING",
+    "SUCCEEDED": "SUCCEEDED",
+    "CACHED": "CACHED",
+    "SKIPPED": "SKIPPED",
+    "FAILED": "FAILED",
+    "CANCELED": "CANCELED",
 }
 
 
@@ -35,8 +48,11 @@ def apply(store: Store, run_id: str, kfp_run: Any, tasks: Mapping[str, str]) -> 
         return record.status
     target = RUN_STATES.get(str(kfp_run.state or "PENDING"), "RUNNING")
     details = getattr(kfp_run, "run_details", None)
-    by_task = {str(t.display_name): t for t in (getattr(details, "task_details", None) or [])
-               if getattr(t, "display_name", None)}
+    by_task = {
+        str(t.display_name): t
+        for t in (getattr(details, "task_details", None) or [])
+        if getattr(t, "display_name", None)
+    }
     steps_moving = False
     for step in record.steps:
         task = by_task.get(tasks.get(step.name, step.name)) or by_task.get(step.name)
@@ -67,8 +83,9 @@ def _run_to(store: Store, run_id: str, want: str, error: str | None) -> None:
         store.set_run_status(run_id, want, error=error)  # type: ignore[arg-type]
 
 
-def _step_to(store: Store, run_id: str, step: str, status: str, want: str,
-             error: dict[str, Any] | None) -> None:
+def _step_to(
+    store: Store, run_id: str, step: str, status: str, want: str, error: dict[str, Any] | None
+) -> None:
     if want == status or want == "PENDING":
         return
     if want not in STEP_TRANSITIONS.get(status, frozenset()):
@@ -77,8 +94,12 @@ def _step_to(store: Store, run_id: str, step: str, status: str, want: str,
         store.set_step_status(run_id, step, "RUNNING")
         status = "RUNNING"
     if want != status and want in STEP_TRANSITIONS.get(status, frozenset()):
-        store.set_step_status(run_id, step, want,  # type: ignore[arg-type]
-                              error=error if want == "FAILED" else None)
+        store.set_step_status(
+            run_id,
+            step,
+            want,  # type: ignore[arg-type]
+            error=error if want == "FAILED" else None,
+        )
 
 
 def _error(obj: Any) -> dict[str, Any] | None:

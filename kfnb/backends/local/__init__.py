@@ -69,8 +69,9 @@ class LocalConfig:
 class LocalRunHandle(RunHandle):
     """A run going on in a scheduler thread of this process."""
 
-    def __init__(self, store: Store, run_id: str, scheduler: Scheduler,
-                 thread: threading.Thread) -> None:
+    def __init__(
+        self, store: Store, run_id: str, scheduler: Scheduler, thread: threading.Thread
+    ) -> None:
         super().__init__(store, run_id)
         self.scheduler = scheduler
         self.thread = thread
@@ -95,10 +96,13 @@ class LocalBackend(Backend):
         store.recover()
         source = Path(pipeline.source).resolve() if pipeline.source else None
         run = store.create_run(
-            kind="pipeline", name=pipeline.name, backend=self.name,
+            kind="pipeline",
+            name=pipeline.name,
+            backend=self.name,
             notebook=str(source) if source else None,
             notebook_hash=_file_hash(source) if source else None,
-            params=dict(params), steps=[s.name for s in pipeline.steps],
+            params=dict(params),
+            steps=[s.name for s in pipeline.steps],
         )
         cwd = source.parent if source else Path.cwd()
         kernel_name = self.kernel_name(pipeline)
@@ -119,15 +123,21 @@ class LocalBackend(Backend):
                     nb = step_notebook(pipeline, step, data_dir=str(paths.data))
                     nbformat.write(nb, paths.steps / f"{step.name}.ipynb", version=4)
         scheduler = Scheduler(
-            pipeline=pipeline, run_id=run.id, store=store, pool=pool,
-            kernels=kernels, paths=paths, params=dict(params), hashes=hashes,
-            cwd=cwd, kernel_name=self.config.kernel_name,
+            pipeline=pipeline,
+            run_id=run.id,
+            store=store,
+            pool=pool,
+            kernels=kernels,
+            paths=paths,
+            params=dict(params),
+            hashes=hashes,
+            cwd=cwd,
+            kernel_name=self.config.kernel_name,
             cached=cached,
         )
         thread = threading.Thread(target=scheduler.run, name=f"kfnb-run-{run.id}", daemon=True)
         thread.start()
         return LocalRunHandle(store, run.id, scheduler, thread)
-
 
     def kernel_name(self, pipeline: Pipeline) -> str:
         """The kernelspec steps run on: the config's, else the notebook's, else python3."""
@@ -138,9 +148,14 @@ class LocalBackend(Backend):
         """This process's pool of fresh kernels for the pipeline's kernelspec."""
         from ...kernels import PoolConfig, shared_pool
 
-        return shared_pool(PoolConfig(
-            size=self.config.pool_size, kernel_name=self.kernel_name(pipeline),
-            preload=tuple(self.config.preload), fork_server=self.config.fork_server))
+        return shared_pool(
+            PoolConfig(
+                size=self.config.pool_size,
+                kernel_name=self.kernel_name(pipeline),
+                preload=tuple(self.config.preload),
+                fork_server=self.config.fork_server,
+            )
+        )
 
 
 def _file_hash(path: Path) -> str | None:

@@ -40,8 +40,14 @@ class CacheHit:
         return self.source.cached_from or f"{self.source.run_id}/{self.source.name}"
 
 
-def find_hits(pipeline: Pipeline, hashes: dict[str, str], store: Store, *,
-              enabled: bool = True, run_id: str | None = None) -> dict[str, CacheHit]:
+def find_hits(
+    pipeline: Pipeline,
+    hashes: dict[str, str],
+    store: Store,
+    *,
+    enabled: bool = True,
+    run_id: str | None = None,
+) -> dict[str, CacheHit]:
     """The steps of ``pipeline`` whose results an earlier run can provide."""
     if not enabled:
         return {}
@@ -84,8 +90,10 @@ def restore(hit: CacheHit, data_dir: Path, executed: Path, log: Path) -> None:
         _link(hit.executed, executed)
     with open(log, "a") as f:
         run, _, step = hit.origin.partition("/")
-        f.write(f"cached: results of step {step!r} of run {run} "
-                f"(same content hash {(hit.source.hash or '')[:12]}); no kernel started\n")
+        f.write(
+            f"cached: results of step {step!r} of run {run} "
+            f"(same content hash {(hit.source.hash or '')[:12]}); no kernel started\n"
+        )
 
 
 def _link(source: Path, target: Path) -> None:

@@ -35,17 +35,32 @@ class WarmKernelEngine(NBClientEngine):
     by ``kfnb_client``)."""
 
     @classmethod
-    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
-                                 stdout_file: IO[str] | None = None,
-                                 stderr_file: IO[str] | None = None, start_timeout: float = 60,
-                                 execution_timeout: float | None = None, **kwargs: Any) -> Any:
+    def execute_managed_notebook(
+        cls,
+        nb_man: Any,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: IO[str] | None = None,
+        stderr_file: IO[str] | None = None,
+        start_timeout: float = 60,
+        execution_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
         kernel: WarmKernel = kwargs.pop("kfnb_kernel")
         client = kwargs.pop("kfnb_client")
         kwargs.pop("input_path", None)
         nb_client = PapermillNotebookClient(
-            nb_man, km=kernel.km, kernel_name=kernel_name, log=logging.getLogger("papermill"),
-            log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
-            startup_timeout=start_timeout, timeout=execution_timeout, **kwargs)
+            nb_man,
+            km=kernel.km,
+            kernel_name=kernel_name,
+            log=logging.getLogger("papermill"),
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+            startup_timeout=start_timeout,
+            timeout=execution_timeout,
+            **kwargs,
+        )
         nb_client.kc = client
         return nb_client.execute()
 
@@ -55,9 +70,18 @@ logging.getLogger("papermill").setLevel(logging.WARNING)
 logging.getLogger("papermill").addHandler(logging.NullHandler())  # a killed step is not news
 
 
-def execute_step(*, step: str, notebook: Path, output: Path, parameters: Mapping[str, Any],
-                 kernel: WarmKernel, cwd: str, env: Mapping[str, str], log: IO[str],
-                 kernel_name: str | None = None) -> dict[str, Any]:
+def execute_step(
+    *,
+    step: str,
+    notebook: Path,
+    output: Path,
+    parameters: Mapping[str, Any],
+    kernel: WarmKernel,
+    cwd: str,
+    env: Mapping[str, str],
+    log: IO[str],
+    kernel_name: str | None = None,
+) -> dict[str, Any]:
     """Run ``notebook`` into ``output`` on ``kernel``; never raises for the step's own errors."""
     from jupyter_core.utils import ensure_event_loop
 
@@ -66,15 +90,33 @@ def execute_step(*, step: str, notebook: Path, output: Path, parameters: Mapping
     # its file descriptors in a long-lived process
     loop = ensure_event_loop()
     try:
-        return _execute(step=step, notebook=notebook, output=output, parameters=parameters,
-                        kernel=kernel, cwd=cwd, env=env, log=log, kernel_name=kernel_name)
+        return _execute(
+            step=step,
+            notebook=notebook,
+            output=output,
+            parameters=parameters,
+            kernel=kernel,
+            cwd=cwd,
+            env=env,
+            log=log,
+            kernel_name=kernel_name,
+        )
     finally:
         loop.close()
 
 
-def _execute(*, step: str, notebook: Path, output: Path, parameters: Mapping[str, Any],
-             kernel: WarmKernel, cwd: str, env: Mapping[str, str], log: IO[str],
-             kernel_name: str | None) -> dict[str, Any]:
+def _execute(
+    *,
+    step: str,
+    notebook: Path,
+    output: Path,
+    parameters: Mapping[str, Any],
+    kernel: WarmKernel,
+    cwd: str,
+    env: Mapping[str, str],
+    log: IO[str],
+    kernel_name: str | None,
+) -> dict[str, Any]:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -84,13 +126,23 @@ def _execute(*, step: str, notebook: Path, output: Path, parameters: Mapping[str
         return _could_not_run(step, err)
     try:
         papermill.execute_notebook(
-            str(notebook), str(output), parameters=dict(parameters), engine_name=ENGINE,
-            kernel_name=kernel_name, progress_bar=False, stdout_file=log, stderr_file=log,
-            kfnb_kernel=kernel, kfnb_client=client,
+            str(notebook),
+            str(output),
+            parameters=dict(parameters),
+            engine_name=ENGINE,
+            kernel_name=kernel_name,
+            progress_bar=False,
+            stdout_file=log,
+            stderr_file=log,
+            kfnb_kernel=kernel,
+            kfnb_client=client,
         )
     except PapermillExecutionError as err:
-        error = failed_cell(output) or {"ename": err.ename, "evalue": err.evalue,
-                                        "traceback": "\n".join(err.traceback)}
+        error = failed_cell(output) or {
+            "ename": err.ename,
+            "evalue": err.evalue,
+            "traceback": "\n".join(err.traceback),
+        }
         error["message"] = describe(error, step)
         return {"ok": False, "error": error}
     except Exception as err:  # the kernel died or was killed, the notebook could not be written
@@ -102,8 +154,15 @@ def _execute(*, step: str, notebook: Path, output: Path, parameters: Mapping[str
 
 def _could_not_run(step: str, err: BaseException) -> dict[str, Any]:
     message = f"step {step!r} could not run: {type(err).__name__}: {err}"
-    return {"ok": False, "error": {"message": message, "ename": type(err).__name__,
-                                   "evalue": str(err), "traceback": traceback.format_exc()}}
+    return {
+        "ok": False,
+        "error": {
+            "message": message,
+            "ename": type(err).__name__,
+            "evalue": str(err),
+            "traceback": traceback.format_exc(),
+        },
+    }
 
 
 def failed_cell(output_path: str | Path) -> dict[str, Any]:

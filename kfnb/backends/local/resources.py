@@ -23,9 +23,22 @@ from dataclasses import dataclass, field
 from ...dag import GPU, Step
 from .. import BackendError
 
-_SUFFIX = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-           "m": 1e-3}
+_SUFFIX = {
+    "": 1,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "m": 1e-3,
+}
 _QTY = re.compile(r"^([0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 
 
@@ -46,9 +59,11 @@ class Request:
     @classmethod
     def of(cls, step: Step) -> Request:
         res = step.resources
-        return cls(cpu=quantity(res["cpu"]) if "cpu" in res else 0.0,
-                   memory=quantity(res["memory"]) if "memory" in res else 0.0,
-                   gpus=int(res.get(GPU, "0")))
+        return cls(
+            cpu=quantity(res["cpu"]) if "cpu" in res else 0.0,
+            memory=quantity(res["memory"]) if "memory" in res else 0.0,
+            gpus=int(res.get(GPU, "0")),
+        )
 
 
 def detect_gpus() -> list[str]:
@@ -62,8 +77,13 @@ def detect_gpus() -> list[str]:
     if smi is None:
         return []
     try:
-        out = subprocess.run([smi, "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=True).stdout
+        out = subprocess.run(
+            [smi, "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
@@ -109,26 +129,34 @@ class Pool:
                 f"step {step.name!r} asks for {r.gpus} GPU{'s' if r.gpus != 1 else ''}, but this "
                 f"machine has {len(self.gpus)} (GPU ids: {pool}). Fix: lower its "
                 f"limit:nvidia.com/gpu, set KFNB_GPUS to the ids to use, or run on Kubeflow "
-                f"(--backend kfp)")
+                f"(--backend kfp)"
+            )
         if r.cpu > self.cpus:
-            raise BackendError(f"step {step.name!r} asks for {r.cpu:g} CPUs, but this machine has "
-                               f"{self.cpus:g}. Fix: lower its limit:cpu")
+            raise BackendError(
+                f"step {step.name!r} asks for {r.cpu:g} CPUs, but this machine has "
+                f"{self.cpus:g}. Fix: lower its limit:cpu"
+            )
         if r.memory > self.memory:
             raise BackendError(
                 f"step {step.name!r} asks for {r.memory / 2**30:.1f} GiB of memory, but this "
-                f"machine has {self.memory / 2**30:.1f} GiB. Fix: lower its limit:memory")
+                f"machine has {self.memory / 2**30:.1f} GiB. Fix: lower its limit:memory"
+            )
 
     def acquire(self, step: Step) -> Grant | None:
         """Take what ``step`` needs if it is all free now; else None."""
         r = Request.of(step)
         with self._lock:
-            if (self._slots < 1 or r.cpu > self._free_cpu + 1e-9
-                    or r.memory > self._free_memory or r.gpus > len(self._free_gpus)):
+            if (
+                self._slots < 1
+                or r.cpu > self._free_cpu + 1e-9
+                or r.memory > self._free_memory
+                or r.gpus > len(self._free_gpus)
+            ):
                 return None
             self._slots -= 1
             self._free_cpu -= r.cpu
             self._free_memory -= r.memory
-            gpus, self._free_gpus = self._free_gpus[:r.gpus], self._free_gpus[r.gpus:]
+            gpus, self._free_gpus = self._free_gpus[: r.gpus], self._free_gpus[r.gpus :]
             return Grant(r, gpus)
 
     def release(self, grant: Grant) -> None:
@@ -136,5 +164,4 @@ class Pool:
             self._slots += 1
             self._free_cpu += grant.request.cpu
             self._free_memory += grant.request.memory
-            self._free_gpus = sorted(self._free_gpus + grant.gpus,
-                                     key=lambda g: self.gpus.index(g))
+            self._free_gpus = sorted(self._free_gpus + grant.gpus, key=lambda g: self.gpus.index(g))

@@ -92,10 +92,21 @@ class _Running:
 class Scheduler:
     """Drives one run to its end. Create it, then call ``run()`` in a thread."""
 
-    def __init__(self, *, pipeline: Pipeline, run_id: str, store: Store, pool: Pool,
-                 kernels: KernelPool | None, paths: RunPaths, params: dict[str, Any],
-                 hashes: dict[str, str], cwd: Path, kernel_name: str | None,
-                 cached: dict[str, CacheHit] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        run_id: str,
+        store: Store,
+        pool: Pool,
+        kernels: KernelPool | None,
+        paths: RunPaths,
+        params: dict[str, Any],
+        hashes: dict[str, str],
+        cwd: Path,
+        kernel_name: str | None,
+        cached: dict[str, CacheHit] | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.run_id = run_id
         self.store = store
@@ -202,8 +213,9 @@ class Scheduler:
                 if self.state[name] != "PENDING":
                     continue
                 step = self.pipeline.step(name)
-                blocked = [d for d in step.after
-                           if self.state[d] in ("FAILED", "SKIPPED", "CANCELED")]
+                blocked = [
+                    d for d in step.after if self.state[d] in ("FAILED", "SKIPPED", "CANCELED")
+                ]
                 if blocked:
                     reason = f"skipped because step {blocked[0]!r} did not succeed"
                     self._set_step(name, "SKIPPED", error={"message": reason})
@@ -216,16 +228,25 @@ class Scheduler:
             if hit is None:
                 continue
             try:
-                restore(hit, self.paths.data, self.paths.executed / f"{name}.ipynb",
-                        self.paths.logs / f"{name}.log")
+                restore(
+                    hit,
+                    self.paths.data,
+                    self.paths.executed / f"{name}.ipynb",
+                    self.paths.logs / f"{name}.log",
+                )
             except OSError as err:  # e.g. the earlier run was deleted meanwhile: run the step
                 log.warning("step %s: cache unusable (%s); running it", name, err)
                 del self.cached[name]
                 continue
             output = self.paths.executed / f"{name}.ipynb"
-            self._set_step(name, "CACHED", log=str(self.paths.logs / f"{name}.log"),
-                           output_notebook=str(output) if output.exists() else None,
-                           hash=self.hashes.get(name), cached_from=hit.origin)
+            self._set_step(
+                name,
+                "CACHED",
+                log=str(self.paths.logs / f"{name}.log"),
+                output_notebook=str(output) if output.exists() else None,
+                hash=self.hashes.get(name),
+                cached_from=hit.origin,
+            )
             self._record_outputs(self.pipeline.step(name), output)
 
     # -- starting steps -------------------------------------------------------------------------
@@ -255,10 +276,20 @@ class Scheduler:
             self._kernels_wanted -= 1
         self.running[name] = r
         self.state[name] = "RUNNING"
-        self._set_step(name, "RUNNING", log=str(log_path), output_notebook=str(output),
-                       gpus=grant.gpus, hash=self.hashes.get(name))
-        threading.Thread(target=self._execute, args=(r, output), daemon=True,
-                         name=f"kfnb-step-{self.run_id}-{name}").start()
+        self._set_step(
+            name,
+            "RUNNING",
+            log=str(log_path),
+            output_notebook=str(output),
+            gpus=grant.gpus,
+            hash=self.hashes.get(name),
+        )
+        threading.Thread(
+            target=self._execute,
+            args=(r, output),
+            daemon=True,
+            name=f"kfnb-step-{self.run_id}-{name}",
+        ).start()
 
     def _step_env(self, r: _Running) -> dict[str, str]:
         """The step kernel's environment: this process's as it is now (a pooled kernel started
@@ -266,8 +297,7 @@ class Scheduler:
         step's ``env`` cannot change, nor the GPU ids a step that asks for GPUs is granted)."""
         env = dict(os.environ)
         env.update(r.step.env)
-        env.update(KFNB_HOME=str(self.store.home), KFNB_RUN_ID=self.run_id,
-                   KFNB_STEP=r.step.name)
+        env.update(KFNB_HOME=str(self.store.home), KFNB_RUN_ID=self.run_id, KFNB_STEP=r.step.name)
         if r.grant.request.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(r.grant.gpus)
         return env
@@ -288,13 +318,24 @@ class Scheduler:
             if stopped:
                 return
             outcome = execute_step(
-                step=r.step.name, notebook=self.paths.steps / f"{r.step.name}.ipynb",
-                output=output, parameters=self.params, kernel=kernel, cwd=str(self.cwd),
-                env=self._step_env(r), log=r.log_file, kernel_name=self.kernel_name)
+                step=r.step.name,
+                notebook=self.paths.steps / f"{r.step.name}.ipynb",
+                output=output,
+                parameters=self.params,
+                kernel=kernel,
+                cwd=str(self.cwd),
+                env=self._step_env(r),
+                log=r.log_file,
+                kernel_name=self.kernel_name,
+            )
         except BaseException as err:
-            outcome = {"ok": False, "error": {
-                "message": f"step {r.step.name!r} could not run: {type(err).__name__}: {err}",
-                "traceback": traceback.format_exc()}}
+            outcome = {
+                "ok": False,
+                "error": {
+                    "message": f"step {r.step.name!r} could not run: {type(err).__name__}: {err}",
+                    "traceback": traceback.format_exc(),
+                },
+            }
         finally:
             if kernel is not None and self.kernels is not None:
                 self.kernels.discard(kernel)
@@ -325,8 +366,9 @@ class Scheduler:
     def _ended(self, r: _Running) -> None:
         name = r.step.name
         if r.timed_out:
-            error: dict[str, Any] = {"message": f"step {name!r} timed out after "
-                                                f"{r.step.timeout:g} s and was stopped"}
+            error: dict[str, Any] = {
+                "message": f"step {name!r} timed out after {r.step.timeout:g} s and was stopped"
+            }
             with open(self.paths.logs / f"{name}.log", "a") as f:
                 f.write(f"\n{error['message']}\n")
         else:
@@ -341,8 +383,9 @@ class Scheduler:
             left = r.step.retries - self.attempts[name] + 1
             error = {**error, "retrying": True}
             self._set_step(name, "FAILED", error=error)
-            self.store.event(self.run_id, "retry", {"step": name, "attempt": self.attempts[name],
-                                                   "left": left})
+            self.store.event(
+                self.run_id, "retry", {"step": name, "attempt": self.attempts[name], "left": left}
+            )
             self.state[name] = "PENDING"
             return
         self.errors[name] = str(error.get("message"))
@@ -366,8 +409,11 @@ class Scheduler:
         try:
             value = float(marshal.load(self.paths.data / step, name, step=step))  # type: ignore[arg-type]
         except Exception as err:
-            self.store.event(self.run_id, "warning", {
-                "step": step, "message": f"metric {name!r} is not a number: {err}"})
+            self.store.event(
+                self.run_id,
+                "warning",
+                {"step": step, "message": f"metric {name!r} is not a number: {err}"},
+            )
             return
         self.store.log_metric(self.run_id, name, value, source=step)
 
@@ -416,4 +462,3 @@ class Scheduler:
             self.store.set_run_status(self.run_id, status, error=error)  # type: ignore[arg-type]
         except InvalidTransition:
             log.warning("run %s: could not mark it %s", self.run_id, status)
-
