@@ -7,14 +7,14 @@ it shows the same thing as ``kfnb show`` and the Jupyter side panel.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends import Backend, BackendError, RunHandle, RunView, StoreRunHandle, get_backend
+from .backends import BackendError, RunHandle, RunView, StoreRunHandle, get_backend, open_backend
 from .dag import Pipeline
 from .params import resolve_params
+from .settings import Settings
 from .tracking import StepRun, Store
 
 if TYPE_CHECKING:
@@ -100,32 +100,36 @@ def run(
     backend: str = "local",
     wait: bool = True,
     store: Store | None = None,
+    settings: Settings | None = None,
     config: Any = None,
+    param_strings: Sequence[tuple[str, str]] = (),
     **options: Any,
 ) -> PipelineRun:
-    """Run a notebook as a pipeline. ``options`` fill the backend's config (e.g. max_parallel)."""
+    """Run a notebook as a pipeline: the one facade every surface calls.
+
+    ``params`` are typed values, ``param_strings`` ``(name, text)`` pairs as typed on a command
+    line or in a form (converted to each parameter's type). ``options`` are the backend's
+    options (``kfnb.backends.get_backend(name).options()``); an unknown one is an error naming
+    the nearest. Settings (environment, config file) are read here once unless given.
+    """
+    settings = settings if settings is not None else Settings.load()
+    if config is not None:
+        impl = get_backend(backend)(config, settings)
+        if options:
+            raise BackendError(
+                f"options {', '.join(map(repr, options))} given together with a config object",
+                fix="put them in the config object, or pass options alone",
+            )
+    else:
+        impl = open_backend(backend, settings, options)  # a bad option fails before parsing
     pipeline = notebook if isinstance(notebook, Pipeline) else Pipeline.from_notebook(notebook)
-    values = resolve_params(pipeline, params)
-    cls = get_backend(backend)
-    cfg = config if config is not None else _config(cls, options)
-    store = store if store is not None else Store()
-    handle = cls(cfg).submit(pipeline, values, store)
+    values = resolve_params(pipeline, params, param_strings)
+    store = store if store is not None else settings.store()
+    handle = impl.submit(pipeline, values, store)
     result = PipelineRun(store, handle.id, handle)
     if wait:
         result.wait()
     return result
-
-
-def _config(cls: type[Backend], options: Mapping[str, Any]) -> Any:
-    """The backend's config from keyword options; an unknown one is named with the known ones."""
-    known = [f.name for f in dataclasses.fields(cls.config_class)]
-    unknown = [k for k in options if k not in known]
-    if unknown:
-        raise BackendError(
-            f"backend {cls.name!r} has no option {', '.join(map(repr, unknown))}. "
-            f"Fix: use one of: {', '.join(known)}"
-        )
-    return cls.config_class(**options)
 
 
 def runs(
@@ -153,14 +157,17 @@ def _widgets_usable() -> bool:
     return importlib.util.find_spec("ipywidgets") is not None
 
 
-def get_run(run_id: str, store: Store | None = None) -> PipelineRun:
+def get_run(
+    run_id: str, store: Store | None = None, settings: Settings | None = None
+) -> PipelineRun:
     """A run recorded in the store (by id or unique id prefix); a remote run still going on is
     followed through its backend (``wait`` and ``cancel`` reach the cluster)."""
-    store = store if store is not None else Store()
+    settings = settings if settings is not None else Settings.load()
+    store = store if store is not None else settings.store()
     record = store.get_run(run_id)
     handle = None
     if record.remote is not None and not record.done:
-        handle = get_backend(record.backend)().attach(store, record.id)
+        handle = open_backend(record.backend, settings).attach(store, record.id)
     return PipelineRun(store, record.id, handle)
 
 
@@ -172,6 +179,7 @@ def compile(
     accelerator: str | None = None,
     packages: Sequence[str] = (),
     cache: bool = True,
+    settings: Settings | None = None,
 ) -> Compiled:
     """Compile a notebook to a Kubeflow Pipelines v2 pipeline (IR YAML) at ``output``.
 
@@ -179,11 +187,16 @@ def compile(
     step's GPU count asks for (default ``nvidia.com/gpu``); ``packages`` are pip-installed when
     a step's pod starts (none by default: the image should hold them).
     """
-    from .backends.kfp import KfpConfig
+    from .backends.kfp import KfpBackend
     from .backends.kfp.compiler import compile_pipeline
 
+    settings = settings if settings is not None else Settings.load()
+    given = {
+        "image": image,
+        "accelerator": accelerator,
+        "packages": tuple(packages) or None,
+        "cache": None if cache else False,
+    }
+    cfg = KfpBackend.configure(settings, given)
     pipeline = notebook if isinstance(notebook, Pipeline) else Pipeline.from_notebook(notebook)
-    cfg = KfpConfig(
-        image=image, accelerator=accelerator, packages=tuple(packages), cache=cache
-    ).resolved()
     return compile_pipeline(pipeline, output, cfg.compile_options())

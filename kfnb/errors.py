@@ -1,15 +1,51 @@
 """The one exception root of kfnb and its meaningful subclasses.
 
-Every error a user can cause says what went wrong, where (which notebook cell, which step,
-which variable) and how to fix it. Third-party errors are wrapped at the boundary with
-``raise ... from err`` so the cause stays visible.
+Every error a user can cause says what went wrong (``message``), where (``where``: a notebook
+cell, a step, a file, a run) and how to fix it (``fix``). These are attributes: ``str(err)``
+renders them once as ``"WHERE: MESSAGE. Fix: FIX"`` for a terminal, and the REST API, the
+widgets and the magics read the attributes (``to_dict()``), never the text. Third-party errors
+are wrapped at the boundary with ``raise ... from err`` so the cause stays visible.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class KfnbError(Exception):
-    """Root of every error kfnb raises on purpose."""
+    """Root of every error kfnb raises on purpose.
+
+    ``KfnbError("no such backend 'x'", fix="use one of: local, kfp", where="kfnb.toml")``
+    """
+
+    def __init__(
+        self, message: str = "", *, fix: str | None = None, where: str | None = None
+    ) -> None:
+        self.message = message
+        self.fix = fix
+        self.where = where
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """The error as one line of text: ``WHERE: MESSAGE. Fix: FIX``."""
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        if self.fix:
+            text = text.rstrip(". ") + f". Fix: {self.fix}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"message", "fix", "where"}``: what every surface shows, without parsing text."""
+        return {"message": self.message, "fix": self.fix, "where": self.where}
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes, attributes kept
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+
+def _rebuild(cls: type[KfnbError], state: dict[str, Any]) -> KfnbError:
+    err = cls.__new__(cls)
+    err.__dict__.update(state)
+    Exception.__init__(err, err.render())
+    return err
 
 
 class NotebookError(KfnbError):
@@ -17,7 +53,7 @@ class NotebookError(KfnbError):
 
     ``cell_index`` is the 0-based index of the cell in the notebook as Jupyter shows it (all cells
     counted, markdown included); ``cell_line`` is the cell's first non-empty line, so a person can
-    find it without counting cells.
+    find it without counting cells. ``where`` is rendered from the path and the cell.
     """
 
     def __init__(
@@ -29,14 +65,12 @@ class NotebookError(KfnbError):
         fix: str | None = None,
         path: str | None = None,
     ) -> None:
-        self.message = message
         self.cell_index = cell_index
         self.cell_line = cell_line
-        self.fix = fix
         self.path = path
-        super().__init__(self._render())
+        super().__init__(message, fix=fix, where=self._where())
 
-    def _render(self) -> str:
+    def _where(self) -> str | None:
         where = []
         if self.path:
             where.append(self.path)
@@ -45,10 +79,15 @@ class NotebookError(KfnbError):
             if len(first) > 60:
                 first = first[:57] + "..."
             where.append(f"cell {self.cell_index}" + (f" ({first!r})" if first else ""))
-        text = ": ".join([", ".join(where), self.message]) if where else self.message
-        if self.fix:
-            text += f". Fix: {self.fix}"
-        return text
+        return ", ".join(where) or None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "cell_index": self.cell_index,
+            "cell_line": self.cell_line,
+            "path": self.path,
+        }
 
 
 class PipelineError(KfnbError):
@@ -60,15 +99,19 @@ class MarshalError(KfnbError):
 
 
 class MissingDependencyError(KfnbError, ImportError):
-    """An optional dependency is missing; the message names the pip extra that brings it."""
+    """An optional dependency is missing; the fix names the pip extra that brings it."""
 
     def __init__(self, package: str, extra: str, feature: str) -> None:
         self.package = package
         self.extra = extra
-        super().__init__(
-            f"{feature} needs the Python package {package!r}, which is not installed. "
-            f"Fix: pip install 'kfnb[{extra}]'"
+        KfnbError.__init__(
+            self,
+            f"{feature} needs the Python package {package!r}, which is not installed",
+            fix=f"pip install 'kfnb[{extra}]'",
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.__dict__.copy()))
 
 
 class SourceError(KfnbError):
@@ -83,4 +126,4 @@ class SourceError(KfnbError):
         self.cell = cell
         self.lineno = lineno
         self.msg = message
-        super().__init__(f"line {lineno}: {message}" if lineno else message)
+        super().__init__(message, where=f"line {lineno}" if lineno else None)

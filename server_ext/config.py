@@ -10,6 +10,8 @@ from __future__ import annotations
 from traitlets import Float, Integer, List, Unicode
 from traitlets.config import Configurable
 
+from kfnb.settings import Settings
+
 
 class KfnbServerSettings(Configurable):
     """What the kfnb REST handlers need to know about this server."""
@@ -56,3 +58,12 @@ class KfnbServerSettings(Configurable):
             "cluster, so that their events reach the open JupyterLab views. 0: never."
         ),
     ).tag(config=True)
+
+    def settings(self) -> Settings:
+        """kfnb's settings for this server: read once (environment, config file) at the first
+        call, with ``home`` from this object when set."""
+        loaded: Settings | None = getattr(self, "_kfnb_settings", None)
+        if loaded is None:
+            loaded = Settings.load(home=self.home)
+            self._kfnb_settings = loaded
+        return loaded

@@ -83,7 +83,7 @@ def server_store(settings: dict[str, Any]) -> Store:
     """The server's one run store (``KfnbServerSettings.home``), opened on first use."""
     store: Store | None = settings.get("kfnb_store")
     if store is None:
-        store = Store(settings["kfnb"].home)
+        store = settings["kfnb"].settings().store()
         settings["kfnb_store"] = store
     return store
 

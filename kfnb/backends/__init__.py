@@ -1,116 +1,57 @@
 """Pipeline backends: where a pipeline runs. A registry by name, like papermill's engines.
 
-A backend takes a linked ``Pipeline`` and checked parameter values, records the run in the run
-store and returns a ``RunHandle`` to follow it; ``attach`` gives a handle on a run it started
-earlier. ``local`` (this machine, the default) and ``kfp`` (Kubeflow Pipelines) are built in;
-others register with ``register(name, cls)`` or through the ``kfnb.backends`` entry point
-group. Each backend has a typed config (a dataclass) of its own.
+``local`` (this machine, the default) and ``kfp`` (Kubeflow Pipelines) are built in; others
+register with ``register(name, cls)`` or through the ``kfnb.backends`` entry point group. The
+contract every backend implements, and what surfaces may ask of it, is in ``base``; typed
+options in ``options``. Surfaces call ``open_backend(name, settings, options)`` and never branch
+on a backend's name.
 """
 
 from __future__ import annotations
 
-import abc
-import difflib
 import threading
-import time
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from ..dag import Pipeline
-from ..errors import KfnbError
-from ..tracking import TERMINAL_RUN, Run, Store
+from ..config import nearest
+from .base import (
+    LOG_PAGE,
+    Availability,
+    Backend,
+    LogPage,
+    RunHandle,
+    RunView,
+    StoreRunHandle,
+    read_log_file,
+)
+from .options import BackendError, Option, option
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = [
+    "LOG_PAGE",
+    "Availability",
+    "Backend",
+    "BackendError",
+    "LogPage",
+    "Option",
+    "RunHandle",
+    "RunView",
+    "StoreRunHandle",
+    "availability",
+    "backends",
+    "get_backend",
+    "open_backend",
+    "option",
+    "read_log_file",
+    "register",
+    "register_entry_points",
+    "unregister",
+]
 
 ENTRY_POINT_GROUP = "kfnb.backends"
-
-
-class BackendError(KfnbError):
-    """A backend cannot run the pipeline as asked (unknown backend, resources it lacks...)."""
-
-
-class RunView:
-    """A run as the run store records it: what every backend and surface reads."""
-
-    def __init__(self, store: Store, run_id: str) -> None:
-        self.store = store
-        self.id = run_id
-
-    @property
-    def record(self) -> Run:
-        return self.store.get_run(self.id)
-
-    @property
-    def status(self) -> str:
-        return self.record.status
-
-    @property
-    def done(self) -> bool:
-        return self.status in TERMINAL_RUN
-
-    def logs(self, step: str) -> str:
-        """The log of one step so far."""
-        path = self.record.step(step).log
-        if not path:
-            return ""
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-
-class RunHandle(RunView, abc.ABC):
-    """A submitted run, as its backend follows it."""
-
-    @abc.abstractmethod
-    def wait(self, timeout: float | None = None) -> str:
-        """Block until the run ends (or ``timeout`` seconds pass); return its status."""
-
-    @abc.abstractmethod
-    def cancel(self) -> None:
-        """Ask the run to stop; ``wait()`` returns once it has."""
-
-    def refresh(self) -> str:
-        """Bring what the backend knows of the run into the store (a remote run's status);
-        return the status. Runs driven by a process of this machine are always up to date."""
-        return self.status
-
-
-class StoreRunHandle(RunHandle):
-    """A run followed through the store alone: another process (a runner) drives it."""
-
-    poll = 0.2
-
-    def wait(self, timeout: float | None = None) -> str:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.done:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                break
-            time.sleep(self.poll if left is None else min(self.poll, left))
-        return self.status
-
-    def cancel(self) -> None:
-        self.store.request_cancel(self.id)
-
-
-class Backend(abc.ABC):
-    """Runs pipelines somewhere. Subclasses set ``name`` and ``config_class``."""
-
-    name: ClassVar[str]
-    config_class: ClassVar[type]
-
-    def __init__(self, config: Any = None) -> None:
-        self.config = config if config is not None else self.config_class()
-
-    @abc.abstractmethod
-    def submit(self, pipeline: Pipeline, params: Mapping[str, Any], store: Store) -> RunHandle:
-        """Check the pipeline fits this backend, record a run and start it."""
-
-    def attach(self, store: Store, run_id: str) -> RunHandle:
-        """A handle on a run this backend started earlier, maybe in another process."""
-        return StoreRunHandle(store, store.resolve_id(run_id))
-
 
 _registry: dict[str, type[Backend]] = {}
 _entry_points_loaded = False
@@ -155,13 +96,37 @@ def get_backend(name: str) -> type[Backend]:
         return _registry[name]
     except KeyError:
         known = sorted(_registry)
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
         raise BackendError(
-            f"unknown backend {name!r}. Fix: {hint}use one of: {', '.join(known)}"
+            f"unknown backend {name!r}",
+            fix=f"{nearest(str(name), known)}use one of: {', '.join(known)}",
         ) from None
 
 
 def backends() -> list[str]:
     _builtin()
     return sorted(_registry)
+
+
+def open_backend(
+    name: str, settings: Settings | None = None, options: Mapping[str, Any] | None = None
+) -> Backend:
+    """Backend ``name`` configured from ``options`` > environment > config file (``settings``,
+    loaded here when not given). The one way surfaces get a backend."""
+    from ..settings import Settings
+
+    cls = get_backend(name)
+    settings = settings if settings is not None else Settings.load()
+    settings.check_sections(backends())
+    return cls(cls.configure(settings, dict(options or {})), settings)
+
+
+def availability(settings: Settings) -> list[Availability]:
+    """Every registered backend: whether it can run here, and why not."""
+    found = []
+    for name in backends():
+        cls = get_backend(name)
+        try:
+            found.append(cls.available(settings))
+        except Exception as err:  # a plug-in's check must not hide the others
+            found.append(Availability(name, False, f"its availability check failed: {err}"))
+    return found

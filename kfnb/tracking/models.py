@@ -1,7 +1,12 @@
 """What the run store records: runs, their steps, metrics and events, and the status machine.
 
-A **run** is one execution of something kfnb started: a pipeline, a training job, a tuning
-experiment or one of its trials (``kind`` is free text). It moves through KFP's statuses::
+A **run** is one execution of something kfnb started. Its ``kind`` is one of ``RUN_KINDS``:
+``pipeline`` (a notebook run as a DAG), ``train`` (a training job), ``tune`` (a tuning study),
+``trial`` (one trial of a study: its parent is the ``tune`` run) and ``batch`` (a parameter sweep:
+its children are the ``pipeline`` runs of each set). Runs form a tree through ``parent_id``. Each
+run keeps its ``spec``, what it ran (for a pipeline its IR with edges: ``kfnb.spec``), so it is
+drawn from its record, never from the notebook's current state. It moves through KFP's
+statuses::
 
     PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELING -> CANCELED
     PENDING -> CANCELED | FAILED;  CANCELING -> FAILED | SUCCEEDED (the run ended first)
@@ -30,6 +35,16 @@ StepStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CA
 
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 STEP_STATUSES: tuple[str, ...] = get_args(StepStatus)
+RunKind = Literal["pipeline", "train", "tune", "trial", "batch"]
+RUN_KINDS: tuple[str, ...] = get_args(RunKind)
+#: which kinds a run of each kind may have as children (a batch's children are pipeline runs...)
+CHILD_KINDS: Mapping[str, frozenset[str]] = {
+    "pipeline": frozenset(),
+    "train": frozenset(),
+    "tune": frozenset({"trial"}),
+    "trial": frozenset({"pipeline", "train"}),
+    "batch": frozenset({"pipeline"}),
+}
 TERMINAL_RUN: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
 TERMINAL_STEP: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CACHED"})
 
@@ -124,10 +139,19 @@ class Run:
     metrics: dict[str, float] = field(default_factory=dict)
     # a run that lives elsewhere (KFP): its id there, UI link, host, namespace...; no runner pid
     remote: dict[str, Any] | None = None
+    # what the run ran (kfnb.spec): for a pipeline {"pipeline": <view>, "source": ...}
+    spec: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
         return self.status in TERMINAL_RUN
+
+    @property
+    def pipeline(self) -> dict[str, Any] | None:
+        """The pipeline this run ran, as stored when it was submitted (``kfnb.spec``), or
+        ``None`` for a run that is not a pipeline or was recorded before runs kept their spec."""
+        found = (self.spec or {}).get("pipeline")
+        return found if isinstance(found, dict) else None
 
     def step(self, name: str) -> StepRun:
         for s in self.steps:
@@ -152,4 +176,5 @@ class Run:
             "parent_id": self.parent_id,
             "remote": self.remote,
             "steps": [s.to_dict() for s in self.steps],
+            "spec": self.spec,
         }

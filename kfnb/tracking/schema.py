@@ -11,7 +11,9 @@ Tables (JSON values are TEXT)::
     runs      id PK, kind, name, status, backend, notebook, notebook_hash, created_at,
               started_at, finished_at, error, parent_id, runner_pid, runner_host,
               cancel_requested_at (v2), runner_started_at (v2), remote JSON (v4: where a
-              run submitted elsewhere lives, e.g. its KFP run id, UI link, host, namespace)
+              run submitted elsewhere lives, e.g. its KFP run id, UI link, host, namespace),
+              spec JSON (v5: what the run ran, e.g. its pipeline with edges), runner_identity
+              JSON (v5: the runner's boot id and pid namespace, for liveness checks)
     steps     (run_id, name) PK, position, status, attempt, started_at, finished_at,
               output_notebook, log, error JSON, gpus JSON, hash, cached_from (``run/step``)
     params    (run_id, name) PK, value JSON
@@ -133,6 +135,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "remote runs: the id, link and endpoint of a run submitted to a cluster",
         ("ALTER TABLE runs ADD COLUMN remote TEXT",),
+    ),
+    Migration(
+        5,
+        "run model: the spec a run ran; the runner's identity (boot, pid namespace)",
+        (
+            "ALTER TABLE runs ADD COLUMN spec TEXT",
+            "ALTER TABLE runs ADD COLUMN runner_identity TEXT",
+        ),
     ),
 )
 LATEST = MIGRATIONS[-1].version

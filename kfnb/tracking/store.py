@@ -133,8 +133,12 @@ class Store:
         parent_id: str | None = None,
         runner_pid: int | None = None,
         remote: Mapping[str, Any] | None = None,
+        spec: Mapping[str, Any] | None = None,
     ) -> Run:
         """Record a new ``PENDING`` run (its steps ``PENDING``) and create its artifacts folder.
+
+        ``spec`` is what the run runs (``kfnb.spec``: for a pipeline its IR with edges), kept with
+        the run so it is drawn as it ran whatever happens to the notebook later.
 
         ``runner_pid`` is the process that will drive the run (default: this one), which
         ``recover()`` checks on later. A ``remote`` run (one a cluster drives, e.g. on KFP) has
@@ -153,8 +157,8 @@ class Store:
             run_id = new_run_id(now, newest)
             conn.execute(
                 "INSERT INTO runs (id, kind, name, status, backend, notebook, notebook_hash, "
-                "created_at, parent_id, runner_pid, runner_host, runner_started_at, remote) "
-                "VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, parent_id, runner_pid, runner_host, runner_started_at, remote, spec) "
+                "VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     kind,
@@ -168,6 +172,7 @@ class Store:
                     socket.gethostname(),
                     runner_started,
                     None if remote is None else to_json(dict(remote)),
+                    None if spec is None else to_json(dict(spec)),
                 ),
             )
             conn.executemany(
@@ -752,6 +757,7 @@ class Store:
                 steps=steps[r["id"]],
                 metrics=metrics[r["id"]],
                 remote=None if r["remote"] is None else from_json(r["remote"]),
+                spec=None if r["spec"] is None else from_json(r["spec"]),
             )
             for r in rows
         ]

@@ -2,18 +2,18 @@
 
 A metric is a real number: ``bool``, ``int``, ``float``, any ``numbers.Real`` and scalars of
 numpy or torch (anything with ``.item()`` and an empty ``shape``). NaN and infinities are allowed.
-Parameters, step errors and event data are stored as JSON; a value JSON cannot hold is stored as
-its nearest JSON form (numpy scalars and arrays through ``.item()``/``.tolist()``, sets as lists,
-paths as strings) and otherwise as its ``repr``.
+Parameters, step errors, specs and event data are stored as JSON written by ``kfnb.jsonio``
+(standard JSON: a non-finite float is ``null``; a value JSON cannot hold is stored as its nearest
+JSON form, else its ``repr``).
 """
 
 from __future__ import annotations
 
 import json
 import numbers
-import os
 from typing import Any
 
+from ..jsonio import dumps
 from .errors import MetricValueError
 
 
@@ -55,21 +55,9 @@ def step_index(value: Any) -> int | None:
         ) from err
 
 
-def _jsonable(value: Any) -> Any:
-    if _is_scalar(value):
-        return value.item()
-    if callable(getattr(value, "tolist", None)):
-        return value.tolist()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return repr(value)
-
-
 def to_json(value: Any) -> str:
-    """JSON text for ``value``; what JSON cannot hold falls back as the module docstring says."""
-    return json.dumps(value, default=_jsonable, ensure_ascii=False)
+    """JSON text for ``value``: ``kfnb.jsonio.dumps`` (standard JSON, no NaN)."""
+    return dumps(value)
 
 
 def from_json(text: str | None) -> Any:

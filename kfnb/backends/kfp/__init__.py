@@ -12,65 +12,82 @@ terminates it on the cluster. Importing this module does not import the ``kfp`` 
 from __future__ import annotations
 
 import contextlib
-import difflib
+import importlib
 import io
 import shutil
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...config import ConfigError, config_path, section
 from ...dag import GPU, Pipeline
+from ...errors import KfnbError
+from ...spec import pipeline_spec
 from ...tracking import Store
-from .. import Backend, RunHandle
+from .. import Availability, Backend, RunHandle, option
 from . import connect, sync
 from .compiler import Compiled, CompileOptions, compile_pipeline
 from .connect import Endpoint, KfpError
 
+if TYPE_CHECKING:
+    from ...settings import Settings
+
 __all__ = ["KfpBackend", "KfpConfig", "KfpError", "KfpRunHandle"]
-CONNECTION = ("host", "namespace", "token", "cookies")
 MAX_FAILED_POLLS = 3
 
 
 @dataclass
 class KfpConfig:
-    """Settings of the ``kfp`` backend; ``None`` means "from the environment or config file"."""
+    """Settings of the ``kfp`` backend; each from a flag, its environment variable, or the config
+    file's ``kfp`` section (in that order); ``None`` means "not set"."""
 
-    host: str | None = None
-    namespace: str | None = None
-    experiment: str | None = None  # default: the notebook's experiment, else the pipeline name
-    token: str | None = None
-    cookies: str | None = None
-    image: str | None = None  # base image of steps that name none (tag or notebook default)
-    accelerator: str | None = None  # what a GPU count asks for (default nvidia.com/gpu)
-    packages: tuple[str, ...] = ()  # pip-installed at pod start; none by default
-    cache: bool | None = None  # None: True (KFP may reuse a step's cached result)
-    service_account: str | None = None
-    poll_interval: float | None = None  # seconds between status requests; None: 5
-    run_name: str | None = None
-
-    def resolved(self) -> KfpConfig:
-        """This config with what it leaves unset taken from the config file's ``kfp`` section."""
-        settings = section("kfp")
-        known = {f.name for f in fields(self)}
-        for key in settings:
-            if key not in known:
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise ConfigError(
-                    f"unknown setting {key!r} in section kfp of {config_path()}. "
-                    f"Fix: {hint}use one of: {', '.join(sorted(known))}"
-                )
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for key, value in settings.items():
-            # where to connect is resolved by ``connect.resolve``: flags, then the environment,
-            # then this file; so the file must not pose as a flag here
-            if key not in CONNECTION and values.get(key) in (None, ()):
-                values[key] = tuple(value) if key == "packages" else value
-        return KfpConfig(**values)
+    host: str | None = option(
+        None,
+        "the KFP API URL (default: the in-cluster service inside a Kubeflow notebook pod)",
+        env=("KFNB_KFP_HOST", "KF_PIPELINES_ENDPOINT"),
+    )
+    namespace: str | None = option(
+        None, "the Kubeflow profile namespace to run in", env="KFNB_KFP_NAMESPACE"
+    )
+    experiment: str | None = option(
+        None,
+        "the experiment (created if missing; default: the notebook's, else the pipeline name)",
+        env="KFNB_KFP_EXPERIMENT",
+    )
+    token: str | None = option(None, "a bearer token", env="KFNB_KFP_TOKEN", hidden=True)
+    cookies: str | None = option(
+        None, "session cookies (authservice_session=...)", env="KFNB_KFP_COOKIES", hidden=True
+    )
+    image: str | None = option(None, "base image of steps that name none", env="KFNB_KFP_IMAGE")
+    accelerator: str | None = option(
+        None, "what a GPU count asks for (default nvidia.com/gpu)", env="KFNB_KFP_ACCELERATOR"
+    )
+    packages: tuple[str, ...] = option(
+        (),
+        "pip-installed when a step's pod starts (default: none, the image holds them)",
+        env="KFNB_KFP_PACKAGES",
+    )
+    cache: bool | None = option(
+        None, "let KFP reuse a step's cached result (default: yes)", env="KFNB_KFP_CACHE"
+    )
+    service_account: str | None = option(
+        None, "the Kubernetes service account of the run", env="KFNB_KFP_SERVICE_ACCOUNT"
+    )
+    poll_interval: float | None = option(
+        None,
+        "seconds between status requests (default: 5)",
+        env="KFNB_KFP_POLL_INTERVAL",
+        hidden=True,
+    )
+    run_name: str | None = option(
+        None, "the run's name on KFP (default: pipeline and time)", env="KFNB_KFP_RUN_NAME"
+    )
+    # the environment the settings were read from: where a Kubeflow notebook pod is detected
+    env: dict[str, str] | None = field(
+        default=None, repr=False, compare=False, metadata={"internal": True}
+    )
 
     @property
     def interval(self) -> float:
@@ -86,7 +103,11 @@ class KfpConfig:
 
     def endpoint(self, host: str | None = None, namespace: str | None = None) -> Endpoint:
         return connect.resolve(
-            host or self.host, namespace or self.namespace, self.token, self.cookies, section("kfp")
+            host or self.host,
+            namespace or self.namespace,
+            self.token,
+            self.cookies,
+            env=self.env or {},
         )
 
 
@@ -154,9 +175,34 @@ class KfpBackend(Backend):
     name = "kfp"
     config_class = KfpConfig
     config: KfpConfig
+    description = "Kubeflow Pipelines"
+
+    @classmethod
+    def configure(cls, settings: Settings, given: Mapping[str, Any]) -> KfpConfig:
+        cfg: KfpConfig = super().configure(settings, given)
+        cfg.env = dict(settings.env)
+        return cfg
+
+    @classmethod
+    def available(cls, settings: Settings) -> Availability:
+        """Available when the kfp SDK imports and a host can be resolved (no network)."""
+        problem = _kfp_import_problem()
+        if problem is not None:
+            return Availability(
+                cls.name,
+                False,
+                f"the kfp package does not import ({problem}). "
+                "Fix: pip install 'kfnb[kfp]' in this environment",
+            )
+        try:
+            endpoint = cls.configure(settings, {}).endpoint()
+        except KfnbError as err:
+            return Availability(cls.name, False, str(err))
+        where = f" (namespace {endpoint.namespace})" if endpoint.namespace else ""
+        return Availability(cls.name, True, f"Kubeflow Pipelines at {endpoint.host}{where}")
 
     def submit(self, pipeline: Pipeline, params: Mapping[str, Any], store: Store) -> RunHandle:
-        cfg = self.config.resolved()
+        cfg = self.config
         endpoint = cfg.endpoint()
         with tempfile.TemporaryDirectory(prefix="kfnb-kfp-") as tmp:
             compiled = compile_pipeline(
@@ -177,6 +223,7 @@ class KfpBackend(Backend):
                 notebook_hash=None,
                 params=dict(params),
                 steps=[s.name for s in pipeline.steps],
+                spec=pipeline_spec(pipeline),
                 remote={
                     "id": kfp_run_id,
                     "url": _run_url(client, endpoint, kfp_run_id),
@@ -205,9 +252,22 @@ class KfpBackend(Backend):
                 f"run {record.id} was not submitted to Kubeflow Pipelines "
                 f"(backend {record.backend})"
             )
-        cfg = self.config.resolved()
+        cfg = self.config
         endpoint = cfg.endpoint(remote.get("host"), remote.get("namespace"))
         return KfpRunHandle(store, record.id, connect.client(endpoint), endpoint, cfg.interval)
+
+
+_kfp_import: list[str | None] = []  # cached: importing kfp takes a second
+
+
+def _kfp_import_problem() -> str | None:
+    if not _kfp_import:
+        try:
+            importlib.import_module("kfp")
+            _kfp_import.append(None)
+        except Exception as err:  # ImportError, or a broken install of its dependencies
+            _kfp_import.append(f"{type(err).__name__}: {err}")
+    return _kfp_import[0]
 
 
 def _create_run(

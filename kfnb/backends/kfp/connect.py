@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import urllib.error
 import urllib.request
 import warnings
@@ -72,18 +71,19 @@ def resolve(
     namespace: str | None = None,
     token: str | None = None,
     cookies: str | None = None,
-    settings: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
 ) -> Endpoint:
-    """The endpoint from explicit values, then the environment, then ``settings`` (the config
-    file's ``kfp`` section), then the in-cluster defaults."""
-    conf = dict(settings or {})
-    env = os.environ.get
-    host = host or env("KFNB_KFP_HOST") or env("KF_PIPELINES_ENDPOINT") or conf.get("host") or None
-    namespace = namespace or env("KFNB_KFP_NAMESPACE") or conf.get("namespace") or None
-    token = token or env("KFNB_KFP_TOKEN") or conf.get("token") or None
-    cookies = cookies or env("KFNB_KFP_COOKIES") or conf.get("cookies") or None
-    token_path = env(SA_TOKEN_ENV) or SA_TOKEN_PATH
-    in_pod = bool(env("KUBERNETES_SERVICE_HOST")) and Path(token_path).exists()
+    """The endpoint from the values given (the backend's config has already taken each from a
+    flag, the environment or the config file), else the in-cluster defaults of a Kubeflow
+    notebook pod, which ``env`` (the environment the settings were read from) reveals."""
+    get = dict(env or {}).get
+    host = host or None
+    namespace = namespace or None
+    token = token or None
+    cookies = cookies or None
+    token_path = get(SA_TOKEN_ENV) or SA_TOKEN_PATH
+    in_pod = bool(get("KUBERNETES_SERVICE_HOST")) and Path(token_path).exists()
     if host is None:
         if not in_pod:
             raise KfpError(

@@ -20,49 +20,80 @@ from typing import TYPE_CHECKING, Any
 
 from ...dag import Pipeline
 from ...hashing import step_hashes
+from ...spec import pipeline_spec
 from ...tracking import Store
-from .. import Backend, RunHandle
+from .. import Availability, Backend, RunHandle, option
 from .cache import find_hits
 from .resources import Pool, detect_gpus, machine_memory
 from .scheduler import RunPaths, Scheduler
 
 if TYPE_CHECKING:
     from ...kernels import KernelPool
+    from ...settings import Settings
 
 
-def default_parallelism() -> int:
-    """Steps at once: ``KFNB_MAX_PARALLEL``, else twice the CPU count and at least 8.
+def default_parallelism(cpus: int | None = None) -> int:
+    """Steps at once by default: twice the CPU count and at least 8.
 
     Notebook steps often wait (on I/O, a GPU, a sleep, a remote service) rather than compute, so
     the default lets more steps run than there are cores; steps that declare ``limit:cpu`` or
     ``limit:memory`` are held back by those budgets as well.
     """
-    env = os.environ.get("KFNB_MAX_PARALLEL")
-    if env:
-        return int(env)
-    return max(8, 2 * (os.cpu_count() or 1))
+    return max(8, 2 * (cpus or os.cpu_count() or 1))
 
 
 @dataclass
 class LocalConfig:
     """Settings of the local backend; ``None`` means "detect on this machine"."""
 
-    max_parallel: int | None = None
-    gpus: list[str] | None = None
-    cpus: float | None = None
-    memory: float | None = None
-    kernel_name: str | None = None
-    cache: bool = True  # reuse earlier results of steps whose content hash matches
-    pool_size: int = 2  # fresh kernels kept ready in this process between runs
-    preload: tuple[str, ...] = ()  # modules the kernel fork server imports once for all kernels
-    fork_server: bool | None = None  # None: when the kernelspec is this Python's ipykernel
+    max_parallel: int | None = option(
+        None,
+        "most steps at once (default: twice the CPU count, at least 8)",
+        env="KFNB_MAX_PARALLEL",
+    )
+    gpus: list[str] | None = option(
+        None,
+        "GPU ids steps may use (default: CUDA_VISIBLE_DEVICES, else nvidia-smi's)",
+        env="KFNB_GPUS",
+    )
+    cpus: float | None = option(
+        None, "CPUs steps' limit:cpu draw on (default: all)", env="KFNB_CPUS"
+    )
+    memory: float | None = option(
+        None, "bytes steps' limit:memory draw on (default: all)", env="KFNB_MEMORY"
+    )
+    kernel_name: str | None = option(
+        None,
+        "kernelspec of the steps (default: the notebook's, else python3)",
+        env="KFNB_KERNEL",
+    )
+    cache: bool = option(
+        True, "reuse earlier results of steps whose content hash matches", env="KFNB_CACHE"
+    )
+    pool_size: int = option(
+        2, "fresh kernels kept ready in this process between runs", env="KFNB_POOL_SIZE"
+    )
+    preload: tuple[str, ...] = option(
+        (),
+        "modules the kernel fork server imports once for every step's kernel",
+        env="KFNB_PRELOAD",
+    )
+    fork_server: bool | None = option(
+        None,
+        "fork kernels from a pre-imported process (default: when the kernelspec is "
+        "this Python's ipykernel)",
+        env="KFNB_FORK_SERVER",
+    )
+    kernel_transport: str = option(
+        "ipc", "ZeroMQ transport of kernels: ipc or tcp", env="KFNB_KERNEL_TRANSPORT", hidden=True
+    )
 
-    def pool(self) -> Pool:
+    def pool(self, env: Mapping[str, str]) -> Pool:
         return Pool(
             max_parallel=self.max_parallel or default_parallelism(),
             cpus=self.cpus if self.cpus is not None else float(os.cpu_count() or 1),
             memory=self.memory if self.memory is not None else machine_memory(),
-            gpus=self.gpus if self.gpus is not None else detect_gpus(),
+            gpus=list(self.gpus) if self.gpus is not None else detect_gpus(env),
         )
 
 
@@ -88,9 +119,23 @@ class LocalBackend(Backend):
     name = "local"
     config_class = LocalConfig
     config: LocalConfig
+    description = "this machine"
+
+    @classmethod
+    def available(cls, settings: Settings) -> Availability:
+        cfg: LocalConfig = cls.configure(settings, {})
+        cpus = os.cpu_count() or 1
+        gpus = list(cfg.gpus) if cfg.gpus is not None else detect_gpus(settings.env)
+        ids = f" ({', '.join(gpus)})" if gpus else ""
+        return Availability(
+            cls.name,
+            True,
+            f"this machine: {cpus} CPU{'s' * (cpus != 1)}, {len(gpus)} "
+            f"GPU{'s' * (len(gpus) != 1)}{ids}",
+        )
 
     def submit(self, pipeline: Pipeline, params: Mapping[str, Any], store: Store) -> RunHandle:
-        pool = self.config.pool()
+        pool = self.config.pool(self.settings.env)
         for step in pipeline.steps:
             pool.check(step)
         store.recover()
@@ -103,6 +148,7 @@ class LocalBackend(Backend):
             notebook_hash=_file_hash(source) if source else None,
             params=dict(params),
             steps=[s.name for s in pipeline.steps],
+            spec=pipeline_spec(pipeline),
         )
         cwd = source.parent if source else Path.cwd()
         kernel_name = self.kernel_name(pipeline)
@@ -134,6 +180,7 @@ class LocalBackend(Backend):
             cwd=cwd,
             kernel_name=self.config.kernel_name,
             cached=cached,
+            env=self.settings.env,
         )
         thread = threading.Thread(target=scheduler.run, name=f"kfnb-run-{run.id}", daemon=True)
         thread.start()
@@ -154,6 +201,7 @@ class LocalBackend(Backend):
                 kernel_name=self.kernel_name(pipeline),
                 preload=tuple(self.config.preload),
                 fork_server=self.config.fork_server,
+                transport=self.config.kernel_transport,
             )
         )
 

@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ...dag import GPU, Step
@@ -66,11 +67,11 @@ class Request:
         )
 
 
-def detect_gpus() -> list[str]:
-    """GPU ids this process may use."""
-    if "KFNB_GPUS" in os.environ:
-        return [g.strip() for g in os.environ["KFNB_GPUS"].split(",") if g.strip()]
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+def detect_gpus(env: Mapping[str, str]) -> list[str]:
+    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` of ``env`` (the environment the
+    settings were read from) when set, else what ``nvidia-smi`` lists. (``KFNB_GPUS`` is the
+    local backend's ``gpus`` option.)"""
+    visible = env.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
     smi = shutil.which("nvidia-smi")

@@ -21,11 +21,11 @@ The scheduler is the only writer of the run's and steps' statuses in the run sto
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -106,6 +106,7 @@ class Scheduler:
         cwd: Path,
         kernel_name: str | None,
         cached: dict[str, CacheHit] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.run_id = run_id
@@ -118,6 +119,7 @@ class Scheduler:
         self.cwd = cwd
         self.kernel_name = kernel_name
         self.cached = dict(cached or {})
+        self.env = dict(env or {})  # the environment the settings were read from
         self.cancel_event = threading.Event()
         self.state: dict[str, str] = {s.name: "PENDING" for s in pipeline.steps}
         self.attempts: dict[str, int] = {s.name: 0 for s in pipeline.steps}
@@ -292,10 +294,11 @@ class Scheduler:
         ).start()
 
     def _step_env(self, r: _Running) -> dict[str, str]:
-        """The step kernel's environment: this process's as it is now (a pooled kernel started
-        earlier), the step's own ``env`` over it, and where the step reports to (which the
-        step's ``env`` cannot change, nor the GPU ids a step that asks for GPUs is granted)."""
-        env = dict(os.environ)
+        """The step kernel's environment: the one the run's settings were read from (a pooled
+        kernel started earlier has an older one), the step's own ``env`` over it, and where the
+        step reports to (which the step's ``env`` cannot change, nor the GPU ids a step that asks
+        for GPUs is granted)."""
+        env = dict(self.env)
         env.update(r.step.env)
         env.update(KFNB_HOME=str(self.store.home), KFNB_RUN_ID=self.run_id, KFNB_STEP=r.step.name)
         if r.grant.request.gpus:
