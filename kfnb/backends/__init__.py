@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from ..config import nearest
+from ..config import check_keys, nearest
 from .base import (
     LOG_PAGE,
     Availability,
@@ -42,6 +42,7 @@ __all__ = [
     "StoreRunHandle",
     "availability",
     "backends",
+    "check_config_file",
     "get_backend",
     "open_backend",
     "option",
@@ -116,8 +117,17 @@ def open_backend(
 
     cls = get_backend(name)
     settings = settings if settings is not None else Settings.load()
-    settings.check_sections(backends())
+    check_config_file(settings)
     return cls(cls.configure(settings, dict(options or {})), settings)
+
+
+def check_config_file(settings: Settings) -> None:
+    """Refuse a config file section that names no backend, or a key that names no option of its
+    backend, whichever backend is used now (a typo should not wait for the day it matters)."""
+    settings.check_sections(backends())
+    for section, values in settings.sections.items():
+        known = [o.name for o in get_backend(section).options()]
+        check_keys(section, values, known, settings.config_file)
 
 
 def availability(settings: Settings) -> list[Availability]:

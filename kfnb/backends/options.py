@@ -203,7 +203,11 @@ def build(
         if given.get(name) is not None:
             values[name] = spec.parse(given[name], "given")
             continue
-        var = next((v for v in spec.env if env.get(v) not in (None, "")), None)
+        # an empty variable is unset, except for a list ("" is the empty list: KFNB_GPUS=)
+        var = next(
+            (v for v in spec.env if env.get(v, "") != "" or (v in env and spec.type == "list")),
+            None,
+        )
         if var is not None:
             values[name] = spec.parse(env[var], f"environment variable {var}")
         elif file.get(name) is not None:

@@ -99,8 +99,8 @@ class Registry:
             if other.suffix == serializer.suffix:
                 raise KfnbError(
                     f"cannot register serializer {serializer.name!r}: suffix {serializer.suffix!r}"
-                    f" is already used by serializer {other.name!r}. Fix: choose another suffix "
-                    f"or unregister({other.name!r}) first"
+                    f" is already used by serializer {other.name!r}",
+                    fix=f"choose another suffix or unregister({other.name!r}) first",
                 )
         if first:
             position = 0

@@ -45,8 +45,11 @@ def load(directory: str | Path, name: str, *, step: str | None = None) -> object
     path, serializer = _find(directory, name, step)
     try:
         return serializer.load(path)
-    except KfnbError as err:  # e.g. MissingDependencyError: its message says what to do
-        raise MarshalError(f"cannot load variable {name!r}{_for(step)} from {path}: {err}") from err
+    except KfnbError as err:  # e.g. MissingDependencyError: its fix says what to do
+        cause = f"{err.where}: {err.message}" if err.where else err.message
+        raise MarshalError(
+            f"cannot load variable {name!r}{_for(step)} from {path}: {cause}", fix=err.fix
+        ) from err
     except Exception as err:
         fix = (
             f"install the package that provides module {err.name!r} in the environment of "
@@ -56,7 +59,8 @@ def load(directory: str | Path, name: str, *, step: str | None = None) -> object
         )
         raise MarshalError(
             f"cannot load variable {name!r}{_for(step)} from {path} with the "
-            f"{serializer.name!r} serializer: {err}. Fix: {fix}"
+            f"{serializer.name!r} serializer: {err}",
+            fix=fix,
         ) from err
 
 
@@ -94,8 +98,9 @@ def _save(value: object, directory: Path, name: str, step: str | None) -> tuple[
     if isinstance(value, types.ModuleType):
         raise MarshalError(
             f"variable {name!r}{_of(step)} is the module {value.__name__!r}; modules are not "
-            "saved between steps. Fix: nothing to do, steps that use it import it again "
-            "(keep the import in an 'imports' cell or in the step itself)"
+            "saved between steps",
+            fix="nothing to do, steps that use it import it again "
+            "(keep the import in an 'imports' cell or in the step itself)",
         )
     directory.mkdir(parents=True, exist_ok=True)
     for serializer in registry.default_registry.serializers():
@@ -111,7 +116,7 @@ def _save(value: object, directory: Path, name: str, step: str | None) -> tuple[
             temp.unlink(missing_ok=True)
             if not isinstance(err, Exception):
                 raise
-            raise MarshalError(_cannot_save(value, name, step, serializer, err)) from err
+            raise _cannot_save(value, name, step, serializer, err) from err
         target = directory / f"{name}{serializer.suffix}"
         os.replace(temp, target)
         for path, _ in _files_of(directory, name):
@@ -120,7 +125,8 @@ def _save(value: object, directory: Path, name: str, step: str | None) -> tuple[
         return target, serializer
     raise MarshalError(
         f"cannot save variable {name!r} ({_type_name(value)}){_of(step)}: no registered "
-        "serializer accepts it. Fix: register a fallback serializer such as 'pickle'"
+        "serializer accepts it",
+        fix="register a fallback serializer such as 'pickle'",
     )
 
 
@@ -132,10 +138,11 @@ def _temp_path(directory: Path, name: str, suffix: str) -> Path:
 
 def _cannot_save(
     value: object, name: str, step: str | None, serializer: Serializer, err: Exception
-) -> str:
-    return (
+) -> MarshalError:
+    return MarshalError(
         f"cannot save variable {name!r} ({_type_name(value)}){_of(step)} with the "
-        f"{serializer.name!r} serializer: {err}. Fix: {_advice(value, name)}"
+        f"{serializer.name!r} serializer: {err}",
+        fix=_advice(value, name),
     )
 
 
@@ -181,12 +188,12 @@ def _find(directory: Path, name: str, step: str | None) -> tuple[Path, Serialize
         registered = ", ".join(f"{s.name} ({s.suffix})" for s in registry.serializers())
         raise MarshalError(
             f"variable {name!r}{_for(step)} was saved in {directory} with suffix {suffixes}, "
-            f"which no registered serializer reads (registered: {registered}). Fix: install and "
-            "register the serializer that the producing step used"
+            f"which no registered serializer reads (registered: {registered})",
+            fix="install and register the serializer that the producing step used",
         )
     raise MarshalError(
-        f"variable {name!r}{_for(step)} was not found in {directory} (no file {name}.*). "
-        f"Fix: check that an upstream step defines {name!r} and finished successfully"
+        f"variable {name!r}{_for(step)} was not found in {directory} (no file {name}.*)",
+        fix=f"check that an upstream step defines {name!r} and finished successfully",
     )
 
 

@@ -19,8 +19,9 @@ from kfp_mock import ApiError, KfpApiMock
 
 import kfnb
 from kfnb.api import PipelineRun
-from kfnb.backends.kfp import KfpError, KfpRunHandle, connect
+from kfnb.backends.kfp import KfpBackend, KfpError, KfpRunHandle, connect
 from kfnb.config import ConfigError
+from kfnb.settings import Settings
 from kfnb.tracking import Run, Store
 
 pytestmark = pytest.mark.filterwarnings("ignore:This client only works:FutureWarning")
@@ -290,15 +291,16 @@ def test_in_cluster_defaults_and_service_account_token(
 
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
-    endpoint = connect.resolve()
+    pod = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KF_PIPELINES_SA_TOKEN_PATH": str(token)}
+    endpoint = connect.resolve(env=pod)
     assert endpoint.host == connect.IN_CLUSTER_HOST
     assert endpoint.token_path == str(token)
     assert endpoint.token is None and endpoint.namespace is None
 
     pod_namespace.write_text("bob\n")
-    assert connect.resolve().namespace == "bob"
-    assert connect.resolve(namespace="alice").namespace == "alice"
-    assert connect.resolve(token="mine").token_path is None  # explicit credentials win
+    assert connect.resolve(env=pod).namespace == "bob"
+    assert connect.resolve(namespace="alice", env=pod).namespace == "alice"
+    assert connect.resolve(token="mine", env=pod).token_path is None  # explicit credentials win
 
     kfp_api.require_token = "sa-token-1"
     before = len(kfp_api.requests)
@@ -343,7 +345,7 @@ def test_environment_wins_over_the_config_file(
 ) -> None:
     write_config({"kfp": {"host": kfp_api.url, "namespace": "carol"}})
     monkeypatch.setenv("KFNB_KFP_NAMESPACE", "dave")
-    assert connect.resolve(settings={"host": kfp_api.url, "namespace": "carol"}).namespace == "dave"
+    assert KfpBackend.configure(Settings.load(), {}).endpoint().namespace == "dave"
     run = submit(fanout_notebook)
     assert remote_of(run.record)["namespace"] == "dave"
 
@@ -358,12 +360,11 @@ def test_environment_host_wins_over_the_config_file(
 
 
 def test_config_file_sets_poll_interval_and_cache() -> None:
-    from kfnb.backends.kfp import KfpConfig
-
     write_config({"kfp": {"poll_interval": 0.5, "cache": False}})
-    cfg = KfpConfig().resolved()
+    cfg = KfpBackend.configure(Settings.load(), {})
     assert (cfg.poll_interval, cfg.cache) == (0.5, False)
-    assert KfpConfig(poll_interval=2.0, cache=True).resolved().poll_interval == 2.0
+    given = {"poll_interval": 2.0, "cache": True}
+    assert KfpBackend.configure(Settings.load(), given).poll_interval == 2.0
 
 
 def test_unknown_config_key_suggests_the_right_one(fanout_notebook: Path) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from kfnb.backends import BackendError
+from kfnb.backends import BackendError, open_backend
 from kfnb.backends.local.resources import Pool, Request, detect_gpus, quantity
 from kfnb.dag import Step
+from kfnb.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -83,14 +85,14 @@ def test_no_gpus_message_names_the_fix() -> None:
         ({"CUDA_VISIBLE_DEVICES": "-1"}, []),
     ],
 )
-def test_detect_gpus_from_env(
-    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: list[str]
+def test_gpus_from_the_environment(
+    tmp_path: Path, env: dict[str, str], expected: list[str]
 ) -> None:
-    monkeypatch.delenv("KFNB_GPUS", raising=False)
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    assert detect_gpus() == expected
+    settings = Settings.load(env={"KFNB_HOME": str(tmp_path), **env})
+    local = open_backend("local", settings)
+    assert local.config.pool(settings.env).gpus == expected
+    if "KFNB_GPUS" not in env:
+        assert detect_gpus(settings.env) == expected
 
 
 def test_request_of_step() -> None:

@@ -87,18 +87,19 @@ def resolve(
     if host is None:
         if not in_pod:
             raise KfpError(
-                "no Kubeflow Pipelines host given. Fix: pass --host URL (e.g. "
+                "no Kubeflow Pipelines host given",
+                fix="pass --host URL (e.g. "
                 "https://kubeflow.example.org/pipeline or http://localhost:8080 for a "
                 "port-forward), set KFNB_KFP_HOST, or put `kfp: {host: URL}` in the kfnb "
-                "config file; inside a Kubeflow notebook pod the in-cluster service is used"
+                "config file; inside a Kubeflow notebook pod the in-cluster service is used",
             )
         host = IN_CLUSTER_HOST
     if namespace is None and in_pod and Path(POD_NAMESPACE_PATH).exists():
         namespace = Path(POD_NAMESPACE_PATH).read_text().strip() or None
     if not host.startswith(("http://", "https://")):
         raise KfpError(
-            f"the Kubeflow Pipelines host {host!r} has no scheme. Fix: write "
-            f"https://{host} (or http:// for a port-forward)"
+            f"the Kubeflow Pipelines host {host!r} has no scheme",
+            fix=f"write https://{host} (or http:// for a port-forward)",
         )
     use_sa = in_pod and not (token or cookies)
     return Endpoint(host.rstrip("/"), namespace, token, cookies, token_path if use_sa else None)
@@ -168,9 +169,9 @@ def calling(endpoint: Endpoint, action: str) -> Iterator[None]:
 def _connect_error(endpoint: Endpoint, action: str, reason: object) -> KfpError:
     what = "" if action == "connect" else f"cannot {action}: "
     return KfpError(
-        f"{what}cannot connect to Kubeflow Pipelines at {endpoint.where}: {reason}. Fix: check "
-        "the URL and that the API is reachable from here (VPN, port-forward: kubectl "
-        "port-forward -n kubeflow svc/ml-pipeline-ui 8080:80)"
+        f"{what}cannot connect to Kubeflow Pipelines at {endpoint.where}: {reason}",
+        fix="check the URL and that the API is reachable from here (VPN, port-forward: kubectl "
+        "port-forward -n kubeflow svc/ml-pipeline-ui 8080:80)",
     )
 
 
@@ -179,22 +180,25 @@ def _http_error(endpoint: Endpoint, action: str, status: int, detail: str) -> Kf
     base += f": {detail}" if detail else ""
     if status == 401:
         return KfpError(
-            f"{base}. Fix: authenticate: pass a token (KFNB_KFP_TOKEN) or the "
-            f"session cookie of a logged-in browser (KFNB_KFP_COOKIES="
-            f"'authservice_session=...'); sent: {endpoint.auth}"
+            base,
+            fix="authenticate: pass a token (KFNB_KFP_TOKEN) or the "
+            "session cookie of a logged-in browser (KFNB_KFP_COOKIES="
+            f"'authservice_session=...'); sent: {endpoint.auth}",
         )
     if status == 403:
         return KfpError(
-            f"{base}. Fix: check that your profile may use namespace "
+            base,
+            fix="check that your profile may use namespace "
             f"{endpoint.namespace or '(none given)'} (pass --namespace) and that "
-            f"the credentials are yours; sent: {endpoint.auth}"
+            f"the credentials are yours; sent: {endpoint.auth}",
         )
     if status == 404:
         return KfpError(
-            f"{base}. Fix: check the URL: it must point at the KFP API (often "
-            "https://HOST/pipeline), and the run or experiment must exist there"
+            base,
+            fix="check the URL: it must point at the KFP API (often "
+            "https://HOST/pipeline), and the run or experiment must exist there",
         )
-    return KfpError(f"{base}. Fix: see the message above; retry if the server was busy")
+    return KfpError(base, fix="see the message above; retry if the server was busy")
 
 
 def _message(body: bytes | str | None, reason: object) -> str:

@@ -128,19 +128,20 @@ class Pool:
         if r.gpus > len(self.gpus):
             raise BackendError(
                 f"step {step.name!r} asks for {r.gpus} GPU{'s' if r.gpus != 1 else ''}, but this "
-                f"machine has {len(self.gpus)} (GPU ids: {pool}). Fix: lower its "
-                f"limit:nvidia.com/gpu, set KFNB_GPUS to the ids to use, or run on Kubeflow "
-                f"(--backend kfp)"
+                f"machine has {len(self.gpus)} (GPU ids: {pool})",
+                fix="lower its limit:nvidia.com/gpu, set KFNB_GPUS to the ids to use, or run on "
+                "Kubeflow (--backend kfp)",
             )
         if r.cpu > self.cpus:
             raise BackendError(
-                f"step {step.name!r} asks for {r.cpu:g} CPUs, but this machine has "
-                f"{self.cpus:g}. Fix: lower its limit:cpu"
+                f"step {step.name!r} asks for {r.cpu:g} CPUs, but this machine has {self.cpus:g}",
+                fix="lower its limit:cpu",
             )
         if r.memory > self.memory:
             raise BackendError(
                 f"step {step.name!r} asks for {r.memory / 2**30:.1f} GiB of memory, but this "
-                f"machine has {self.memory / 2**30:.1f} GiB. Fix: lower its limit:memory"
+                f"machine has {self.memory / 2**30:.1f} GiB",
+                fix="lower its limit:memory",
             )
 
     def acquire(self, step: Step) -> Grant | None:
