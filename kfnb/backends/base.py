@@ -110,7 +110,7 @@ class RunView:
 
     def children(self) -> list[Run]:
         """The runs under this one (a study's trials, a sweep's runs), oldest first."""
-        return list(reversed(self.store.list_runs(parent_id=self.id, limit=None)))
+        return self.store.children(self.id)
 
     def read_log(self, step: str, offset: int = 0, limit: int | None = LOG_PAGE) -> LogPage:
         """A page of ``step``'s log from byte ``offset`` (``limit`` ``None``: to the end)."""

@@ -14,7 +14,6 @@ append JSON lines to that file, which the step's runner turns into its KFP metri
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -22,6 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..jsonio import dumps
 from .store import Store, default_home
 from .values import metric_value
 
@@ -98,7 +98,7 @@ def _append(record: dict[str, Any]) -> bool:
     path = os.environ.get(METRICS_FILE_ENV, "").strip()
     if not path:
         return False
-    line = json.dumps(record, default=repr)
+    line = dumps(record)  # standard JSON: a NaN metric is written as null
     with _lock, open(path, "a", encoding="utf-8") as f:
         f.write(line + "\n")
     return True

@@ -14,6 +14,11 @@ metrics, the CLI and the Jupyter server reading. So:
 
 The folder must be on a local file system: WAL needs shared memory, which network file systems
 do not give.
+
+SQLite's failures are turned into ``StoreError``s in one place, ``Database._errors``: a locked,
+full, read-only, unopenable or failing file becomes an error that names the file (``where``), says
+what failed and what to do (``fix``: free space, fix permissions, point ``KFNB_HOME`` elsewhere),
+chained to SQLite's error.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from .errors import StoreError
 from .schema import migrate
 
 BUSY_TIMEOUT_S = 30.0
+HOME_ENV = "KFNB_HOME"
 
 
 class Database:
@@ -67,7 +73,7 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        with self._errors():
+        with self._errors("write"):
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -80,7 +86,7 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        with self._errors():
+        with self._errors("read"):
             conn = self._connection()
             conn.execute("BEGIN")
             try:
@@ -90,22 +96,65 @@ class Database:
                     conn.execute("COMMIT")
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """SQLite's own failures, as errors that say which store and what to do."""
+    def _errors(self, action: str = "open") -> Iterator[None]:
+        """SQLite's own failures, as errors that say what failed on which file and what to do."""
         try:
             yield
         except sqlite3.OperationalError as err:
-            text = str(err)
-            if "locked" in text or "busy" in text:
-                raise StoreError(
-                    f"the run store {self.path} stayed locked by another process for "
-                    f"{self.busy_timeout:g} s; try again, or find the process that holds it"
-                ) from err
-            raise StoreError(f"the run store {self.path}: {text}") from err
+            raise self._operational(action, err) from err
         except sqlite3.DatabaseError as err:
             if type(err) is not sqlite3.DatabaseError:  # IntegrityError etc.: a kfnb bug
                 raise
             raise StoreError(
-                f"the run store {self.path} is not a usable kfnb database ({err}). Fix: move "
-                f"it away (kfnb starts a new one) or point KFNB_HOME at another folder"
+                f"the run store is not a usable kfnb database ({err})",
+                fix=f"move it away (kfnb starts a new one) or point {HOME_ENV} at another folder",
+                where=str(self.path),
             ) from err
+
+    def _operational(self, action: str, err: sqlite3.OperationalError) -> StoreError:
+        text = str(err)
+        where = str(self.path)
+        if "locked" in text or "busy" in text:
+            return StoreError(
+                f"cannot {action} the run store: another process kept it locked for "
+                f"{self.busy_timeout:g} s",
+                fix="try again, or find the process that holds it",
+                where=where,
+            )
+        for needle, problem, fix in _FAILURES:
+            if needle in text:
+                return StoreError(
+                    f"cannot {action} the run store: {problem} ({text})",
+                    fix=fix.format(folder=self.path.parent, env=HOME_ENV),
+                    where=where,
+                )
+        return StoreError(f"cannot {action} the run store: {text}", where=where)
+
+
+#: SQLite failures a user can act on: (text in the error, what it means, what to do)
+_FAILURES: tuple[tuple[str, str, str], ...] = (
+    (
+        "database or disk is full",
+        "the disk that holds it is full",
+        "free space on that disk, or point {env} at a folder on another disk",
+    ),
+    (
+        "disk I/O error",
+        "the disk failed to read or write it",
+        "check the disk that holds {folder} (unmounted, failing, out of space), "
+        "or point {env} at a folder on another disk",
+    ),
+    (
+        "readonly database",
+        "this process may not write it",
+        "make {folder} and the kfnb.db* files in it writable by this user, "
+        "or point {env} at a writable folder",
+    ),
+    (
+        "unable to open database file",
+        "the file cannot be opened or created",
+        "make {folder} exist and be writable by this user on a file system mounted read-write "
+        "(SQLite also creates kfnb.db-wal and kfnb.db-shm beside kfnb.db), or point {env} at "
+        "a writable folder",
+    ),
+)

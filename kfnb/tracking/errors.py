@@ -1,8 +1,13 @@
-"""The errors the run store raises: all ``KfnbError``s, each saying which run, step or file."""
+"""The errors the run store raises: all ``KfnbError``s, each saying which run, step or file.
+
+Each carries ``message`` (what went wrong), ``where`` (the run, step or file) and ``fix`` (what to
+do) as attributes; ``str(err)`` renders them once (see ``kfnb.errors``).
+"""
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 
 from ..errors import KfnbError
 
@@ -12,7 +17,8 @@ class TrackingError(KfnbError):
 
 
 class StoreError(TrackingError):
-    """The store itself cannot be used: written by a newer kfnb, not a database, locked."""
+    """The store itself cannot be used: written by a newer kfnb, not a database, locked, full,
+    read-only."""
 
 
 class RunNotFound(TrackingError, LookupError):
@@ -20,7 +26,7 @@ class RunNotFound(TrackingError, LookupError):
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        super().__init__(f"no run with id {run_id!r}. Fix: `kfnb runs` lists the recorded runs")
+        super().__init__(f"no run with id {run_id!r}", fix="`kfnb runs` lists the recorded runs")
 
 
 class AmbiguousRunId(TrackingError, LookupError):
@@ -29,10 +35,10 @@ class AmbiguousRunId(TrackingError, LookupError):
     def __init__(self, prefix: str, candidates: list[str], more: bool = False) -> None:
         self.prefix = prefix
         self.candidates = candidates
-        listed = ", ".join(candidates) + (", ..." if more else "")
+        listed = ", ".join(candidates) + (" and more" if more else "")
         super().__init__(
-            f"run id prefix {prefix!r} is ambiguous: it matches {listed}. "
-            f"Fix: give more characters of the id"
+            f"run id prefix {prefix!r} is ambiguous: it matches {listed}",
+            fix="give more characters of the id",
         )
 
 
@@ -46,6 +52,32 @@ class StepNotFound(TrackingError, LookupError):
         close = difflib.get_close_matches(step, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         super().__init__(f"run {run_id} has no step {step!r} (its steps: {have}){hint}")
+
+
+class UnknownRunKind(TrackingError, ValueError):
+    """A run kind that is not one of ``models.RUN_KINDS``."""
+
+    def __init__(self, kind: object, known: Sequence[str]) -> None:
+        self.kind = kind
+        close = difflib.get_close_matches(str(kind), list(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        super().__init__(f"unknown run kind {kind!r}{hint}", fix=f"use one of: {', '.join(known)}")
+
+
+class InvalidParent(TrackingError, ValueError):
+    """A parent run whose kind may not have a child of the new run's kind."""
+
+    def __init__(self, parent_id: str, parent_kind: str, kind: str, allowed: Sequence[str]) -> None:
+        self.parent_id = parent_id
+        self.parent_kind = parent_kind
+        self.kind = kind
+        if allowed:
+            fix = f"a {parent_kind} run's children are {' or '.join(allowed)} runs"
+        else:
+            fix = f"a {parent_kind} run has no child runs; create the {kind} run without a parent"
+        super().__init__(
+            f"a {kind} run cannot be a child of run {parent_id} (a {parent_kind} run)", fix=fix
+        )
 
 
 class InvalidTransition(TrackingError):

@@ -3,10 +3,12 @@
 A **run** is one execution of something kfnb started. Its ``kind`` is one of ``RUN_KINDS``:
 ``pipeline`` (a notebook run as a DAG), ``train`` (a training job), ``tune`` (a tuning study),
 ``trial`` (one trial of a study: its parent is the ``tune`` run) and ``batch`` (a parameter sweep:
-its children are the ``pipeline`` runs of each set). Runs form a tree through ``parent_id``. Each
-run keeps its ``spec``, what it ran (for a pipeline its IR with edges: ``kfnb.spec``), so it is
-drawn from its record, never from the notebook's current state. It moves through KFP's
-statuses::
+its children are the ``pipeline`` runs of each set). Runs form a tree through ``parent_id``:
+``CHILD_KINDS`` says which kinds a run of each kind may have as children, and the store refuses
+any other kind or nesting (``check_kind``, ``check_child``); ``RunTree`` is a run with its
+descendants, as the store reads it in one go. Each run keeps its ``spec``, what it ran (for a
+pipeline its IR with edges: ``kfnb.spec``), so it is drawn from its record, never from the
+notebook's current state. It moves through KFP's statuses::
 
     PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELING -> CANCELED
     PENDING -> CANCELED | FAILED;  CANCELING -> FAILED | SUCCEEDED (the run ended first)
@@ -17,8 +19,9 @@ earlier result was reused). ``attempt`` counts its starts: a retry goes ``FAILED
 which is allowed only while the run has not ended; a finished run's steps are final.
 
 These are plain dataclasses read from the store: snapshots, not live objects. ``to_dict()`` gives
-the JSON form the REST API and ``--json`` outputs use (non-finite metric values become ``None``,
-which JSON cannot spell otherwise).
+the JSON form the REST API and ``--json`` outputs use: plain JSON data (``kfnb.jsonio.jsonable``),
+so non-finite numbers, in metrics or in a parameter an older kfnb stored, become ``None``, which
+JSON cannot spell otherwise.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from .errors import StepNotFound
+from ..jsonio import jsonable
+from .errors import InvalidParent, StepNotFound, UnknownRunKind
 
 RunStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELING", "CANCELED"]
 StepStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CACHED"]
@@ -66,6 +70,20 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def check_kind(kind: object) -> str:
+    """``kind`` if it is one of ``RUN_KINDS``, else ``UnknownRunKind`` (with the nearest one)."""
+    if not isinstance(kind, str) or kind not in RUN_KINDS:
+        raise UnknownRunKind(kind, RUN_KINDS)
+    return kind
+
+
+def check_child(parent_id: str, parent_kind: str, kind: str) -> None:
+    """``InvalidParent`` unless a ``parent_kind`` run may have a ``kind`` child."""
+    allowed = CHILD_KINDS.get(parent_kind, frozenset())
+    if kind not in allowed:
+        raise InvalidParent(parent_id, parent_kind, kind, sorted(allowed))
+
+
 @dataclass
 class StepRun:
     """One step of a run: its status, attempts, outputs and the error that ended it."""
@@ -84,7 +102,7 @@ class StepRun:
     cached_from: str | None = None  # ``RUN_ID/STEP`` whose results a CACHED step reused
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return jsonable(asdict(self))
 
 
 @dataclass
@@ -112,7 +130,7 @@ class Event:
     data: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return jsonable(asdict(self))
 
 
 @dataclass
@@ -141,6 +159,7 @@ class Run:
     remote: dict[str, Any] | None = None
     # what the run ran (kfnb.spec): for a pipeline {"pipeline": <view>, "source": ...}
     spec: dict[str, Any] | None = None
+    child_count: int = 0  # runs whose parent this run is (a tune run's trials...)
 
     @property
     def done(self) -> bool:
@@ -160,21 +179,43 @@ class Run:
         raise StepNotFound(self.id, name, [s.name for s in self.steps])
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "name": self.name,
-            "status": self.status,
-            "backend": self.backend,
-            "notebook": self.notebook,
-            "params": self.params,
-            "metrics": {k: _finite(v) for k, v in self.metrics.items()},
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "error": self.error,
-            "parent_id": self.parent_id,
-            "remote": self.remote,
-            "steps": [s.to_dict() for s in self.steps],
-            "spec": self.spec,
-        }
+        return jsonable(
+            {
+                "id": self.id,
+                "kind": self.kind,
+                "name": self.name,
+                "status": self.status,
+                "backend": self.backend,
+                "notebook": self.notebook,
+                "params": self.params,
+                "metrics": self.metrics,
+                "created_at": self.created_at,
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+                "error": self.error,
+                "parent_id": self.parent_id,
+                "child_count": self.child_count,
+                "remote": self.remote,
+                "steps": [asdict(s) for s in self.steps],
+                "spec": self.spec,
+            }
+        )
+
+
+@dataclass
+class RunTree:
+    """A run and its descendants: ``children`` oldest first, each a ``RunTree`` again."""
+
+    run: Run
+    children: list[RunTree] = field(default_factory=list)
+
+    def walk(self) -> list[Run]:
+        """This run and every descendant, depth first (parents before their children)."""
+        found = [self.run]
+        for child in self.children:
+            found.extend(child.walk())
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's ``to_dict()`` with ``"children"``: the same form for each child."""
+        return {**self.run.to_dict(), "children": [c.to_dict() for c in self.children]}

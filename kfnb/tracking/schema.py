@@ -155,8 +155,10 @@ def schema_version(conn: sqlite3.Connection) -> int:
 def _check_not_newer(version: int, path: Path) -> None:
     if version > LATEST:
         raise StoreError(
-            f"the run store {path} was written by a newer kfnb (schema {version}; this kfnb "
-            f"knows up to {LATEST}). Fix: upgrade kfnb, or point KFNB_HOME at another folder"
+            f"the run store was written by a newer kfnb (schema {version}; this kfnb "
+            f"knows up to {LATEST})",
+            fix="upgrade kfnb, or point KFNB_HOME at another folder",
+            where=str(path),
         )
 
 

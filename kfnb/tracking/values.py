@@ -1,5 +1,9 @@
 """Turning user values into what the store keeps: metric values as floats, the rest as JSON.
 
+Names (of steps, parameters, artifacts, event kinds) are non-empty strings, unique where they
+name things of one run (``check_names``); a status is one the state machine knows
+(``check_status``).
+
 A metric is a real number: ``bool``, ``int``, ``float``, any ``numbers.Real`` and scalars of
 numpy or torch (anything with ``.item()`` and an empty ``shape``). NaN and infinities are allowed.
 Parameters, step errors, specs and event data are stored as JSON written by ``kfnb.jsonio``
@@ -11,10 +15,29 @@ from __future__ import annotations
 
 import json
 import numbers
+from collections.abc import Iterable
 from typing import Any
 
 from ..jsonio import dumps
-from .errors import MetricValueError
+from .errors import MetricValueError, TrackingError
+
+
+def check_names(values: Iterable[str], what: str) -> list[str]:
+    """``values`` as a list, or ``TrackingError`` for an empty, non-string or repeated name."""
+    names = list(values)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TrackingError(f"a {what} name must be a non-empty string, got {name!r}")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise TrackingError(f"{what} names must be unique; repeated: {', '.join(dup)}")
+    return names
+
+
+def check_status(status: str, known: tuple[str, ...], what: str) -> None:
+    """``TrackingError`` unless ``status`` is one of ``known``."""
+    if status not in known:
+        raise TrackingError(f"unknown {what} status {status!r}; one of {', '.join(known)}")
 
 
 def metric_value(name: str, value: Any) -> float:

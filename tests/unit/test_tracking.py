@@ -32,6 +32,7 @@ from kfnb.tracking import (
     Store,
     StoreError,
     TrackingError,
+    UnknownRunKind,
     context,
     current_run,
     default_home,
@@ -57,6 +58,8 @@ RUN_KEYS = {
     "parent_id",
     "remote",
     "steps",
+    "spec",
+    "child_count",
 }
 
 
@@ -269,7 +272,7 @@ def test_unknown_step(store: Store) -> None:
 
 
 def test_add_step(store: Store) -> None:
-    run = new_run(store, steps=(), kind="tuning")
+    run = new_run(store, steps=(), kind="tune")
     store.add_step(run.id, "trial-1")
     store.add_step(run.id, "trial-0")
     assert [s.name for s in store.get_run(run.id).steps] == ["trial-1", "trial-0"]
@@ -309,7 +312,7 @@ def test_get_run_by_prefix(store: Store) -> None:
 
 
 def test_list_runs_order_limit_and_filters(store: Store) -> None:
-    parent = new_run(store, kind="tuning", steps=())
+    parent = new_run(store, kind="tune", steps=())
     trials = [
         new_run(store, kind="trial", parent_id=parent.id[:-2], name=f"t{i}") for i in range(4)
     ]
@@ -321,7 +324,9 @@ def test_list_runs_order_limit_and_filters(store: Store) -> None:
     assert [r.name for r in store.list_runs(kind="trial")] == ["t3", "t2", "t1", "t0"]
     assert [r.id for r in store.list_runs(parent_id=parent.id)] == newest_first[1:5]
     assert trials[0].parent_id == parent.id
-    assert store.list_runs(kind="training") == []
+    assert store.list_runs(kind="batch") == []
+    with pytest.raises(UnknownRunKind, match="'training'; did you mean 'train'"):
+        store.list_runs(kind="training")
 
 
 @pytest.mark.parametrize(
@@ -477,7 +482,7 @@ def test_request_cancel(store: Store, path: list[str], status: str, requested: b
 
 def test_delete_run(store: Store) -> None:
     run = new_run(store)
-    with pytest.raises(TrackingError, match="is PENDING; cancel it"):
+    with pytest.raises(TrackingError, match=r"is PENDING\. Fix: cancel it"):
         store.delete_run(run.id)
     store.set_run_status(run.id, "CANCELED")
     store.delete_run(run.id)
@@ -550,7 +555,7 @@ from kfnb.tracking import Store
 def lifecycle(store, tag, runs, shared, slowest):
     for i in range(runs):
         t0 = time.monotonic()
-        run = store.create_run(kind="stress", name=f"{tag}-{i}", backend="test", notebook=None,
+        run = store.create_run(kind="train", name=f"{tag}-{i}", backend="test", notebook=None,
                                notebook_hash=None, params={"i": i}, steps=["a", "b"])
         store.set_run_status(run.id, "RUNNING")
         for step in ("a", "b"):
@@ -603,7 +608,7 @@ def test_concurrent_processes_and_threads(tmp_path: Path) -> None:
     def read() -> None:  # the CLI / server side: reads while everyone writes
         try:
             while not done.is_set():
-                for r in store.list_runs(limit=5, kind="stress"):
+                for r in store.list_runs(limit=5, kind="train"):
                     store.events(r.id)
         except BaseException as err:
             failures.append(err)
@@ -623,7 +628,7 @@ def test_concurrent_processes_and_threads(tmp_path: Path) -> None:
     assert [c.returncode for c in children] == [0] * procs and not failures
     assert max([*slowest, *map(float, outputs)]) < 5.0  # an average call never waits long
 
-    found = store.list_runs(limit=None, kind="stress")
+    found = store.list_runs(limit=None, kind="train")
     tags = [f"{p}.{t}" for p in [*(f"p{i}" for i in range(procs)), "main"] for t in range(threads)]
     assert sorted(r.name for r in found) == sorted(
         f"{tag}-{i}" for tag in tags for i in range(runs)
@@ -645,7 +650,7 @@ def test_processes_opening_a_new_store_at_once(tmp_path: Path) -> None:
     home = tmp_path / "fresh"
     code = (
         "import sys; from kfnb.tracking import Store; Store(sys.argv[1]).create_run("
-        "kind='k', name='n', backend='b', notebook=None, notebook_hash=None, params={})"
+        "kind='pipeline', name='n', backend='b', notebook=None, notebook_hash=None, params={})"
     )
     children = [subprocess.Popen([sys.executable, "-c", code, str(home)]) for _ in range(6)]
     assert [c.wait(timeout=60) for c in children] == [0] * 6
@@ -719,10 +724,11 @@ def test_opening_a_v1_store_migrates_it(tmp_path: Path) -> None:
         conn.execute("PRAGMA user_version = 1")
     store = Store(home)
     with sqlite3.connect(store.db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST == 5
         columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"cancel_requested_at", "runner_started_at", "remote"} <= columns
+    assert {"cancel_requested_at", "runner_started_at", "remote", "spec"} <= columns
+    assert "runner_identity" in columns
     assert {"runs_by_kind", "runs_by_parent", "runs_by_status", "steps_by_hash"} <= indexes
     old = store.get_run("2025")
     assert (old.name, old.status, old.metrics, old.step("a").attempt, old.remote) == (
