@@ -30,8 +30,10 @@ class KfnbError(Exception):
         """The error as one line of text: ``WHERE: MESSAGE. Fix: FIX``."""
         text = f"{self.where}: {self.message}" if self.where else self.message
         if self.fix:
-            end = "" if text.endswith("...") else "."
-            text = text.rstrip(" ").removesuffix(".") + f"{end} Fix: {self.fix}"
+            text = text.rstrip(" ")
+            if not text.endswith("..."):
+                text = text.removesuffix(".") + "."
+            text += f" Fix: {self.fix}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
