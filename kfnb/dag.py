@@ -361,24 +361,55 @@ class Pipeline:
         )
 
     def _link_metrics(self) -> None:
+        """Give each metric the step that records it: the latest step that provides the
+        variable; for a pipeline parameter no step changes, the step that records the run's
+        value of it (``_parameter_metric_step``)."""
         linked = []
         for metric in self.metrics:
             provider = self._provider(metric.name, len(self.steps))
+            if provider is None and metric.name in self.parameters and self.steps:
+                provider = self._parameter_metric_step(metric.name)
             if provider is None:
-                if metric.name in self.parameters:
-                    raise PipelineError(
-                        f"metric {metric.name!r} is a pipeline parameter, not a result. Fix: "
-                        "print a variable that a step computes in the pipeline-metrics cell"
-                    )
                 raise PipelineError(
-                    f"metric {metric.name!r} is not defined by any step. Fix: print a variable "
-                    "that a step computes in the pipeline-metrics cell"
-                    + _did_you_mean(metric.name, self._all_writes())
+                    f"metric {metric.name!r} is not defined by any step"
+                    + _did_you_mean(metric.name, [*self._all_writes(), *self.parameters]),
+                    fix="print a variable that a step computes, or a pipeline parameter, in "
+                    "the pipeline-metrics cell",
                 )
             if metric.name not in provider.outputs:
                 provider.outputs = sorted([*provider.outputs, metric.name])
             linked.append(Metric(metric.name, provider.name))
         self.metrics = linked
+
+    def _parameter_metric_step(self, name: str) -> Step:
+        """The step that records parameter ``name`` as a metric: as Kale does, the latest step
+        whose code uses it, or the first step when none does. It saves the run's value."""
+        for step in reversed(self.steps):
+            f = step.facts
+            if f is not None and name in (set(f.reads) | set(f.deferred_reads)):
+                return step
+        return self.steps[0]
+
+    def parameter_metrics(self, step: Step) -> list[str]:
+        """The pipeline parameters ``step`` records as metrics (their run values)."""
+        return [
+            m.name
+            for m in self.metrics
+            if m.step == step.name and m.name in self.parameters and not self._changes(step, m.name)
+        ]
+
+    @staticmethod
+    def _changes(step: Step, name: str) -> bool:
+        f = step.facts
+        return f is not None and (name in f.writes or name in f.mutates or name in f.deletes)
+
+    def step_parameters(self, step: Step) -> list[str]:
+        """The pipeline parameters ``step`` needs, in pipeline order: those its code and the
+        prelude read, and those it records as metrics."""
+        used = set(self.prelude_reads) | set(self.parameter_metrics(step))
+        if step.facts is not None:
+            used |= set(step.facts.reads) | set(step.facts.deferred_reads)
+        return [name for name in self.parameters if name in used]
 
     def _all_writes(self) -> list[str]:
         return sorted({w for s in self.steps if s.facts for w in s.facts.writes})
@@ -388,15 +419,15 @@ class Pipeline:
         """Check names and edges; raise a ``PipelineError`` naming the problem and the fix."""
         if not self.steps:
             raise PipelineError(
-                f"pipeline {self.name!r} has no steps. Fix: tag a code cell "
-                "with step:NAME, or keep at least one untagged code cell"
+                f"pipeline {self.name!r} has no steps",
+                fix="tag a code cell with step:NAME, or keep at least one untagged code cell",
             )
         seen: set[str] = set()
         for step in self.steps:
             check_step_name(step.name)
             if step.name in seen:
                 raise PipelineError(
-                    f"duplicate step name {step.name!r}. Fix: give each step a unique name"
+                    f"duplicate step name {step.name!r}", fix="give each step a unique name"
                 )
             seen.add(step.name)
         for step in self.steps:
@@ -408,8 +439,8 @@ class Pipeline:
                     )
                 if dep == step.name:
                     raise PipelineError(
-                        f"step {step.name!r} depends on itself. Fix: remove "
-                        f"{dep!r} from its prev/after list"
+                        f"step {step.name!r} depends on itself",
+                        fix=f"remove {dep!r} from its prev/after list",
                     )
         for name in self.parameters:
             check_parameter_name(name)
@@ -432,9 +463,8 @@ class Pipeline:
             if mark == 1:
                 cycle = [*trail[trail.index(step.name) :], step.name]
                 raise PipelineError(
-                    "the steps form a cycle: "
-                    + " -> ".join(cycle)
-                    + ". Fix: remove one of these prev/after dependencies"
+                    "the steps form a cycle: " + " -> ".join(cycle),
+                    fix="remove one of these prev/after dependencies",
                 )
             state[step.name] = 1
             for dep in step.after:
@@ -479,22 +509,26 @@ def check_step_name(name: str) -> None:
     """Raise a ``PipelineError`` if ``name`` cannot name a step, suggesting a valid one."""
     if name in RESERVED_STEP_NAMES:
         raise PipelineError(
-            f"{name!r} is reserved and cannot name a step. Fix: use another "
-            f"name, such as {name + '_step'!r}"
+            f"{name!r} is reserved and cannot name a step",
+            fix=f"use another name, such as {name + '_step'!r}",
         )
     if not STEP_NAME.match(name):
         raise PipelineError(
             f"invalid step name {name!r}: use letters, digits, '_' and '-', starting with a "
-            f"letter or '_', at most 63 characters. Fix: rename it to {sanitize_name(name)!r}"
+            "letter or '_', at most 63 characters",
+            fix=f"rename it to {sanitize_name(name)!r}",
         )
 
 
 def check_parameter_name(name: str) -> None:
     if not name.isidentifier() or keyword.iskeyword(name):
-        raise PipelineError(f"invalid parameter name {name!r}: it must be a Python identifier")
+        raise PipelineError(
+            f"invalid parameter name {name!r}: it must be a Python identifier",
+            fix="rename it to a Python identifier",
+        )
     if name.startswith(RESERVED_PREFIX):
         raise PipelineError(
-            f"parameter {name!r} uses the reserved prefix {RESERVED_PREFIX!r}. Fix: rename it"
+            f"parameter {name!r} uses the reserved prefix {RESERVED_PREFIX!r}", fix="rename it"
         )
 
 

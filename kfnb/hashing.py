@@ -1,12 +1,12 @@
 """Content hashes of pipeline steps: equal hashes mean a step's earlier results may be reused.
 
 A step's hash covers what decides its results: its code and the prelude (``imports`` and
-``functions`` cells), the parameter values it reads, the hashes of the steps it depends on (so a
-change anywhere upstream changes every hash below it), the modules it re-imports, its outputs,
-resources, image and environment variables (``env``, only when a step sets some, so hashes of
-steps without env are what they always were). Node selectors and tolerations only decide where a
-step runs, not what it computes, and stay out. Kept apart from ``materialize`` so that a fully
-cached run imports no notebook machinery.
+``functions`` cells), the parameter values it reads or records as metrics, the hashes of the
+steps it depends on (so a change anywhere upstream changes every hash below it), the modules
+it re-imports, its outputs, resources, image and environment variables (``env``, only when a
+step sets some, so hashes of steps without env are what they always were). Node selectors and
+tolerations only decide where a step runs, not what it computes, and stay out. Kept apart from
+``materialize`` so that a fully cached run imports no notebook machinery.
 """
 
 from __future__ import annotations
@@ -36,9 +36,7 @@ def step_hashes(
     hashes: dict[str, str] = {}
     prelude_code = [c.source for c in pipeline.prelude]
     for step in pipeline.toposort():
-        read = set(pipeline.prelude_reads)
-        if step.facts is not None:
-            read |= set(step.facts.reads) | set(step.facts.deferred_reads)
+        read = set(pipeline.step_parameters(step))
         params = {
             name: [p.type, given.get(name, p.default)]
             for name, p in sorted(pipeline.parameters.items())

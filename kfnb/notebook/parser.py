@@ -225,9 +225,7 @@ class _Walk:
         try:
             check_step_name(name)
         except PipelineError as err:
-            raise self.error(
-                cell, str(err).split(". Fix: ")[0], str(err).partition(". Fix: ")[2] or None
-            ) from err
+            raise self.error(cell, err.message, err.fix) from err
         earlier = next((s for s in self.steps if s.name == name), None)
         if earlier is not None:
             raise self.error(

@@ -7,7 +7,8 @@ kfnb's own key ``kfnb`` wins over Kale's ``kubeflow_notebook``; both may be pres
              "files": ["data/*.csv"]}
     "kubeflow_notebook": {"pipeline_name": "churn", "pipeline_description": "...",
                           "experiment_name": "churn-dev", "experiment": {"name": "..."},
-                          "docker_image": "...", "steps_defaults": ["label:team:ml"]}
+                          "base_image": "...", "docker_image": "...", "enable_caching": false,
+                          "steps_defaults": ["label:team:ml", "cache:disabled"]}
 
 ``files`` lists the data files the steps read (globs relative to the notebook's folder): a
 compiled pipeline carries them to its pods. ``steps_defaults`` use the tag language
@@ -16,7 +17,10 @@ compiled pipeline carries them to its pods. ``steps_defaults`` use the tag langu
 to every step unless the step sets its own; a step's env, node selector and labels are merged
 over the defaults key by key, its tolerations added to the defaults'. The object form Kale's UI
 stores holds ``limits``, ``labels``, ``annotations``, ``env``, ``node_selector`` (objects) and
-``tolerations`` (a list of ``KEY=VALUE:EFFECT`` strings).
+``tolerations`` (a list of ``KEY=VALUE:EFFECT`` strings), and Kale's own parsed keys
+``base_image`` and ``enable_caching``. Kale's ``enable_caching: false`` turns caching off for
+every step that does not say ``cache:on``. What kfnb does with Kale's other keys (``volumes``,
+``katib_metadata``, ``autosnapshot``, ...) is in docs/kale.md.
 """
 
 from __future__ import annotations
@@ -59,10 +63,10 @@ def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Setti
         name=own.get("name") or kale.get("pipeline_name") or None,
         description=own.get("description") or kale.get("pipeline_description") or "",
         experiment=own.get("experiment") or kale.get("experiment_name") or kale_experiment or None,
-        image=own.get("image") or kale.get("docker_image") or None,
+        image=own.get("image") or kale.get("base_image") or kale.get("docker_image") or None,
         files=_files(own.get("files"), path),
     )
-    defaults = Directive()
+    defaults = Directive(cache=_kale_caching(kale, path))
     for key, source in ((KALE_KEY, kale), (KFNB_KEY, own)):
         tags = source.get("steps_defaults") or []
         try:
@@ -84,6 +88,19 @@ def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Setti
         defaults = defaults.merge(parsed)
     settings.defaults = defaults
     return settings
+
+
+def _kale_caching(kale: Mapping[str, Any], path: str | None) -> bool | None:
+    """Kale's pipeline-wide ``enable_caching`` (default on): off turns caching off for every
+    step that does not say ``cache:on`` itself."""
+    value = kale.get("enable_caching")
+    if value is None or isinstance(value, bool):
+        return value
+    raise NotebookError(
+        f"notebook metadata {KALE_KEY}.enable_caching must be true or false, not {value!r}",
+        fix="correct the notebook metadata",
+        path=path,
+    )
 
 
 def _files(value: Any, path: str | None) -> list[str]:
@@ -128,4 +145,8 @@ def _flatten(parsed: Mapping[str, Any]) -> list[str]:
             'write e.g. "tolerations": ["nvidia.com/gpu=present:NoSchedule"]',
         )
     tags += [f"toleration:{spec}" for spec in tolerations]
+    if parsed.get("base_image"):  # Kale's parsed form of image: and cache: defaults
+        tags.append(f"image:{parsed['base_image']}")
+    if isinstance(parsed.get("enable_caching"), bool):
+        tags.append("cache:on" if parsed["enable_caching"] else "cache:off")
     return tags

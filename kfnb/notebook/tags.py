@@ -43,6 +43,10 @@ PREFIXES = (
     "node-selector",
     "toleration",
 )
+# Kale reads a step named like a section as that section: `step:imports` (and the older
+# `block:imports`) is an imports cell, `step:skip` a skipped one.
+SECTION_STEP_NAMES = frozenset(WORD_TAGS) - {"parameters", "injected-parameters"}
+CACHE_VALUES = {"on": True, "off": False, "enabled": True, "disabled": False}
 RESOURCE_ALIASES = {"gpu": GPU, "gpus": GPU, "mem": "memory"}
 QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i?|[mkunpE])?$")
 RESOURCE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
@@ -137,6 +141,13 @@ def parse_tags(tags: Iterable[object]) -> Directive:
         prefix, sep, rest = tag.partition(":")
         if sep and prefix in PREFIXES:
             _apply_prefixed(d, prefix, rest, tag)
+        elif sep and prefix == "notebook":
+            raise TagError(
+                f"tag {tag!r} asks for Kale's notebook composition (another notebook as a "
+                "sub-pipeline), which kfnb does not support",
+                "copy that notebook's tagged cells into this one, or run it as a pipeline "
+                "of its own",
+            )
         else:
             _check_foreign(tag)
     return d
@@ -144,7 +155,9 @@ def parse_tags(tags: Iterable[object]) -> Directive:
 
 def _apply_prefixed(d: Directive, prefix: str, rest: str, tag: str) -> None:
     if prefix in ("step", "block"):
-        if rest:  # Kale writes an empty "block:" for untagged cells; treat it so.
+        if rest in SECTION_STEP_NAMES:  # Kale reads `step:imports` as the imports section
+            _set_role(d, WORD_TAGS[rest], None, tag)
+        elif rest:  # Kale writes an empty "block:" for untagged cells; treat it so.
             _set_role(d, "step", rest, tag)
     elif prefix == "prev":
         if not rest:
@@ -260,12 +273,14 @@ def parse_retries(text: str, tag: str) -> int:
 
 
 def parse_cache(text: str, tag: str) -> bool:
+    """``cache:on``/``cache:off``, or Kale's spelling ``cache:enabled``/``cache:disabled``."""
     value = text.strip().lower()
-    if value not in ("on", "off"):
+    if value not in CACHE_VALUES:
         raise TagError(
-            f"tag {tag!r} must be cache:off or cache:on", "write cache:off to always run this step"
+            f"tag {tag!r} must be cache:off or cache:on",
+            "write cache:off to always run this step",
         )
-    return value == "on"
+    return CACHE_VALUES[value]
 
 
 def parse_timeout(text: str, tag: str) -> float:

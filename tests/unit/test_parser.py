@@ -287,7 +287,7 @@ ERRORS = [
         id="invalid-name-space",
     ),
     pytest.param(
-        [("step:imports", "x = 1")], 0, "'imports' is reserved", "imports_step", id="reserved-name"
+        [("step:metrics", "x = 1")], 0, "'metrics' is reserved", "metrics_step", id="reserved-name"
     ),
     pytest.param(
         [("pipeline-parameters", "a = 1\nb = a + 1"), ("step:s", "x = 1")],

@@ -114,8 +114,8 @@ def compile_pipeline(
             tasks[step.name] = task
             compiled.tasks[step.name] = task.name
 
-    build.__signature__ = inspect.Signature(
-        [  # type: ignore[attr-defined]
+    build.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
             inspect.Parameter(
                 p.name,
                 inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -141,11 +141,9 @@ def pipeline_name(name: str) -> str:
 
 
 def step_params(pipeline: Pipeline, step: Step) -> list[str]:
-    """The pipeline parameters a step reads (its code and the prelude's), in pipeline order."""
-    read = set(pipeline.prelude_reads)
-    if step.facts is not None:
-        read |= set(step.facts.reads) | set(step.facts.deferred_reads)
-    return [name for name in pipeline.parameters if name in read]
+    """The pipeline parameters a step receives, in pipeline order: those its code and the
+    prelude read, and those it records as pipeline metrics (``Pipeline.step_parameters``)."""
+    return pipeline.step_parameters(step)
 
 
 def upstreams(step: Step) -> list[str]:
@@ -264,7 +262,8 @@ def files_archive(pipeline: Pipeline) -> str | None:
     if not pipeline.source:
         raise CompileError(
             "kfnb.files lists data files relative to the notebook's folder, but "
-            "this pipeline has no notebook file. Fix: compile the notebook file"
+            "this pipeline has no notebook file",
+            fix="compile the notebook file",
         )
     base = Path(pipeline.source).resolve().parent
     found: dict[str, Path] = {}
@@ -272,17 +271,18 @@ def files_archive(pipeline: Pipeline) -> str | None:
         matches = sorted(p for p in base.glob(pattern) if p.is_file())
         if not matches:
             raise CompileError(
-                f"kfnb.files pattern {pattern!r} matches no file in {base}. Fix: "
-                "correct the pattern (relative to the notebook's folder)"
+                f"kfnb.files pattern {pattern!r} matches no file in {base}",
+                fix="correct the pattern (relative to the notebook's folder)",
+                where=pipeline.source,
             )
         for match in matches:
             try:
                 found[match.resolve().relative_to(base).as_posix()] = match
             except ValueError:
                 raise CompileError(
-                    f"kfnb.files: {match} leads outside the notebook's "
-                    "folder (a symlink?). Fix: copy the file next to the "
-                    "notebook"
+                    f"kfnb.files: {match} leads outside the notebook's folder (a symlink?)",
+                    fix="copy the file next to the notebook",
+                    where=pipeline.source,
                 ) from None
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -297,8 +297,9 @@ def files_archive(pipeline: Pipeline) -> str | None:
         raise CompileError(
             f"kfnb.files: {len(found)} files, {len(blob) / 1024:.0f} KiB compressed, carried by "
             f"each of {len(pipeline.steps)} steps, make {total / 1024:.0f} KiB of pipeline spec "
-            f"(at most {MAX_FILES_BYTES // 1024} KiB). Fix: put large data in the step image or "
-            "in object storage and read it from there"
+            f"(at most {MAX_FILES_BYTES // 1024} KiB)",
+            fix="put large data in the step image or in object storage and read it from there",
+            where=pipeline.source,
         )
     return base64.b64encode(blob).decode("ascii")
 
@@ -342,7 +343,9 @@ def _check(pipeline: Pipeline, opts: CompileOptions) -> None:
         if ident in seen:
             raise CompileError(
                 f"steps {seen[ident]!r} and {step.name!r} get the same KFP "
-                f"component name {ident!r}. Fix: rename one of them"
+                f"component name {ident!r}",
+                fix="rename one of them",
+                where=pipeline.source,
             )
         seen[ident] = step.name
         accelerators = [k for k in step.resources if k not in ("cpu", "memory")]
@@ -350,20 +353,23 @@ def _check(pipeline: Pipeline, opts: CompileOptions) -> None:
             if "/" not in key:
                 raise CompileError(
                     f"step {step.name!r} asks for resource {key!r}, which a KFP task cannot "
-                    "request (it takes cpu, memory and one accelerator such as nvidia.com/gpu). "
-                    f"Fix: remove limit:{key} or use an extended resource name"
+                    "request (it takes cpu, memory and one accelerator such as nvidia.com/gpu)",
+                    fix=f"remove limit:{key} or use an extended resource name",
+                    where=f"step {step.name!r}",
                 )
             if not step.resources[key].isdigit():
                 raise CompileError(
                     f"step {step.name!r} asks for {step.resources[key]!r} of "
-                    f"{key}; accelerators are counted in whole devices. Fix: use "
-                    f"an integer, e.g. limit:{key}:1"
+                    f"{key}; accelerators are counted in whole devices",
+                    fix=f"use an integer, e.g. limit:{key}:1",
+                    where=f"step {step.name!r}",
                 )
         if len(accelerators) > 1:
             raise CompileError(
                 f"step {step.name!r} asks for several accelerator types "
-                f"({', '.join(accelerators)}); a KFP task takes one. Fix: keep "
-                "one of them"
+                f"({', '.join(accelerators)}); a KFP task takes one",
+                fix="keep one of them",
+                where=f"step {step.name!r}",
             )
     for p in pipeline.parameters.values():
         _param_type(p.name, p.type)
@@ -374,8 +380,8 @@ def _param_type(name: str, kind: str) -> type:
         return PARAM_TYPES[kind]
     except KeyError:
         raise CompileError(
-            f"pipeline parameter {name!r} has no type KFP knows ({kind}: its default is None). "
-            f'Fix: give it a typed default or an annotation, e.g. `{name}: str = ""`'
+            f"pipeline parameter {name!r} has no type KFP knows ({kind}: its default is None)",
+            fix=f'give it a typed default or an annotation, e.g. `{name}: str = ""`',
         ) from None
 
 
