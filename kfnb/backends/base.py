@@ -42,9 +42,15 @@ class Availability:
     name: str
     available: bool
     detail: str
+    fix: str | None = None  # what makes an unavailable backend available
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "available": self.available, "detail": self.detail}
+        return {
+            "name": self.name,
+            "available": self.available,
+            "detail": self.detail,
+            "fix": self.fix,
+        }
 
 
 @dataclass(frozen=True)

@@ -191,13 +191,13 @@ class KfpBackend(Backend):
             return Availability(
                 cls.name,
                 False,
-                f"the kfp package does not import ({problem}). "
-                "Fix: pip install 'kfnb[kfp]' in this environment",
+                f"the kfp package does not import ({problem})",
+                fix="pip install 'kfnb[kfp]' in this environment",
             )
         try:
             endpoint = cls.configure(settings, {}).endpoint()
         except KfnbError as err:
-            return Availability(cls.name, False, str(err))
+            return Availability(cls.name, False, err.message, fix=err.fix)
         where = f" (namespace {endpoint.namespace})" if endpoint.namespace else ""
         return Availability(cls.name, True, f"Kubeflow Pipelines at {endpoint.host}{where}")
 
