@@ -4,12 +4,18 @@ Values arrive as typed Python values (``kfnb.run(params=...)``, a YAML file) or 
 the command line (``-p seed 7``). Strings are converted to the parameter's declared type; typed
 values must already fit it (an int is accepted for a float). Anything else is an error naming the
 parameter, its type and the value, so nothing runs with a value the notebook did not expect.
+
+Numbers must be finite: NaN, infinities and numbers too long to be a float (``1e999`` overflows
+to infinity) are refused wherever they come from, also inside lists and dicts, because a run's
+parameters are stored and shown as JSON, which has no NaN, and a notebook given NaN fails far
+from the cause.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,10 @@ FALSE = {"false", "no", "off", "0"}
 
 class ParameterError(KfnbError):
     """A parameter value that the pipeline cannot take."""
+
+
+class NotFiniteError(ParameterError):
+    """A number parameter given NaN or an infinity (or a number that overflows to one)."""
 
 
 def resolve_params(
@@ -47,7 +57,7 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text())
     except FileNotFoundError as err:
-        raise ParameterError(f"no parameters file at {str(p)!r}. Fix: check the path") from err
+        raise ParameterError(f"no parameters file at {str(p)!r}", fix="check the path") from err
     except yaml.YAMLError as err:
         raise ParameterError(f"{str(p)!r} is not valid YAML: {err}") from err
     if data is None:
@@ -66,7 +76,7 @@ def _param(pipeline: Pipeline, name: str) -> Any:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         listed = ", ".join(known) or "none (the notebook has no parameters cell)"
         hint = f"did you mean {close[0]!r}?" if close else f"known parameters: {listed}"
-        raise ParameterError(f"pipeline {pipeline.name!r} has no parameter {name!r}. Fix: {hint}")
+        raise ParameterError(f"pipeline {pipeline.name!r} has no parameter {name!r}", fix=hint)
     return pipeline.parameters[name]
 
 
@@ -86,14 +96,45 @@ def check_value(pipeline: Pipeline, name: str, value: Any) -> Any:
     if not ok:
         raise ParameterError(
             f"parameter {name!r} is {_article(kind)} {kind} (default {param.default!r}), not "
-            f"{_article(type(value).__name__)} {type(value).__name__} ({value!r}). "
-            f"Fix: pass {_article(kind)} {kind}"
+            f"{_article(type(value).__name__)} {type(value).__name__} ({value!r})",
+            fix=f"pass {_article(kind)} {kind}",
         )
     if kind == "float":
-        return float(value)
+        value = _to_float(name, value)
+    _check_finite(name, value)
     if kind == "list":
         return list(value)
     return value
+
+
+def _to_float(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float
+        raise _not_finite(name, value) from None
+
+
+def _check_finite(name: str, value: Any) -> None:
+    """Refuse NaN and infinities, also inside lists and dicts (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _not_finite(name, value)
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_finite(name, item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_finite(name, item)
+
+
+def _not_finite(name: str, value: Any) -> NotFiniteError:
+    shown = repr(value) if not isinstance(value, int) else f"an integer of {len(str(value))} digits"
+    return NotFiniteError(
+        f"parameter {name!r} must be a finite number, not {shown}",
+        fix="give a finite number, e.g. 0.5",
+    )
+
+
+EXAMPLES = {"int": "7", "float": "0.5", "bool": "true", "list": "[1, 2]", "dict": '{"a": 1}'}
 
 
 def parse_string(pipeline: Pipeline, name: str, text: str) -> Any:
@@ -101,33 +142,35 @@ def parse_string(pipeline: Pipeline, name: str, text: str) -> Any:
     param = _param(pipeline, name)
     kind = param.type
     try:
-        if kind == "str":
-            return text
-        if kind == "int":
-            return int(text)
-        if kind == "float":
-            return float(text)
-        if kind == "bool":
-            low = text.strip().lower()
-            if low in TRUE | FALSE:
-                return low in TRUE
-            raise ValueError(text)
-        if kind in ("list", "dict"):
-            value = yaml.safe_load(text)
-            return check_value(pipeline, name, value)
-        return yaml.safe_load(text)  # "any": the YAML reading of the text
+        value = _convert(pipeline, name, kind, text)
+    except NotFiniteError:
+        raise
     except (ValueError, yaml.YAMLError, ParameterError) as err:
-        example = {
-            "int": "7",
-            "float": "0.5",
-            "bool": "true",
-            "list": "[1, 2]",
-            "dict": '{"a": 1}',
-        }.get(kind, json.dumps(param.default))
+        example = EXAMPLES.get(kind, json.dumps(param.default))
         raise ParameterError(
             f"parameter {name!r} is {_article(kind)} {kind} (default {param.default!r}); "
-            f"{text!r} is not {_article(kind)} {kind}. Fix: pass e.g. -p {name} {example}"
+            f"{text!r} is not {_article(kind)} {kind}",
+            fix=f"pass e.g. -p {name} {example}",
         ) from err
+    _check_finite(name, value)
+    return value
+
+
+def _convert(pipeline: Pipeline, name: str, kind: str, text: str) -> Any:
+    if kind == "str":
+        return text
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind == "bool":
+        low = text.strip().lower()
+        if low in TRUE | FALSE:
+            return low in TRUE
+        raise ValueError(text)
+    if kind in ("list", "dict"):
+        return check_value(pipeline, name, yaml.safe_load(text))
+    return yaml.safe_load(text)  # "any": the YAML reading of the text
 
 
 def _article(word: str) -> str:

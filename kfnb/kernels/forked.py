@@ -77,9 +77,9 @@ class ForkServer:
         if not line:
             code = self.proc.poll()
             raise ForkServerError(
-                f"the kernel fork server exited (code {code}). Fix: check that "
-                f"ipykernel imports in {sys.executable}, or run without it "
-                "(KFNB_FORK_SERVER=0)"
+                f"the kernel fork server exited (code {code})",
+                fix=f"check that ipykernel imports in {sys.executable}, or run without it "
+                "(KFNB_FORK_SERVER=0)",
             )
         return dict(json.loads(line))
 

@@ -100,6 +100,31 @@ class WarmKernel:
     def alive(self) -> bool:
         return running(self.pid)
 
+    def exit_status(self) -> int | None:
+        """How the kernel ended, as ``Popen.returncode`` reads (``-9``: killed by SIGKILL), or
+        None while it runs or where nobody knows. A forked kernel's status belongs to the fork
+        server, so it reads as SIGKILL whatever ended it (see ``ForkedProcess``)."""
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if process is None:
+            return None
+        try:
+            code = process.poll()
+        except Exception:
+            return None
+        return int(code) if code is not None else None
+
+    def death(self) -> str:
+        """``"the kernel died (SIGKILL)"``, ``"the kernel died (exit code 3)"``, or just that."""
+        code = self.exit_status()
+        if code is None or code == 0:
+            return "the kernel died"
+        if code < 0:
+            try:
+                return f"the kernel died ({signal.Signals(-code).name})"
+            except ValueError:
+                return f"the kernel died (signal {-code})"
+        return f"the kernel died (exit code {code})"
+
     def kill(self, wait: float = 5.0) -> None:
         """SIGKILL the kernel and every process below it, and wait (up to ``wait`` seconds)
         until the kernel is dead."""

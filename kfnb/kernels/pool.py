@@ -15,6 +15,15 @@ pool costs memory (one fork server and ``size`` kernels), not CPU.
 No kernel outlives the pool's owner: ``shutdown()`` kills them all (and runs at exit), kernels of
 the fork server die with it when the owner's pipe to it closes, and ipykernel's parent poller
 ends a spawned kernel whose owner was killed.
+
+A pool that is no longer wanted while steps may still use its kernels is *drained* instead
+(``drain()``): it keeps no spare kernels, shuts down its idle ones, still serves the runs that
+hold it (a kernel handed out finishes its step; a kernel a run said it will need is still
+started), and shuts itself down once no kernel is out and nothing is wanted.
+
+The pool reads no settings: whether to fork (``fork_server``) and the ZeroMQ transport come in
+its ``PoolConfig``, from the local backend's options (``KFNB_FORK_SERVER``,
+``KFNB_KERNEL_TRANSPORT``), read at the entry point.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import asyncio
 import atexit
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -52,14 +62,14 @@ class PoolConfig:
     max_starting: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
     max_ready: int = 16
     start_timeout: float = 60.0
-    transport: str = field(default_factory=lambda: os.environ.get("KFNB_KERNEL_TRANSPORT", "ipc"))
+    transport: str = "ipc"
 
 
 class KernelPool:
     """Fresh kernels of one kernelspec, started ahead. Thread-safe."""
 
     def __init__(self, config: PoolConfig | None = None) -> None:
-        self.config = config or PoolConfig()
+        self.config = dataclasses.replace(config or PoolConfig())  # its own: size changes
         self.started = 0  # kernels started over the pool's life
         self._ready: collections.deque[WarmKernel] = collections.deque()
         self._starting = 0
@@ -72,6 +82,7 @@ class KernelPool:
         self._thread: threading.Thread | None = None
         self._server: ForkServer | None = None
         self._closed = False
+        self._draining = False
         self._socket_root = tempfile.mkdtemp(prefix="kfnb-kernels-")
 
     # -- life -----------------------------------------------------------------------------------
@@ -129,6 +140,45 @@ class KernelPool:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def resize(self, size: int) -> None:
+        """Keep ``size`` kernels ready while idle (more are started at once, fewer are left to
+        be used up)."""
+        with self._cond:
+            self.config.size = max(0, size)
+        self._top_up()
+
+    def drain(self) -> None:
+        """Wind the pool down without hurting the steps that use it: no spare kernels, the idle
+        ones shut down now, and ``shutdown()`` once every kernel handed out has been discarded
+        and no run still wants one (runs holding the pool can still ``acquire``)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._draining = True
+            self.config.size = 0
+            spare = len(self._ready) - max(self._demand, self._waiting)
+            idle = [self._ready.pop() for _ in range(max(0, spare))]
+        for kernel in idle:
+            self.discard(kernel, now=True)
+        self._close_if_drained()
+
+    def _close_if_drained(self) -> None:
+        with self._cond:
+            done = (
+                self._draining
+                and not self._closed
+                and self._demand == 0
+                and self._waiting == 0
+                and self._starting == 0
+                and len(self._live) == len(self._ready)  # no kernel out, none stopping
+            )
+        if done:  # not on the pool's own loop thread, which shutdown() waits on
+            threading.Thread(target=self.shutdown, name="kfnb-pool-drained", daemon=True).start()
+
     def stats(self) -> dict[str, Any]:
         with self._cond:
             return {
@@ -157,6 +207,8 @@ class KernelPool:
         with self._cond:
             self._demand = max(0, self._demand + n)
         self._top_up()
+        if n < 0:
+            self._close_if_drained()
 
     def acquire(self, timeout: float | None = None) -> WarmKernel:
         """A fresh kernel of one's own: taken from the ready ones, or the next one to start."""
@@ -181,6 +233,7 @@ class KernelPool:
         finally:
             with self._cond:
                 self._waiting -= 1
+            self._close_if_drained()  # an acquire that gave up may have been the last want
         self._top_up()
         return kernel
 
@@ -200,11 +253,7 @@ class KernelPool:
 
     # -- filling --------------------------------------------------------------------------------
     def _use_fork_server(self) -> bool:
-        choice = self.config.fork_server
-        env = os.environ.get("KFNB_FORK_SERVER")
-        if env is not None:
-            choice = env.strip().lower() not in ("0", "false", "no", "off")
-        if choice is False:
+        if self.config.fork_server is False:
             return False
         from jupyter_client.kernelspec import KernelSpecManager
 
@@ -247,6 +296,7 @@ class KernelPool:
                 self._starting -= 1
                 self._errors.append(err)
                 self._cond.notify_all()
+            self._close_if_drained()
             return
         with self._cond:
             self._starting -= 1
@@ -256,6 +306,7 @@ class KernelPool:
             self._ready.append(kernel)
             self._cond.notify_all()
         self._top_up()
+        self._close_if_drained()
 
     async def _launch(self) -> WarmKernel:
         from jupyter_client.manager import AsyncKernelManager
@@ -320,6 +371,7 @@ class KernelPool:
         with self._cond:
             self._live.pop(kernel.pid, None)
             self._cond.notify_all()
+        self._close_if_drained()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every kernel handed out has been shut down (for tests and clean exits)."""

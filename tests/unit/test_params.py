@@ -113,3 +113,92 @@ def test_params_file(tmp_path: Path, pipeline: Pipeline) -> None:
         load_params_file(f)
     with pytest.raises(ParameterError, match="no parameters file"):
         load_params_file(tmp_path / "missing.yaml")
+
+
+NOT_FINITE = "must be a finite number"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("lr", "nan"),
+        ("lr", "NaN"),
+        ("lr", "inf"),
+        ("lr", "Infinity"),
+        ("lr", "-inf"),
+        ("lr", "1e999"),  # overflows to inf
+        ("lr", "-" + "9" * 400 + ".0"),
+        ("layers", "[1.0, .nan]"),
+        ("opts", '{"a": .inf}'),
+        ("anything", ".nan"),
+        ("anything", "-.inf"),
+    ],
+)
+def test_strings_that_are_not_finite_numbers_are_refused(
+    pipeline: Pipeline, name: str, text: str
+) -> None:
+    with pytest.raises(ParameterError) as err:
+        resolve_params(pipeline, strings=[(name, text)])
+    assert err.value.message.startswith(f"parameter {name!r} {NOT_FINITE}")
+    assert err.value.fix is not None and "finite number" in err.value.fix
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("lr", float("nan")),
+        ("lr", float("inf")),
+        ("lr", float("-inf")),
+        ("lr", 10**400),  # an int too large for a float
+        ("layers", [1.0, float("nan")]),
+        ("opts", {"a": {"b": float("inf")}}),
+        ("anything", float("-inf")),
+    ],
+)
+def test_typed_values_that_are_not_finite_numbers_are_refused(
+    pipeline: Pipeline, name: str, value: Any
+) -> None:
+    with pytest.raises(ParameterError) as err:
+        resolve_params(pipeline, {name: value})
+    assert err.value.message.startswith(f"parameter {name!r} {NOT_FINITE}")
+    assert err.value.fix is not None and "finite number" in err.value.fix
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("lr: .nan\n", "lr"),
+        ("lr: .inf\n", "lr"),
+        ("lr: -.Inf\n", "lr"),
+        ("lr: 1.0e+999\n", "lr"),  # overflows to inf
+        ("layers: [.nan]\n", "layers"),
+    ],
+)
+def test_params_files_with_numbers_that_are_not_finite_are_refused(
+    tmp_path: Path, pipeline: Pipeline, text: str, name: str
+) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    with pytest.raises(ParameterError, match=f"parameter {name!r} {NOT_FINITE}"):
+        resolve_params(pipeline, load_params_file(f))
+
+
+def test_finite_numbers_are_still_taken(pipeline: Pipeline) -> None:
+    values = resolve_params(pipeline, {"lr": 10**300}, [("layers", "[1.5e+308, -0.0]")])
+    assert values["lr"] == 1e300 and values["layers"] == [1.5e308, -0.0]
+    assert resolve_params(pipeline, strings=[("lr", "1e-999")])["lr"] == 0.0  # underflow is fine
+
+
+def test_errors_carry_the_fix_as_an_attribute(pipeline: Pipeline, tmp_path: Path) -> None:
+    with pytest.raises(ParameterError) as err:
+        resolve_params(pipeline, {"epoch": 1})
+    assert (err.value.message, err.value.fix) == (
+        f"pipeline {pipeline.name!r} has no parameter 'epoch'",
+        "did you mean 'epochs'?",
+    )
+    with pytest.raises(ParameterError) as err:
+        resolve_params(pipeline, strings=[("epochs", "ten")])
+    assert "Fix" not in err.value.message and err.value.fix == "pass e.g. -p epochs 7"
+    with pytest.raises(ParameterError) as err:
+        load_params_file(tmp_path / "missing.yaml")
+    assert "Fix" not in err.value.message and err.value.fix == "check the path"

@@ -8,7 +8,11 @@ instead of starting a kernel of its own. The kernel is the step's alone; the cal
 down afterwards.
 
 The outcome is ``{"ok": true}`` or ``{"ok": false, "error": {...}}`` where the error names the
-user's original cell (index and first line), the exception and its traceback.
+user's original cell (index and first line), the exception and its traceback. A kernel that died
+(killed, out of memory) is named with how it ended (``the kernel died (SIGKILL)``) and the cell
+it was running: the last one papermill marked started in the output notebook.
+Whatever else goes wrong here (a full disk while papermill writes the notebook or the log) is
+an outcome too: ``execute_step`` does not raise.
 """
 
 from __future__ import annotations
@@ -118,6 +122,7 @@ def _execute(
     kernel_name: str | None,
 ) -> dict[str, Any]:
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     try:
@@ -145,7 +150,12 @@ def _execute(
         }
         error["message"] = describe(error, step)
         return {"ok": False, "error": error}
-    except Exception as err:  # the kernel died or was killed, the notebook could not be written
+    except DeadKernelError:
+        error = {**running_cell(output), "ename": "DeadKernelError", "evalue": kernel.death()}
+        error["traceback"] = traceback.format_exc()
+        error["message"] = describe(error, step)
+        return {"ok": False, "error": error}
+    except Exception as err:  # e.g. the notebook or the log could not be written: a full disk
         return _could_not_run(step, err)
     finally:
         client.stop_channels()
@@ -165,26 +175,44 @@ def _could_not_run(step: str, err: BaseException) -> dict[str, Any]:
     }
 
 
+def _read(output_path: str | Path) -> Any:
+    try:
+        return nbformat.read(output_path, as_version=4)
+    except (OSError, ValueError):  # not written (a full disk), or cut short
+        return None
+
+
+def _where(cell: Any) -> dict[str, Any]:
+    meta = cell.get("metadata", {}).get("kfnb", {})
+    first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
+    return {"cell": meta.get("cell"), "cell_line": first.strip(), "role": meta.get("role")}
+
+
 def failed_cell(output_path: str | Path) -> dict[str, Any]:
     """Where an executed step notebook failed, in terms of the user's notebook."""
-    try:
-        nb = nbformat.read(output_path, as_version=4)
-    except (OSError, ValueError):
-        return {}
-    for cell in nb.cells:
+    nb = _read(output_path)
+    for cell in nb.cells if nb is not None else []:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                meta = cell.get("metadata", {}).get("kfnb", {})
-                first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
                 return {
-                    "cell": meta.get("cell"),
-                    "cell_line": first.strip(),
-                    "role": meta.get("role"),
+                    **_where(cell),
                     "ename": out.get("ename"),
                     "evalue": out.get("evalue"),
                     "traceback": "\n".join(ANSI.sub("", t) for t in out.get("traceback", [])),
                 }
     return {}
+
+
+def running_cell(output_path: str | Path) -> dict[str, Any]:
+    """The cell an executed step notebook was running when it stopped (its kernel died): the
+    last one papermill started (it marks each cell's ``start_time`` as it begins)."""
+    nb = _read(output_path)
+    started = [
+        cell
+        for cell in (nb.cells if nb is not None else [])
+        if cell.get("metadata", {}).get("papermill", {}).get("start_time")
+    ]
+    return _where(started[-1]) if started else {}
 
 
 def describe(error: dict[str, Any], step: str) -> str:

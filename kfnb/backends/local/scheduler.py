@@ -16,19 +16,32 @@ The scheduler is the only writer of the run's and steps' statuses in the run sto
 - a cancel (``RunHandle.cancel()``, Ctrl-C, or ``kfnb cancel`` from another process through the
   store) kills the running steps' kernels and marks what has not finished CANCELED;
 - when a step that provides a pipeline metric succeeds (or is cached), the metric is recorded.
+
+Every run ends, whatever fails. A step's own failures (its code, its kernel dying, a full disk
+while it writes its log, notebook or values) are step outcomes: its thread always reports one.
+Anything that fails in the scheduler itself (a store write, a bug) fails the run: running
+kernels are killed, the steps closed and the run marked FAILED with the cause in ``run.error``.
+So that this can be recorded on a full disk, the scheduler holds back a little disk space next
+to the run's files (``Reserve``) and gives it up when the disk runs out. If even then the store
+cannot record the end, the error goes to stderr and the scheduler still finishes
+(``finished``, ``final_status``): nothing waits on it forever.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
+import shutil
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from ...dag import Pipeline, Step
 from ...tracking import InvalidTransition, Store
@@ -40,6 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kfnb.local")
 CANCEL_CHECK_INTERVAL = 0.25  # seconds between looks at the store for `kfnb cancel`
+RESERVE_BYTES = 256 * 1024  # disk space held back to record a run's end on a full disk
+T = TypeVar("T")
 
 
 @dataclass
@@ -71,6 +86,39 @@ class RunPaths:
     def make(self) -> None:
         for p in (self.steps, self.executed, self.logs, self.data, self.work):
             p.mkdir(parents=True, exist_ok=True)
+
+
+class Reserve:
+    """A file of ``size`` bytes allocated next to a run's files while it runs, given up when the
+    disk fills, so that the store (usually on the same disk) can still record how the run
+    ended. Best effort: where it cannot be allocated, there is none."""
+
+    def __init__(self, path: Path, size: int = RESERVE_BYTES) -> None:
+        self.path = path
+        self.size = size
+        self.held = False
+
+    def hold(self) -> None:
+        try:
+            with open(self.path, "wb") as f:
+                os.posix_fallocate(f.fileno(), 0, self.size)
+            self.held = True
+        except OSError:
+            self.release()
+
+    def release(self) -> bool:
+        """Give the space back; whether there was any to give."""
+        held, self.held = self.held, False
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+        return held
+
+    def disk_full(self) -> bool:
+        """Whether less than the reserve's size is left free on its disk."""
+        try:
+            return shutil.disk_usage(self.path.parent).free < self.size
+        except OSError:
+            return False
 
 
 @dataclass(eq=False)
@@ -129,47 +177,83 @@ class Scheduler:
         self._ended_q: queue.Queue[_Running | None] = queue.Queue()
         self._kernels_wanted = 0
         self._last_cancel_check = 0.0
+        self.reserve = Reserve(paths.work / "reserve")
+        self.finished = threading.Event()  # run() returned, whatever the store could record
+        self.final_status: str | None = None  # the status the run ended with, recorded or not
 
     def cancel(self) -> None:
+        """Stop the run; once the scheduler has finished, make sure its end is recorded (a run
+        whose end the store could not record is marked CANCELED now)."""
         self.cancel_event.set()
         self._ended_q.put(None)  # wake the scheduler
+        if self.finished.is_set():
+            self._record_end("CANCELED", None)
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self) -> None:
+        """Drive the run to its end; returns only once it ended (never raises for a failure,
+        only re-raises KeyboardInterrupt and the like once the run is marked FAILED)."""
         try:
-            self.store.set_run_status(self.run_id, "RUNNING")
-        except InvalidTransition:  # cancelled before it started
-            return
-        try:
-            self._restore_cached()
-            self._kernels_wanted = len(self.pipeline.steps) - len(self.cached)
-            if self.kernels is not None:
-                self.kernels.want(self._kernels_wanted)
-                from . import execute  # noqa: F401 - papermill loads while the kernels boot
-            while True:
-                if self._cancel_requested():
-                    self._cancel()
-                    return
-                self._reap()
-                self._skip_blocked()
-                self._launch()
-                if not self.running and not self._launchable():
-                    break
-                self._wait()
-            self._finish()
-        except BaseException as err:  # a bug or KeyboardInterrupt in the runner: leave no orphans
-            self._kill_all()
-            message = f"the local runner failed: {type(err).__name__}: {err}"
-            log.error("%s\n%s", message, traceback.format_exc())
-            self._end_steps("FAILED", {"message": message})
-            self._set_run("FAILED", message)
+            try:
+                self._store(self.store.set_run_status, self.run_id, "RUNNING")
+            except InvalidTransition:  # cancelled before it started
+                self.final_status = "CANCELED"
+                return
+            self.reserve.hold()
+            self._loop()
+        except BaseException as err:  # a store write, a bug, Ctrl-C: end the run, leave no orphans
+            self._fail(err)
             if not isinstance(err, Exception):
                 raise
         finally:
-            if self.kernels is not None:
+            self._wind_down()
+
+    def _loop(self) -> None:
+        self._restore_cached()
+        self._kernels_wanted = len(self.pipeline.steps) - len(self.cached)
+        if self.kernels is not None:
+            self.kernels.want(self._kernels_wanted)
+            from . import execute  # noqa: F401 - papermill loads while the kernels boot
+        while True:
+            if self._cancel_requested():
+                self._cancel()
+                return
+            self._reap()
+            self._skip_blocked()
+            self._launch()
+            if not self.running and not self._launchable():
+                break
+            self._wait()
+        self._finish()
+
+    def _fail(self, err: BaseException) -> None:
+        """The scheduler itself failed: kill the steps, close them, mark the run FAILED."""
+        message = f"the local runner failed: {type(err).__name__}: {err}"
+        log.error("run %s: %s\n%s", self.run_id, message, traceback.format_exc())
+        self._kill_all()
+        self.reserve.release()  # the store needs the space more than the run does now
+        try:
+            self._end_steps("FAILED", {"message": message})
+        except Exception as end_err:  # the run's FAILED below closes them all at once
+            log.warning("run %s: could not close its steps one by one: %s", self.run_id, end_err)
+        self._record_end("FAILED", message)
+
+    def _wind_down(self) -> None:
+        """Whatever happened: give the pool's kernels back, the disk space, the store's
+        connection; then say that the scheduler is done."""
+        try:
+            if self.kernels is not None and self._kernels_wanted:
                 self.kernels.want(-self._kernels_wanted)
             self._kernels_wanted = 0
-            self.store.close()  # this thread's connection: a long-lived process runs many runs
+        except Exception as err:
+            log.warning("run %s: %s", self.run_id, err)
+        finally:
+            self.reserve.release()
+            try:
+                self.store.close()  # this thread's connection: a long-lived process runs many runs
+            except Exception as err:
+                log.warning("run %s: %s", self.run_id, err)
+            self.finished.set()
 
     def _wait(self) -> None:
         """Sleep until a step ends, a deadline passes, a cancel comes, or it is time to look
@@ -192,7 +276,12 @@ class Scheduler:
         if now - self._last_cancel_check < CANCEL_CHECK_INTERVAL:
             return False
         self._last_cancel_check = now
-        if self.store.is_cancel_requested(self.run_id):
+        try:
+            requested = self.store.is_cancel_requested(self.run_id)
+        except Exception as err:  # a busy or full disk: look again next time
+            log.warning("run %s: could not look for a cancel request: %s", self.run_id, err)
+            return False
+        if requested:
             self.cancel_event.set()
             return True
         return False
@@ -270,28 +359,36 @@ class Scheduler:
         log_path = self.paths.logs / f"{name}.log"
         output = self.paths.executed / f"{name}.ipynb"
         log_file = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed when the step ends
-        if attempt > 1:
-            log_file.write(f"\n--- attempt {attempt} ---\n")
+        try:
+            if attempt > 1:
+                log_file.write(f"\n--- attempt {attempt} ---\n")
+            self._set_step(
+                name,
+                "RUNNING",
+                log=str(log_path),
+                output_notebook=str(output),
+                gpus=grant.gpus,
+                hash=self.hashes.get(name),
+            )
+        except BaseException:
+            _close(log_file)
+            raise
         deadline = time.monotonic() + step.timeout if step.timeout else None
         r = _Running(step, attempt, grant, log_file, deadline)
         if self._kernels_wanted > 0:  # the thread's acquire() takes one off the pool's demand
             self._kernels_wanted -= 1
-        self.running[name] = r
-        self.state[name] = "RUNNING"
-        self._set_step(
-            name,
-            "RUNNING",
-            log=str(log_path),
-            output_notebook=str(output),
-            gpus=grant.gpus,
-            hash=self.hashes.get(name),
-        )
-        threading.Thread(
+        thread = threading.Thread(
             target=self._execute,
             args=(r, output),
             daemon=True,
             name=f"kfnb-step-{self.run_id}-{name}",
-        ).start()
+        )
+        try:
+            thread.start()
+        except BaseException:
+            _close(log_file)
+            raise
+        self.running[name] = r
 
     def _step_env(self, r: _Running) -> dict[str, str]:
         """The step kernel's environment: the one the run's settings were read from (a pooled
@@ -306,21 +403,39 @@ class Scheduler:
         return env
 
     def _execute(self, r: _Running, output: Path) -> None:
-        """In the step's thread: take a fresh kernel, run the notebook on it, report."""
+        """In the step's thread: take a fresh kernel, run the notebook on it, report. It always
+        reports (the scheduler waits for it), whatever fails here."""
+        outcome: dict[str, Any] = {
+            "ok": False,
+            "error": {"message": f"step {r.step.name!r} failed"},
+        }
+        try:
+            outcome = self._run_step(r, output)
+        except BaseException as err:
+            outcome = {
+                "ok": False,
+                "error": {
+                    "message": f"step {r.step.name!r} could not run: {type(err).__name__}: {err}",
+                    "traceback": traceback.format_exc(),
+                },
+            }
+        finally:
+            r.outcome = outcome
+            self._ended_q.put(r)
+
+    def _run_step(self, r: _Running, output: Path) -> dict[str, Any]:
         from .execute import execute_step
 
-        outcome: dict[str, Any]
-        kernel: WarmKernel | None = None
+        if self.kernels is None:
+            raise RuntimeError("this run has no kernel pool (every step was cached)")
+        kernel = self.kernels.acquire()
         try:
-            if self.kernels is None:
-                raise RuntimeError("this run has no kernel pool (every step was cached)")
-            kernel = self.kernels.acquire()
             with r.lock:
                 r.kernel = kernel
                 stopped = r.stopped
             if stopped:
-                return
-            outcome = execute_step(
+                return {"ok": False, "error": {"message": f"step {r.step.name!r} was stopped"}}
+            return execute_step(
                 step=r.step.name,
                 notebook=self.paths.steps / f"{r.step.name}.ipynb",
                 output=output,
@@ -331,19 +446,8 @@ class Scheduler:
                 log=r.log_file,
                 kernel_name=self.kernel_name,
             )
-        except BaseException as err:
-            outcome = {
-                "ok": False,
-                "error": {
-                    "message": f"step {r.step.name!r} could not run: {type(err).__name__}: {err}",
-                    "traceback": traceback.format_exc(),
-                },
-            }
         finally:
-            if kernel is not None and self.kernels is not None:
-                self.kernels.discard(kernel)
-        r.outcome = outcome
-        self._ended_q.put(r)
+            self.kernels.discard(kernel)
 
     # -- finished steps -------------------------------------------------------------------------
     def _reap(self) -> None:
@@ -356,7 +460,7 @@ class Scheduler:
                 continue  # a wake-up, or a step already killed and accounted for
             del self.running[item.step.name]
             self.pool.release(item.grant)
-            item.log_file.close()
+            _close(item.log_file)
             self._ended(item)
         now = time.monotonic()
         for name, r in list(self.running.items()):
@@ -372,27 +476,37 @@ class Scheduler:
             error: dict[str, Any] = {
                 "message": f"step {name!r} timed out after {r.step.timeout:g} s and was stopped"
             }
-            with open(self.paths.logs / f"{name}.log", "a") as f:
-                f.write(f"\n{error['message']}\n")
         else:
             outcome = r.outcome or {"ok": False}
             if outcome.get("ok"):
                 self._succeeded(r.step)
                 return
             error = outcome.get("error") or {"message": f"step {name!r} failed"}
-            with open(self.paths.logs / f"{name}.log", "a") as f:
-                f.write(f"\n{error.get('message', 'failed')}\n")
+        if self.reserve.disk_full():  # what failed it may be the disk: let the store record it
+            self.reserve.release()
+        self._append_log(name, str(error.get("message", "failed")))
         if self.attempts[name] <= r.step.retries:
             left = r.step.retries - self.attempts[name] + 1
             error = {**error, "retrying": True}
             self._set_step(name, "FAILED", error=error)
-            self.store.event(
-                self.run_id, "retry", {"step": name, "attempt": self.attempts[name], "left": left}
+            self._store(
+                self.store.event,
+                self.run_id,
+                "retry",
+                {"step": name, "attempt": self.attempts[name], "left": left},
             )
             self.state[name] = "PENDING"
             return
         self.errors[name] = str(error.get("message"))
         self._set_step(name, "FAILED", error=error)
+
+    def _append_log(self, step: str, line: str) -> None:
+        """Add a line to a step's log, if the disk lets us (the store has it anyway)."""
+        try:
+            with open(self.paths.logs / f"{step}.log", "a", encoding="utf-8") as f:
+                f.write(f"\n{line}\n")
+        except OSError as err:
+            log.warning("run %s: could not write to the log of step %s: %s", self.run_id, step, err)
 
     def _succeeded(self, step: Step) -> None:
         output = self.paths.executed / f"{step.name}.ipynb"
@@ -429,13 +543,15 @@ class Scheduler:
         if kernel is not None and self.kernels is not None:
             self.kernels.kill(kernel)
         self.pool.release(r.grant)
-        if not r.log_file.closed:
-            r.log_file.close()
+        _close(r.log_file)
 
     def _kill_all(self) -> None:
         for name, r in list(self.running.items()):
-            self._stop(r)
             del self.running[name]
+            try:
+                self._stop(r)
+            except Exception as err:  # one kernel that would not die must not spare the others
+                log.error("run %s: could not stop step %s: %s", self.run_id, name, err)
 
     def _cancel(self) -> None:
         self._kill_all()
@@ -456,12 +572,51 @@ class Scheduler:
         self._set_run("FAILED", message or "some steps did not run")
 
     # -- store writes -----------------------------------------------------------------------------
+    def _store(self, write: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A store write; if it fails on a full disk, once more with the reserve given up."""
+        try:
+            return write(*args, **kwargs)
+        except InvalidTransition:
+            raise
+        except Exception:
+            if not (self.reserve.disk_full() and self.reserve.release()):
+                raise
+            log.warning("run %s: the disk is full; gave up the space held back", self.run_id)
+            return write(*args, **kwargs)
+
     def _set_step(self, name: str, status: str, **fields: Any) -> None:
-        self.state[name] = status
-        self.store.set_step_status(self.run_id, name, status, **fields)  # type: ignore[arg-type]
+        self._store(self.store.set_step_status, self.run_id, name, status, **fields)
+        self.state[name] = status  # once recorded: a failed write leaves the step to be closed
 
     def _set_run(self, status: str, error: str | None) -> None:
         try:
-            self.store.set_run_status(self.run_id, status, error=error)  # type: ignore[arg-type]
+            self._store(self.store.set_run_status, self.run_id, status, error=error)
         except InvalidTransition:
             log.warning("run %s: could not mark it %s", self.run_id, status)
+        self.final_status = status
+
+    def _record_end(self, status: str, error: str | None) -> None:
+        """Mark the run ``status`` unless it already ended; never raises: if the store cannot
+        record it, say so on stderr (the scheduler ends all the same)."""
+        try:
+            run = self.store.get_run(self.run_id)
+            if run.done:
+                self.final_status = run.status
+                return
+            self._set_run(status, error)
+        except Exception as err:
+            self.final_status = self.final_status or status
+            print(
+                f"kfnb: run {self.run_id} ended {status} ({error or 'no error'}), but the run "
+                f"store could not record it: {type(err).__name__}: {err}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _close(f: IO[str]) -> None:
+    """Close a step's log; a full disk may refuse the last buffered lines."""
+    try:
+        f.close()
+    except OSError as err:
+        log.warning("could not write the end of a step's log %s: %s", f.name, err)
