@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 from ...dag import Pipeline
 from ...hashing import step_hashes
 from ...spec import pipeline_spec
-from ...tracking import Store
+from ...tracking import TERMINAL_RUN, Store
 from .. import Availability, Backend, RunHandle, option
 from .cache import find_hits
 from .resources import Pool, detect_gpus, machine_memory
-from .scheduler import RunPaths, Scheduler
+from .runfiles import RunPaths
+from .scheduler import Scheduler
 
 if TYPE_CHECKING:
     from ...kernels import KernelPool
@@ -106,6 +107,16 @@ class LocalRunHandle(RunHandle):
         super().__init__(store, run_id)
         self.scheduler = scheduler
         self.thread = thread
+
+    @property
+    def status(self) -> str:
+        """The recorded status; once the scheduler has finished but the store could not record
+        the end (a full disk, a broken store), the status the run ended with."""
+        recorded = self.record.status
+        final = self.scheduler.final_status
+        if recorded not in TERMINAL_RUN and self.scheduler.finished.is_set() and final:
+            return final
+        return recorded
 
     def wait(self, timeout: float | None = None) -> str:
         self.thread.join(timeout)

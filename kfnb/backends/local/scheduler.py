@@ -29,11 +29,8 @@ cannot record the end, the error goes to stderr and the scheduler still finishes
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
-import shutil
 import sys
 import threading
 import time
@@ -47,78 +44,14 @@ from ...dag import Pipeline, Step
 from ...tracking import InvalidTransition, Store
 from .cache import CacheHit, restore
 from .resources import Grant, Pool
+from .runfiles import Reserve, RunPaths
 
 if TYPE_CHECKING:
     from ...kernels import KernelPool, WarmKernel
 
 log = logging.getLogger("kfnb.local")
 CANCEL_CHECK_INTERVAL = 0.25  # seconds between looks at the store for `kfnb cancel`
-RESERVE_BYTES = 256 * 1024  # disk space held back to record a run's end on a full disk
 T = TypeVar("T")
-
-
-@dataclass
-class RunPaths:
-    """Where a run keeps its files (inside its artifacts directory)."""
-
-    root: Path
-
-    @property
-    def steps(self) -> Path:
-        return self.root / "steps"
-
-    @property
-    def executed(self) -> Path:
-        return self.root / "executed"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def work(self) -> Path:
-        return self.root / ".work"
-
-    def make(self) -> None:
-        for p in (self.steps, self.executed, self.logs, self.data, self.work):
-            p.mkdir(parents=True, exist_ok=True)
-
-
-class Reserve:
-    """A file of ``size`` bytes allocated next to a run's files while it runs, given up when the
-    disk fills, so that the store (usually on the same disk) can still record how the run
-    ended. Best effort: where it cannot be allocated, there is none."""
-
-    def __init__(self, path: Path, size: int = RESERVE_BYTES) -> None:
-        self.path = path
-        self.size = size
-        self.held = False
-
-    def hold(self) -> None:
-        try:
-            with open(self.path, "wb") as f:
-                os.posix_fallocate(f.fileno(), 0, self.size)
-            self.held = True
-        except OSError:
-            self.release()
-
-    def release(self) -> bool:
-        """Give the space back; whether there was any to give."""
-        held, self.held = self.held, False
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
-        return held
-
-    def disk_full(self) -> bool:
-        """Whether less than the reserve's size is left free on its disk."""
-        try:
-            return shutil.disk_usage(self.path.parent).free < self.size
-        except OSError:
-            return False
 
 
 @dataclass(eq=False)
