@@ -38,7 +38,7 @@ class PipelineRun(RunView):
         HTML snapshot, text); elsewhere the run as text."""
         if _widgets_usable():
             return self.widget().bundle()
-        from .progress import render
+        from .format import run_lines as render
 
         return {"text/plain": "\n".join(render(self.record))}
 
@@ -57,6 +57,12 @@ class PipelineRun(RunView):
         from .widgets import RunWidget
 
         return RunWidget(self, poll=poll)
+
+    @property
+    def status(self) -> str:
+        """The run's status, as its backend's handle knows it when this process follows it (it
+        knows the end of a run whose store could not record it), else as recorded."""
+        return self.handle.status if self.handle is not None else self.record.status
 
     @property
     def steps(self) -> list[StepRun]:
@@ -133,12 +139,17 @@ def run(
 
 
 def runs(
-    notebook: str | Path | None = None, limit: int = 50, store: Store | None = None
+    notebook: str | Path | None = None,
+    limit: int = 50,
+    store: Store | None = None,
+    settings: Settings | None = None,
 ) -> RunsTable:
     """Recent runs (of ``notebook`` when given) as a ``kfnb.widgets.RunsTable``: a sortable
     table widget in a notebook, a plain text table (``repr``) elsewhere."""
     from .widgets import RunsTable
 
+    if store is None:
+        store = (settings if settings is not None else Settings.load()).store()
     return RunsTable(notebook, store=store, limit=limit)
 
 

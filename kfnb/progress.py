@@ -1,7 +1,8 @@
 """Showing a run in a terminal: live progress while it runs, a summary when it ends.
 
 On a terminal the step table is redrawn in place a few times a second; elsewhere (a CI log, a
-pipe) one line is printed per state change, so logs stay readable.
+pipe) one line is printed per state change, so logs stay readable. Marks and durations come from
+``kfnb.format``, which the notebook widgets share.
 """
 
 from __future__ import annotations
@@ -11,50 +12,13 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from .tracking import TERMINAL_RUN, Run, StepRun
+from .format import elapsed, run_lines, took
+from .tracking import TERMINAL_RUN, Run
 
-MARKS = {
-    "PENDING": "·",
-    "RUNNING": "▶",
-    "SUCCEEDED": "✓",
-    "CACHED": "✓",
-    "FAILED": "✗",
-    "SKIPPED": "-",
-    "CANCELED": "■",
-}
+__all__ = ["follow", "render", "summary"]
 
 
-def elapsed(start: float | None, end: float | None, now: float | None = None) -> str:
-    if start is None:
-        return ""
-    seconds = (end if end is not None else (now or time.time())) - start
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def step_line(step: StepRun, width: int, now: float | None = None) -> str:
-    mark = MARKS.get(step.status, "?")
-    extra = ""
-    if step.attempt > 1:
-        extra += f"  attempt {step.attempt}"
-    if step.gpus:
-        extra += f"  gpu {','.join(step.gpus)}"
-    if step.cached_from:
-        extra += f"  from {step.cached_from}"
-    took = elapsed(step.started_at, step.finished_at, now)
-    return f"  {mark} {step.name:<{width}}  {step.status:<9}  {took:>7}{extra}"
-
-
-def header(run: Run, now: float | None = None) -> str:
-    took = elapsed(run.started_at or run.created_at, run.finished_at, now)
-    return f"{run.name}  run {run.id}  {run.status}  {took}"
-
-
-def render(run: Run, now: float | None = None) -> list[str]:
-    width = max((len(s.name) for s in run.steps), default=4)
-    return [header(run, now)] + [step_line(s, width, now) for s in run.steps]
+render = run_lines
 
 
 def follow(
@@ -63,9 +27,12 @@ def follow(
     interval: float = 0.25,
     live: bool | None = None,
     sleep: Callable[[float], object] = time.sleep,
+    ended: Callable[[], bool] | None = None,
 ) -> Run:
     """Show a run until it ends; return its final record. ``sleep(interval)`` waits between
-    looks; a runner's own process passes one that returns as soon as the run ends."""
+    looks; a runner's own process passes one that returns as soon as the run ends, and
+    ``ended`` (its handle's view), which can know the run ended when the store could not record
+    it (a full disk): following never outlives the run."""
     live = out.isatty() if live is None else live
     drawn = 0
     seen: dict[str, tuple[str, int]] = {}
@@ -91,17 +58,14 @@ def follow(
                     )
                 seen[s.name] = key
         out.flush()
-        if run.status in TERMINAL_RUN:
+        if run.status in TERMINAL_RUN or (ended is not None and ended()):
             return run
         sleep(interval)
 
 
 def summary(run: Run) -> list[str]:
     """What to print when a run has ended: the outcome, failures, metrics, where files are."""
-    lines = [
-        f"{run.name}: {run.status.lower()} in "
-        f"{elapsed(run.started_at or run.created_at, run.finished_at)} (run {run.id})"
-    ]
+    lines = [f"{run.name}: {run.status.lower()} in {took(run)} (run {run.id})"]
     for s in run.steps:
         if s.status == "FAILED" and s.error:
             lines.append(f"  ✗ {s.error.get('message') or s.name}")

@@ -30,8 +30,8 @@ def notebook_path(
         path = cwd / Path(given).expanduser()
         if not path.is_file():
             raise KfnbError(
-                f"no notebook at {str(given)!r}. Fix: check the path (relative "
-                f"paths start at the kernel's folder, {cwd})"
+                f"no notebook at {str(given)!r}",
+                fix=f"check the path (relative paths start at the kernel's folder, {cwd})",
             )
         return path
     env = os.environ if environ is None else environ
@@ -39,16 +39,16 @@ def notebook_path(
     if not session.endswith(".ipynb"):
         raise KfnbError(
             "cannot tell which notebook this kernel belongs to"
-            + (f" (its session is {session!r})" if session else "")
-            + ". Fix: pass the notebook's path, e.g. `%kfnb run my_notebook.ipynb`"
+            + (f" (its session is {session!r})" if session else ""),
+            fix="pass the notebook's path, e.g. `%kfnb run my_notebook.ipynb`",
         )
     raw = Path(session).expanduser()
     for candidate in [raw] if raw.is_absolute() else [cwd / raw, cwd / raw.name]:
         if candidate.is_file():
             return candidate
     raise KfnbError(
-        f"this kernel's notebook {session!r} is not in {cwd} (not saved yet?). "
-        "Fix: save it, or pass its path, e.g. `%kfnb run my_notebook.ipynb`"
+        f"this kernel's notebook {session!r} is not in {cwd} (not saved yet?)",
+        fix="save it, or pass its path, e.g. `%kfnb run my_notebook.ipynb`",
     )
 
 

@@ -2,30 +2,21 @@
 
 Layout as the side panel's ``dag.ts`` does it, simplified: a step's layer is the longest path to
 it from a root (layers run top to bottom), steps keep notebook order within a layer, and each
-layer is centred. Nodes are coloured by step status; a cached step says so.
+layer is centred. Nodes are coloured by step status; a cached step says so. The edges are the
+run's own (``pipeline_edges``: the pipeline stored with the run), never the notebook's current
+state: an edited notebook leaves an old run's picture as it ran.
 """
 
 from __future__ import annotations
 
 import html
-import os
-import threading
 import time
 from collections.abc import Iterable, Sequence
 
-from ..progress import elapsed
+from ..format import STATUS_COLORS, colors, elapsed
 from ..tracking import Run
 
-STATUS_COLORS = {
-    "PENDING": ("#9e9e9e", "#ffffff"),
-    "RUNNING": ("#1e88e5", "#ffffff"),
-    "SUCCEEDED": ("#43a047", "#ffffff"),
-    "FAILED": ("#e53935", "#ffffff"),
-    "CACHED": ("#00897b", "#ffffff"),
-    "SKIPPED": ("#e0e0e0", "#616161"),
-    "CANCELED": ("#cfd8dc", "#455a64"),
-}
-"""Step status -> (fill, text colour) of its node."""
+__all__ = ["STATUS_COLORS", "Edge", "dag_svg", "layers", "pipeline_edges", "positions"]
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 150, 42, 24, 30, 8
 
@@ -108,7 +99,7 @@ def dag_svg(run: Run, edges: Iterable[Edge] = (), now: float | None = None) -> s
         )
     for s in run.steps:
         x, y = pos[s.name]
-        fill, ink = STATUS_COLORS.get(s.status, ("#9e9e9e", "#ffffff"))
+        fill, ink = colors(s.status)
         took = elapsed(s.started_at, s.finished_at, now)
         detail = "cached" if s.status == "CACHED" else s.status.lower()
         if took and s.status != "CACHED":
@@ -131,32 +122,17 @@ def dag_svg(run: Run, edges: Iterable[Edge] = (), now: float | None = None) -> s
     return "".join(out)
 
 
-_edges_cache: dict[tuple[str, float], list[Edge]] = {}
-_edges_lock = threading.Lock()
-
-
-def run_edges(run: Run) -> list[Edge]:
-    """The edges between the run's steps, read from its notebook (cached by path and mtime);
-    none when the notebook is gone or no longer parses (the steps are then drawn side by side
-    in notebook order, no arrows)."""
-    path = run.notebook
-    if not path or not os.path.isfile(path):
+def pipeline_edges(run: Run) -> list[Edge]:
+    """The edges between the run's steps, from the pipeline stored with the run (as it ran,
+    whatever the notebook holds now). A run recorded before runs kept their pipeline has none:
+    its steps are then drawn side by side in their recorded order, no arrows."""
+    view = run.pipeline
+    if view is None:
         return []
-    key = (path, os.path.getmtime(path))
-    with _edges_lock:
-        if key in _edges_cache:
-            return _edges_keep(_edges_cache[key], run)
-    try:
-        from ..dag import Pipeline
-
-        found: list[Edge] = Pipeline.from_notebook(path).edges()
-    except Exception:
-        found = []
-    with _edges_lock:
-        _edges_cache[key] = found
-    return _edges_keep(found, run)
-
-
-def _edges_keep(edges: list[Edge], run: Run) -> list[Edge]:
     names = {s.name for s in run.steps}
-    return [(a, b) for a, b in edges if a in names and b in names]
+    found = []
+    for edge in view.get("edges") or []:
+        source, target = str(edge.get("source")), str(edge.get("target"))
+        if source in names and target in names:
+            found.append((source, target))
+    return found

@@ -1,9 +1,11 @@
 """``RunWidget``: one pipeline run, live in a notebook (ipywidgets, no custom JavaScript).
 
 A header (name, id, status, elapsed time, backend, Cancel, a link to the KFP UI for remote
-runs), a progress bar, the DAG as inline SVG coloured by step status, the log of a chosen step
-(streamed by byte offset), and the run's metrics with a small curve per metric logged with a
-step index. A daemon thread (``follow.Follower``) keeps it up to date; nothing blocks the kernel.
+runs), a progress bar, the DAG as inline SVG coloured by step status (drawn from the pipeline
+stored with the run, as it ran), the log of a chosen step (paged by byte offset through
+``RunView.read_log``, like ``kfnb logs``), and the run's metrics with a small curve per metric
+logged with a step index. A daemon thread (``follow.Follower``) keeps it up to date; nothing
+blocks the kernel.
 
 ``display()`` shows it with a static HTML snapshot and the text rendering beside the widget
 view, under a display id; when the run ends the snapshot is replaced by the final one, so a
@@ -12,7 +14,6 @@ saved notebook opened without a kernel shows how the run ended.
 
 from __future__ import annotations
 
-import codecs
 import html
 import threading
 import time
@@ -20,10 +21,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..backends import RunHandle, RunView, get_backend
-from ..progress import render
+from ..backends import RunHandle, RunView, open_backend
+from ..errors import KfnbError
+from ..format import run_lines as render
+from ..settings import Settings
 from ..tracking import TERMINAL_STEP, Event, Run, Store
-from .dag import Edge, dag_svg, run_edges
+from .dag import Edge, dag_svg, pipeline_edges
 from .follow import Follower
 from .snapshot import (
     Series,
@@ -39,7 +42,9 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 class RunWidget(widgets.VBox):
-    """A live view of one run: ``RunWidget(run_or_id, store=None, poll=0.5)``."""
+    """A live view of one run: ``RunWidget(run_or_id, store=None, poll=0.5)``. ``settings``
+    (read once by the caller; loaded here when not given) open the run's backend for a remote
+    run's refresh and Cancel, and the default store."""
 
     def __init__(
         self,
@@ -49,26 +54,28 @@ class RunWidget(widgets.VBox):
         *,
         edges: list[Edge] | None = None,
         follow: bool = True,
+        settings: Settings | None = None,
         **kwargs: Any,
     ) -> None:
+        self._settings = settings
         if isinstance(run, RunView):
             self.store = run.store
             self.run_id = run.id
             self._handle: RunHandle | None = getattr(run, "handle", None)
         else:
-            self.store = store if store is not None else Store()
+            self.store = store if store is not None else self.settings.store()
             self.run_id = self.store.resolve_id(run)
             self._handle = None
+        self.view = RunView(self.store, self.run_id)
         self.poll = poll
         self._lock = threading.RLock()
         self.record: Run = self.store.get_run(self.run_id)
-        self.edges = list(edges) if edges is not None else run_edges(self.record)
+        self.edges = list(edges) if edges is not None else pipeline_edges(self.record)
         self.series: Series = {}
         self.display_handle: Any = None
         self._log_step: str | None = None
         self._log_text = ""
         self._log_offset = 0
-        self._log_decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._user_chose_step = False
         self._setting_step = False
 
@@ -135,9 +142,16 @@ class RunWidget(widgets.VBox):
             ).start()
 
     # --- actions -------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.load()
+        return self._settings
+
     def _remote_handle(self) -> RunHandle:
         if self._handle is None:
-            self._handle = get_backend(self.record.backend)().attach(self.store, self.run_id)
+            backend = open_backend(self.record.backend, self.settings)
+            self._handle = backend.attach(self.store, self.run_id)
         return self._handle
 
     def cancel(self) -> None:
@@ -216,25 +230,8 @@ class RunWidget(widgets.VBox):
         name = self.step_select.value
         if name != self._log_step:
             self._log_step, self._log_text, self._log_offset = name, "", 0
-            self._log_decoder.reset()
-        path = None
         if name is not None:
-            try:
-                path = self.record.step(name).log
-            except Exception:
-                path = None
-        if path:
-            try:
-                with open(path, "rb") as f:
-                    f.seek(self._log_offset)
-                    chunk = f.read()
-            except OSError:
-                chunk = b""
-            if chunk:
-                self._log_offset += len(chunk)
-                self._log_text += self._log_decoder.decode(chunk)
-                if len(self._log_text) > 4 * LOG_TAIL:
-                    self._log_text = self._log_text[-LOG_TAIL:]
+            self._read_new_log(name)
         text = self._log_text[-LOG_TAIL:]
         # column-reverse keeps the box scrolled to the end as lines arrive
         self.log_view.value = (
@@ -243,6 +240,22 @@ class RunWidget(widgets.VBox):
             '<pre style="margin:0;padding:4px;font-size:11px;white-space:pre-wrap">'
             f"{html.escape(text) if text else '<i>(no output yet)</i>'}</pre></div>"
         )
+
+    def _read_new_log(self, step: str) -> None:
+        """Append what ``step`` logged since the last look (pages of ``read_log``)."""
+        for _ in range(64):  # at most 4 MiB a look; the next poll reads on
+            try:
+                page = self.view.read_log(step, self._log_offset)
+            except KfnbError:  # no such step (any more): nothing to show
+                return
+            if page.text:
+                self._log_text += page.text
+                if len(self._log_text) > 4 * LOG_TAIL:
+                    self._log_text = self._log_text[-LOG_TAIL:]
+            if page.offset == self._log_offset or page.done:
+                self._log_offset = page.offset
+                return
+            self._log_offset = page.offset
 
     # --- state and display -------------------------------------------------------------
     def state(self) -> dict[str, Any]:

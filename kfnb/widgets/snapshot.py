@@ -4,13 +4,13 @@ metrics and their curves. What a saved notebook shows when it is opened without 
 from __future__ import annotations
 
 import html
-import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..progress import elapsed
+from ..format import colors, elapsed, took
+from ..format import value as fmt_value
 from ..tracking import Metric, Run
-from .dag import STATUS_COLORS, Edge, dag_svg
+from .dag import Edge, dag_svg
 from .plot import line_plot
 
 Series = dict[str, list[tuple[int, float]]]
@@ -28,9 +28,7 @@ def series_of(metrics: Iterable[Metric]) -> Series:
 
 
 def status_badge(status: str) -> str:
-    fill, ink = STATUS_COLORS.get(status, ("#1e88e5", "#ffffff"))
-    if status == "CANCELING":
-        fill, ink = STATUS_COLORS["CANCELED"]
+    fill, ink = colors(status)
     return (
         f'<span class="kfnb-status kfnb-status-{status}" style="background:{fill};'
         f'color:{ink};padding:1px 6px;border-radius:4px;font-size:90%">{status}</span>'
@@ -38,11 +36,10 @@ def status_badge(status: str) -> str:
 
 
 def header_html(run: Run, now: float | None = None) -> str:
-    took = elapsed(run.started_at or run.created_at, run.finished_at, now)
     return (
         f'<div class="kfnb-run-header"><b>{html.escape(run.name)}</b> &nbsp;run '
         f"<code>{html.escape(run.id)}</code> &nbsp;{status_badge(run.status)} &nbsp;"
-        f'<span class="kfnb-elapsed">{took}</span> &nbsp;<span class="kfnb-backend">'
+        f'<span class="kfnb-elapsed">{took(run, now)}</span> &nbsp;<span class="kfnb-backend">'
         f"{html.escape(run.backend)}</span></div>"
     )
 
@@ -63,12 +60,6 @@ def steps_table_html(run: Run, now: float | None = None) -> str:
         '<table class="kfnb-steps"><thead><tr><th>step</th><th>status</th><th>time</th>'
         f"<th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
-
-
-def fmt_value(v: object) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}" if math.isfinite(v) else repr(v)
-    return str(v)
 
 
 def metrics_table_html(metrics: Mapping[str, float]) -> str:

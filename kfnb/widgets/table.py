@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import html
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 
-from ..progress import elapsed
+from ..format import elapsed, timestamp
+from ..format import value as fmt_value
+from ..settings import Settings
 from ..tracking import Run, Store
 from .plot import bar_plot
-from .snapshot import fmt_value, status_badge
+from .snapshot import status_badge
 
 BASE = ["id", "started", "status", "duration", "backend"]
 
@@ -68,7 +69,7 @@ def cell_text(key: str, value: Any, row: dict[str, Any]) -> str:
     if value is None:
         return ""
     if key == "started":
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+        return timestamp(value)
     if key == "duration":
         return elapsed(0.0, float(value))
     return fmt_value(value)
@@ -132,7 +133,7 @@ class RunsTable(widgets.VBox):
         limit: int = 50,
         **kwargs: Any,
     ) -> None:
-        self.store = store if store is not None else Store()
+        self.store = store if store is not None else Settings.load().store()
         self.notebook = str(Path(notebook).resolve()) if notebook is not None else None
         self.limit = limit
         self.rows: list[dict[str, Any]] = []

@@ -163,8 +163,8 @@ def test_kfp_flags_need_the_kfp_backend(
 ) -> None:
     code, _, err = kfnb_cli("run", fanout_notebook, "--host", kfp_api.url)
     assert code == 2
-    assert err.startswith("kfnb: error: --host")
-    assert "--backend kfp" in err
+    assert err.startswith("kfnb: error: backend 'local' has no option 'host'. Fix: ")
+    assert "its options are: cache, cpus" in err
     assert kfp_api.requests == []
     assert Store(kfnb_env).list_runs() == []
 

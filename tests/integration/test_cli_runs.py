@@ -214,3 +214,27 @@ print("last line", flush=True)
         assert runner.wait(timeout=120) == 0
     finally:
         runner.kill()
+
+
+def test_detach_refuses_a_run_this_process_drives(write_notebook: Write, store: Store) -> None:
+    """--detach does not follow; a local run lives in the kfnb process, so it would end with
+    it: refused with a fix before anything starts (the backend says so: ``detached``)."""
+    path = write_notebook("d", ("step:a", "x = 1"))
+    done = kfnb("run", str(path), "--detach")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "kfnb: error: --detach: a 'local' run is driven by this process and would end with it. "
+        "Fix: drop --detach to follow it here, or pick a backend whose runs go on elsewhere "
+        "(`kfnb backends` says which)\n"
+    )
+    assert store.list_runs() == []
+
+
+def test_backend_options_reach_the_backend(write_notebook: Write) -> None:
+    path = write_notebook("o", ("step:a", "x = 1"), ("step:b", "y = 2"))
+    done = kfnb("run", str(path), "-O", "max-parallel=1", "--no-cache", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "SUCCEEDED"
+    bad = kfnb("run", str(path), "--option", "max_parallel=many")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("kfnb: error: option 'max_parallel' must be an integer")

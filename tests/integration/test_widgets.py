@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -245,9 +246,16 @@ def test_launcher_runs_with_the_values_of_the_form(write_notebook: Write, store:
         "sizes": "[1, 2]",
     }
     assert launcher.backend.value == "local" and "kfp" in launcher.backend.options
+    form = launcher.options.fields  # the local backend's options, typed, hidden ones left out
+    assert type(form["max_parallel"]).__name__ == "Text" and form["max_parallel"].value == ""
+    assert type(form["cache"]).__name__ == "Checkbox" and form["cache"].value is True
+    assert type(form["pool_size"]).__name__ == "IntText" and form["pool_size"].value == 2
+    assert "kernel_transport" not in form
     launcher.fields["n"].value = 7
     launcher.fields["sizes"].value = "[10]"
-    launcher.max_parallel.value = 1
+    form["max_parallel"].value = "1"
+    form["cache"].value = False
+    assert launcher.options.changed() == {"max_parallel": "1", "cache": False}
     launcher.run_button.click()
     assert launcher.error.value == ""
     run = launcher.run
@@ -276,11 +284,18 @@ def test_launcher_runs_with_the_values_of_the_form(write_notebook: Write, store:
 def test_launcher_shows_a_backend_error(write_notebook: Write, store: Store) -> None:
     path = write_notebook("big", ("step:a", "z = 1"))
     launcher = Launcher(path, store=store)
+    launcher.options.fields["max_parallel"].value = "3"
     launcher.backend.value = "kfp"  # no cluster configured: a readable error, not a traceback
-    launcher.max_parallel.value = 3  # ignored for kfp
+    assert "max_parallel" not in launcher.options.fields and "host" in launcher.options.fields
     launcher.run_button.click()
-    assert "kfnb-error" in launcher.error.value
+    assert "kfnb-error" in launcher.error.value and "Fix:" in launcher.error.value
+    assert "no Kubeflow Pipelines host" in launcher.error.value
     assert launcher.run is None
+    launcher.backend.value = "local"
+    launcher.options.fields["max_parallel"].value = "many"
+    launcher.run_button.click()  # the backend types the value: its own error, in the form
+    assert "option 'max_parallel' must be an integer, got 'many'" in launcher.error.value
+    assert launcher.run is None and store.list_runs() == []
     broken = write_notebook("broken", ("step:a", "y = undefined_name"))
     bad = Launcher(broken, store=store)
     assert "undefined_name" in bad.error.value and bad.run_button.disabled
@@ -374,9 +389,13 @@ def test_a_remote_run_is_refreshed_through_its_backend(store: Store) -> None:
             calls.append("cancel")
             super().cancel()
 
+    @dataclass
+    class NoOptions:
+        pass
+
     class FakeRemote(Backend):
         name = "fake-remote"
-        config_class = dict
+        config_class = NoOptions
 
         def submit(self, pipeline: Any, params: Any, store: Store) -> Any:
             raise NotImplementedError

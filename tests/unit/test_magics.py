@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+
+from kfnb.backends import Backend, StoreRunHandle, option
 
 
 @pytest.fixture
@@ -223,7 +226,9 @@ def magic(
         ("run 'unclosed", "No closing quotation"),
         ("run nowhere.ipynb", "no notebook at 'nowhere.ipynb'"),
         ("run -p nope 1", "nope"),
-        ("run --host http://x", "--host: only for --backend kfp"),
+        ("run --host http://x", "backend 'local' has no option 'host'. Fix: "),
+        ("run --option max_paralel=2", "did you mean 'max_parallel'?"),
+        ("run --option nothing", "--option 'nothing' is not KEY=VALUE"),
         ("show 20990101-nope", "20990101-nope"),
     ],
 )
@@ -330,58 +335,79 @@ def test_the_unsaved_warning_in_a_shell(shell: InteractiveShell, project: Path) 
     assert unsaved_warning(shell, project) is None
 
 
-class _FakeRun:
-    def __init__(self, record: Any) -> None:
-        self.record = record
+@dataclass
+class RecordOnlyConfig:
+    max_parallel: int | None = option(None, "most steps at once")
+    pool_size: int = option(2, "kernels kept warm between runs")
+
+
+class RecordOnly(Backend):
+    """A backend that records the run it is given and runs nothing: what the magic hands a
+    backend, without kernels."""
+
+    name = "record-only"
+    config_class = RecordOnlyConfig
+    configs: ClassVar[list[RecordOnlyConfig]] = []
+
+    def submit(self, pipeline: Any, params: Any, store: Any) -> StoreRunHandle:
+        self.configs.append(self.config)
+        record = store.create_run(
+            kind="pipeline",
+            name=pipeline.name,
+            backend=self.name,
+            notebook=pipeline.source,
+            notebook_hash=None,
+            params=dict(params),
+            steps=[s.name for s in pipeline.steps],
+        )
+        return StoreRunHandle(store, record.id)
+
+
+@pytest.fixture
+def record_only() -> Iterator[type[RecordOnly]]:
+    from kfnb import backends
+
+    RecordOnly.configs.clear()
+    backends.register(RecordOnly.name, RecordOnly)
+    yield RecordOnly
+    backends.unregister(RecordOnly.name)
 
 
 def test_run_starts_the_saved_notebook_and_returns(
     shell: InteractiveShell,
     project: Path,
+    record_only: type[RecordOnly],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kfnb import cli
     from kfnb.magics import line as line_magic
     from kfnb.tracking import Store
 
-    started: list[Any] = []
-
-    def start_run(args: Any, *, pool_size: int | None) -> _FakeRun:
-        started.append((args, pool_size))
-        record = Store().create_run(
-            kind="pipeline",
-            name="demo",
-            backend="local",
-            notebook=str(args.notebook),
-            notebook_hash=None,
-            params={"n": 4},
-            steps=["a", "b"],
-        )
-        return _FakeRun(record)
-
-    monkeypatch.setattr(cli, "start_run", start_run)
     monkeypatch.setattr(line_magic, "_widget", lambda name: None)
     shell.run_cell("%%step a\nx = 40", store_history=True)
     os.utime(project, (time.time() - 60, time.time() - 60))
-    out, err = magic(shell, "run -p n 4 --max-parallel 2", capsys)
-    args, pool_size = started[0]
-    assert args.notebook == project and args.param == [["n", "4"]] and args.max_parallel == 2
-    assert pool_size is None  # the kernel keeps its warm pool for the next run
+    out, err = magic(shell, "run -p n 4 --max-parallel 2 --backend record-only", capsys)
+    [record] = Store().list_runs()
+    assert record.notebook == str(project.resolve()) and record.params == {"n": 4}
+    assert [s.name for s in record.steps] == ["a", "b"]
+    [config] = record_only.configs
+    assert config.max_parallel == 2
+    assert config.pool_size == 2  # not one-shot: the kernel keeps its warm pool for next runs
     assert "1 cell (e.g. 'x = 40') is not in demo.ipynb on disk" in err
-    assert out.startswith("started run ") and "(pending)" in out and "%kfnb show" in out
+    assert out.startswith(f"started run {record.id} ") and "(pending)" in out
+    assert "%kfnb show" in out
 
     shown: list[Any] = []
 
     class Widget:
-        def __init__(self, run: Any) -> None:
+        def __init__(self, run: Any, settings: Any = None) -> None:
             shown.append(run)
 
         def display(self) -> None:
             shown.append("displayed")
 
     monkeypatch.setattr(line_magic, "_widget", lambda name: Widget)
-    out, _ = magic(shell, "run", capsys)
+    out, _ = magic(shell, "run --backend record-only", capsys)
     assert out == "" and shown[1:] == ["displayed"] and shown[0].record.name == "demo"
 
 
@@ -460,11 +486,16 @@ def test_runs_show_logs_cancel(
     assert out == f"run {done.id} already ended: SUCCEEDED\n"
 
     listed: list[Any] = []
-    monkeypatch.setattr(
-        line_magic, "_runs_table", lambda: lambda **kw: listed.append(kw) or "the table"
-    )
+
+    def table(**kw: Any) -> str:
+        listed.append(kw)
+        return "the table"
+
+    monkeypatch.setattr(line_magic, "_runs_table", lambda: table)
     out, _ = magic(shell, "runs --limit 5", capsys)
-    assert listed == [{"notebook": project, "limit": 5}] and "the table" in out
+    [asked] = listed
+    assert asked["notebook"] == project and asked["limit"] == 5 and "the table" in out
+    assert asked["store"].home == store.home
 
 
 def test_launch_shows_the_launcher(
@@ -475,9 +506,66 @@ def test_launch_shows_the_launcher(
 ) -> None:
     from kfnb.magics import line as line_magic
 
-    monkeypatch.setattr(line_magic, "_widget", lambda name: lambda path: f"<{name} {path.name}>")
+    monkeypatch.setattr(
+        line_magic, "_widget", lambda name: lambda path, settings: f"<{name} {path.name}>"
+    )
     out, _ = magic(shell, "launch", capsys)
     assert out == "'<Launcher demo.ipynb>'\n"  # displayed
     monkeypatch.setattr(line_magic, "_widget", lambda name: None)
     _, err = magic(shell, "launch", capsys)
     assert err.startswith("kfnb: error: the launcher needs kfnb.widgets")
+
+
+@pytest.mark.parametrize(
+    ("cli_args", "magic_args", "python_options", "option"),
+    [
+        (
+            ["--option", "max_paralel=2"],
+            "--option max_paralel=2",
+            {"max_paralel": 2},
+            "max_paralel",
+        ),
+        (["--host", "http://x"], "--host http://x", {"host": "http://x"}, "host"),
+    ],
+)
+def test_an_unknown_option_is_one_error_on_every_surface(
+    shell: InteractiveShell,
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    cli_args: list[str],
+    magic_args: str,
+    python_options: dict[str, Any],
+    option: str,
+) -> None:
+    """The CLI, Python and the magic: the backend's own error, same message and fix; nothing
+    runs (the options are checked before the notebook is read)."""
+    import kfnb
+    from kfnb.backends import BackendError
+    from kfnb.cli import main
+    from kfnb.tracking import Store
+
+    with pytest.raises(BackendError) as raised:
+        kfnb.run(project, **python_options)
+    err = raised.value
+    assert err.message == f"backend 'local' has no option {option!r}"
+    assert err.fix is not None and "its options are: cache, " in err.fix
+    if option == "max_paralel":
+        assert err.fix.startswith("did you mean 'max_parallel'?")
+    capsys.readouterr()
+    assert main(["run", str(project), *cli_args]) == 2
+    assert capsys.readouterr().err == f"kfnb: error: {err}\n"
+    _, from_magic = magic(shell, f"run {magic_args}", capsys)
+    assert from_magic == f"kfnb: error: {err}\n"
+    assert str(err) == f"{err.message}. Fix: {err.fix}"
+    assert Store().list_runs() == []
+
+
+def test_backends_in_a_notebook(
+    shell: InteractiveShell, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kfnb.cli import main
+
+    out, err = magic(shell, "backends", capsys)
+    assert err == "" and "\nlocal: available: this machine: " in out
+    main(["backends"])
+    assert out == capsys.readouterr().out  # the CLI's rendering

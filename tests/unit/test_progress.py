@@ -79,7 +79,22 @@ def test_summary_names_the_failure_and_the_log_command(tmp_path: Path) -> None:
 
 
 def test_elapsed_formats() -> None:
-    assert progress.elapsed(0, 5.25) == "5.2s"
-    assert progress.elapsed(0, 125) == "2m05s"
-    assert progress.elapsed(0, 3 * 3600 + 60) == "3h01m"
-    assert progress.elapsed(None, 1) == ""
+    from kfnb.format import elapsed
+
+    assert elapsed(0, 5.25) == "5.2s"
+    assert elapsed(0, 125) == "2m05s"
+    assert elapsed(0, 3 * 3600 + 60) == "3h01m"
+    assert elapsed(None, 1) == ""
+
+
+def test_the_widgets_draw_without_the_terminal_renderer() -> None:
+    """kfnb.widgets share kfnb.format with the terminal; they never import kfnb.progress."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nimport kfnb.widgets.run, kfnb.widgets.table, kfnb.widgets.launcher\n"
+        "import kfnb.widgets.snapshot, kfnb.widgets.dag\n"
+        "assert 'kfnb.progress' not in sys.modules, 'kfnb.progress imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from kfnb.tracking import Metric, Run, StepRun
-from kfnb.widgets.dag import STATUS_COLORS, dag_svg, layers, positions
+from kfnb.widgets.dag import STATUS_COLORS, dag_svg, layers, pipeline_edges, positions
 from kfnb.widgets.plot import bar_plot, line_plot
 from kfnb.widgets.snapshot import run_html, series_of
 from kfnb.widgets.table import rows_of, sort_rows, text_table
@@ -16,9 +17,9 @@ def make_run(**statuses: str) -> Run:
         StepRun(
             "r1",
             name,
-            status,
+            status,  # type: ignore[arg-type]
             attempt=1,
-            started_at=100.0,  # type: ignore[arg-type]
+            started_at=100.0,
             finished_at=None if status == "RUNNING" else 102.5,
             cached_from="r0/" + name if status == "CACHED" else None,
         )
@@ -120,3 +121,26 @@ def test_rows_sort_with_missing_values_last() -> None:
         "m",
         "loss",
     ]
+
+
+def test_the_edges_come_from_the_pipeline_stored_with_the_run(tmp_path: Path) -> None:
+    """Drawn from ``run.pipeline``; a notebook at the run's path is never read, and a run
+    recorded before runs kept their pipeline is drawn from its steps, side by side."""
+    notebook = tmp_path / "gone.ipynb"
+    notebook.write_text("not a notebook: reading it would fail")
+    run = make_run(load="SUCCEEDED", fit="RUNNING", report="PENDING")
+    run.notebook = str(notebook)
+    assert pipeline_edges(run) == []  # no stored pipeline: no arrows, no re-parse
+    svg = dag_svg(run, pipeline_edges(run))
+    assert "kfnb-dag-edge" not in svg and svg.count("kfnb-dag-node") == 3
+    edges = [
+        {"source": "load", "target": "fit", "variables": ["x"]},
+        {"source": "fit", "target": "report", "variables": []},
+        {"source": "fit", "target": "gone_step", "variables": ["y"]},
+    ]
+    run.spec = {"pipeline": {"name": "demo", "steps": [], "edges": edges, "order": []}}
+    assert pipeline_edges(run) == [("load", "fit"), ("fit", "report")]
+    svg = dag_svg(run, pipeline_edges(run))
+    assert 'data-source="load" data-target="fit"' in svg
+    assert 'data-source="fit" data-target="report"' in svg
+    assert "gone_step" not in svg

@@ -1,0 +1,343 @@
+"""One function per ``kfnb`` subcommand: parsed arguments -> one library call -> rendering.
+
+Every command takes the parsed arguments and the ``Settings`` its entry point read once (the
+CLI's ``main``, each ``%kfnb`` call) and returns the exit status; ``dispatch`` picks it by
+``args.command``. Nothing here branches on a backend's name: backend options are collected as
+given and the backend types and checks them (``kfnb.run`` -> ``open_backend``); what a backend
+can do is asked of the backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..backends import RunView, availability, get_backend, open_backend
+from ..backends import describe as describe_backends
+from ..config import nearest
+from ..dag import Pipeline
+from ..errors import KfnbError
+from ..jsonio import dumps
+from ..settings import Settings
+from ..tracking import Run, Store
+from ..tracking.models import RUN_KINDS, RunTree
+from .parser import OPTION_FLAGS, UsageError
+from .render import backends as render_backends
+from .render import render as render_pipeline
+from .render import run_spec, run_tree, runs_table
+
+if TYPE_CHECKING:
+    from ..api import PipelineRun
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the subcommand ``args.command`` (arguments from ``parser.build_parser``)."""
+    return COMMANDS[args.command](args, settings)
+
+
+def open_store(settings: Settings) -> Store:
+    """The run store, with the runs of dead runner processes of this host ended."""
+    store = settings.store()
+    store.recover()
+    return store
+
+
+# -- describe, materialize, compile ----------------------------------------------------------
+def describe(args: argparse.Namespace, settings: Settings) -> int:
+    pipeline = Pipeline.from_notebook(args.notebook)
+    print(dumps(pipeline.to_dict(), indent=2) if args.json else render_pipeline(pipeline))
+    return 0
+
+
+def materialize(args: argparse.Namespace, settings: Settings) -> int:
+    from ..materialize import write_step_notebooks
+
+    pipeline = Pipeline.from_notebook(args.notebook)
+    written = write_step_notebooks(pipeline, args.output, data_dir=args.data_dir)
+    order = [s.name for s in pipeline.toposort()]
+    print(f"wrote {len(written)} step notebooks to {args.output} (run order: {' -> '.join(order)})")
+    for name in order:
+        print(f"  {written[name]}")
+    return 0
+
+
+def compile_(args: argparse.Namespace, settings: Settings) -> int:
+    from ..api import compile
+
+    pipeline = Pipeline.from_notebook(args.notebook)
+    compiled = compile(
+        pipeline,
+        args.output,
+        image=args.image,
+        accelerator=args.accelerator,
+        packages=args.package,
+        cache=not args.no_cache,
+        settings=settings,
+    )
+    order = [s.name for s in pipeline.toposort()]
+    print(
+        f"wrote {args.output}: Kubeflow Pipelines v2 pipeline {compiled.name!r}, "
+        f"{len(order)} steps ({' -> '.join(order)})"
+    )
+    if compiled.parameters:
+        print("  parameters: " + ", ".join(f"{k}: {v}" for k, v in compiled.parameters.items()))
+    for step in pipeline.steps:
+        extra = [f"{k}={v}" for k, v in step.resources.items() if k not in ("cpu", "memory")]
+        if extra:
+            print(f"  {step.name}: " + ", ".join(extra))
+    if not args.run_local:
+        print(f"submit it: kfnb run {args.notebook} --backend kfp --host URL")
+        return 0
+    return _run_compiled_here(compiled, pipeline, args)
+
+
+def _run_compiled_here(compiled: Any, pipeline: Pipeline, args: argparse.Namespace) -> int:
+    from ..backends.kfp.local_run import run_compiled
+    from ..params import resolve_params
+
+    params = resolve_params(pipeline, {}, [tuple(p) for p in args.param])
+    print("running it with kfp.local ...", flush=True)
+    started = time.monotonic()
+    with contextlib.redirect_stdout(sys.stderr):  # kfp.local's own task logs
+        result = run_compiled(compiled, params)
+    print(
+        f"kfp.local: all {len(pipeline.steps)} steps succeeded in "
+        f"{time.monotonic() - started:.1f}s; artifacts in {result.root}"
+    )
+    for name, value in result.metrics().items():
+        print(f"  {name} = {value:g}")
+    return 0
+
+
+# -- run --------------------------------------------------------------------------------------
+def backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The backend options the user gave (only those): the flags that spell an option, then
+    ``-O KEY=VALUE`` (text; the backend's ``Option.parse`` types it)."""
+    options: dict[str, Any] = {}
+    for dest, name in OPTION_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            options[name] = value
+    if getattr(args, "no_cache", False):
+        options["cache"] = False
+    for item in getattr(args, "option", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(
+                f"--option {item!r} is not KEY=VALUE",
+                fix="e.g. --option max_parallel=4 (`kfnb backends` lists the options)",
+            )
+        options[key.strip().replace("-", "_")] = value
+    return options
+
+
+def start_run(args: argparse.Namespace, settings: Settings, *, one_shot: bool) -> PipelineRun:
+    """Submit a run of ``args.notebook`` through ``kfnb.run`` (not waited for). ``one_shot``:
+    this process ends with the run, so a backend that keeps kernels warm between runs
+    (an option ``pool_size``) keeps none unless asked to."""
+    from ..api import run
+    from ..params import load_params_file
+
+    options = backend_options(args)
+    keeps_kernels = "pool_size" in {o.name for o in get_backend(args.backend).options()}
+    if one_shot and keeps_kernels and "pool_size" not in options:
+        options["pool_size"] = 0
+    values = load_params_file(args.params_file) if args.params_file else None
+    return run(
+        args.notebook,
+        values,
+        backend=args.backend,
+        wait=False,
+        store=open_store(settings),
+        settings=settings,
+        param_strings=[(name, text) for name, text in args.param],
+        **options,
+    )
+
+
+def run_(args: argparse.Namespace, settings: Settings) -> int:
+    from .. import progress
+
+    if args.detach and not get_backend(args.backend).detached:
+        raise KfnbError(
+            f"--detach: a {args.backend!r} run is driven by this process and would end with it",
+            fix="drop --detach to follow it here, or pick a backend whose runs go on elsewhere "
+            "(`kfnb backends` says which)",
+        )
+    result = start_run(args, settings, one_shot=True)
+    out = sys.stderr if args.json else sys.stdout
+    record = result.record
+    if record.remote:
+        where = f"{record.remote.get('host')}: {record.remote.get('url')}"
+        print(f"submitted run {record.id} to {where}", file=out, flush=True)
+    if args.detach:
+        print(f"follow it with: kfnb show {record.id}", file=out)
+        if args.json:
+            print(dumps(record.to_dict(), indent=2))
+        return 0
+    try:
+        record = progress.follow(
+            lambda: result.record,
+            out=out,
+            sleep=lambda seconds: result.wait(timeout=seconds),
+            ended=lambda: result.done,
+        )
+    except KeyboardInterrupt:
+        print("\nkfnb: cancelling...", file=sys.stderr)
+        result.cancel()
+        result.wait()
+        record = result.record
+    if args.json:
+        print(dumps(record.to_dict(), indent=2))
+    else:
+        print("\n".join(progress.summary(record)))
+    return 0 if record.status == "SUCCEEDED" else 1
+
+
+# -- runs, show, logs, cancel -------------------------------------------------------------------
+def _refresh(record: Run, store: Store, settings: Settings) -> Run:
+    """Bring a remote run that is still going on up to date (a warning if its backend cannot
+    be asked); return its record."""
+    if record.remote is None or record.done:
+        return record
+    try:
+        open_backend(record.backend, settings).attach(store, record.id).refresh()
+    except KfnbError as err:
+        print(f"kfnb: warning: run {record.id} shows its last known state: {err}", file=sys.stderr)
+    return store.get_run(record.id)
+
+
+def _check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in RUN_KINDS:
+        raise UsageError(
+            f"unknown run kind {kind!r}",
+            fix=f"{nearest(kind, list(RUN_KINDS))}kinds are: {', '.join(RUN_KINDS)}",
+        )
+
+
+def runs(args: argparse.Namespace, settings: Settings) -> int:
+    _check_kind(args.kind)
+    store = open_store(settings)
+    notebook = getattr(args, "notebook", None)  # the %kfnb magic lists its notebook's runs
+    filters = {"kind": args.kind, "notebook": notebook and notebook.resolve()}
+    listed = store.list_runs(limit=args.limit, roots_only=not args.all, **filters)
+    records = [_refresh(r, store, settings) for r in listed]
+    counts = {r.id: store.count_runs(parent_id=r.id) for r in records}
+    if args.json:
+        print(dumps([{**r.to_dict(), "child_count": counts[r.id]} for r in records], indent=2))
+    elif records:
+        print("\n".join(runs_table(records, counts)))
+    elif notebook:
+        print(f"no runs of {notebook} yet")
+    else:
+        what = f"{args.kind} runs" if args.kind else "runs"
+        hint = "" if args.all else " (--all includes runs under others)"
+        print(f"no {what} yet{hint}: start one with `kfnb run NOTEBOOK`")
+    return 0
+
+
+def _rows(tree: RunTree, depth: int = 0) -> list[tuple[int, Run]]:
+    """(depth, run) of ``tree``, depth first, oldest child first."""
+    rows = [(depth, tree.run)]
+    for child in tree.children:
+        rows += _rows(child, depth + 1)
+    return rows
+
+
+def show(args: argparse.Namespace, settings: Settings) -> int:
+    from .. import progress
+
+    store = open_store(settings)
+    record = _refresh(store.get_run(args.run), store, settings)
+    tree = store.tree(record.id)
+    if args.json:
+        print(dumps(tree.to_dict(), indent=2))
+        return 0
+    lines = progress.render(record)
+    if record.remote and record.remote.get("url"):
+        lines.append(f"  on {record.remote.get('host')}: {record.remote['url']}")
+    if record.params:
+        lines.append("  params: " + ", ".join(f"{k}={v!r}" for k, v in record.params.items()))
+    if record.kind != "pipeline" or record.parent_id:
+        parent = f", under run {record.parent_id}" if record.parent_id else ""
+        lines.append(f"  kind: {record.kind}{parent}")
+    for section in (run_tree(_rows(tree)), run_spec(record)):
+        lines += ["", *section] if section else []
+    lines += ["", *progress.summary(record)[1:]]
+    print("\n".join(lines))
+    return 0
+
+
+def logs(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings)
+    view = RunView(store, store.resolve_id(args.run))
+    record = view.record
+    names = [record.step(args.step).name] if args.step else [s.name for s in record.steps]
+    offsets = dict.fromkeys(names, 0)
+    ended: set[str] = set()
+    while True:
+        run_ended = view.done
+        for name in names:
+            if name not in ended and _print_new_log(view, name, offsets, header=not args.step):
+                ended.add(name)
+        if not args.follow or len(ended) == len(names) or (run_ended and not args.step):
+            return 0
+        time.sleep(0.3)
+
+
+def _print_new_log(view: RunView, step: str, offsets: dict[str, int], *, header: bool) -> bool:
+    """Print what ``step`` logged since ``offsets[step]``; whether its log is complete."""
+    while True:
+        page = view.read_log(step, offsets[step])
+        if page.text:
+            if header and page.start == 0:
+                print(f"==> {step} <==", flush=True)
+            sys.stdout.write(page.text)
+            sys.stdout.flush()
+        offsets[step] = page.offset
+        if page.done or not page.text:
+            return page.done
+
+
+def cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from ..tracking import TERMINAL_RUN
+
+    store = open_store(settings)
+    record = store.get_run(args.run)
+    if record.status in TERMINAL_RUN:
+        print(f"run {record.id} already ended: {record.status}")
+        return 0
+    handle = open_backend(record.backend, settings).attach(store, record.id)
+    handle.cancel()
+    handle.wait(timeout=60)
+    record = store.get_run(record.id)
+    print(f"run {record.id}: {record.status}")
+    return 0 if record.status == "CANCELED" else 1
+
+
+def backends(args: argparse.Namespace, settings: Settings) -> int:
+    if args.json:
+        print(dumps(describe_backends(settings), indent=2))
+    else:
+        found = [(entry, get_backend(entry.name).options()) for entry in availability(settings)]
+        print("\n".join(render_backends(found)))
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "describe": describe,
+    "materialize": materialize,
+    "compile": compile_,
+    "run": run_,
+    "runs": runs,
+    "show": show,
+    "logs": logs,
+    "cancel": cancel,
+    "backends": backends,
+}

@@ -1,0 +1,202 @@
+"""The command line's arguments: ``build_parser()`` for ``kfnb``, ``build_parser(magic=True)``
+for the ``%kfnb`` line magic.
+
+Both surfaces share these definitions; the magic's variant takes NOTEBOOK optionally (the
+kernel's own notebook), has ``launch`` and no ``materialize``, ``run --json/--detach`` (a
+magic's run never blocks), and raises ``UsageError`` on a bad command line instead of exiting.
+Backend options are generic: the flags below are only spellings of option names, and
+``-O/--option KEY=VALUE`` reaches any option of any backend (the backend types the value).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .. import __version__
+from ..errors import KfnbError
+from ..tracking.models import RUN_KINDS
+
+
+class UsageError(KfnbError):
+    """A bad command line (argparse would have exited): the magic prints it as one line."""
+
+
+class _MagicParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, fix=f"see `{self.prog} --help`")
+
+
+def build_parser(prog: str | None = None, *, magic: bool = False) -> argparse.ArgumentParser:
+    """The ``kfnb`` argument parser (``magic``: the ``%kfnb`` variant, prog ``%kfnb``)."""
+    parser_class = _MagicParser if magic else argparse.ArgumentParser
+    parser = parser_class(
+        prog=prog or ("%kfnb" if magic else "kfnb"),
+        description="Run tagged Jupyter notebooks as pipelines, locally or on Kubeflow.",
+    )
+    parser.add_argument("--version", action="version", version=f"kfnb {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    notebook: dict[str, Any] = {"type": Path}
+    if magic:
+        notebook.update(
+            nargs="?", default=None, help="the notebook (default: the one this kernel belongs to)"
+        )
+    describe = sub.add_parser("describe", help="show the pipeline a notebook defines")
+    describe.add_argument("notebook", **notebook)
+    describe.add_argument("--json", action="store_true", help="print the pipeline IR as JSON")
+    if not magic:
+        _add_materialize(sub)
+    _add_compile(sub, notebook)
+    _add_run(sub, notebook, magic)
+    _add_runs(sub)
+    _add_run_commands(sub)
+    backends = sub.add_parser("backends", help="where runs can go, and each backend's options")
+    backends.add_argument("--json", action="store_true")
+    if magic:
+        launch = sub.add_parser("launch", help="show a form to set parameters and start runs")
+        launch.add_argument("notebook", **notebook)
+    return parser
+
+
+def _add_materialize(sub: Any) -> None:
+    mat = sub.add_parser("materialize", help="write one runnable notebook per step")
+    mat.add_argument("notebook", type=Path)
+    mat.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    mat.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder where steps exchange values (default: OUTPUT/data)",
+    )
+
+
+def _add_params(parser: Any) -> None:
+    parser.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter value (repeatable)",
+    )
+
+
+def _add_compile(sub: Any, notebook: dict[str, Any]) -> None:
+    comp = sub.add_parser(
+        "compile", help="compile a notebook to a Kubeflow Pipelines v2 pipeline (IR YAML)"
+    )
+    comp.add_argument("notebook", **notebook)
+    comp.add_argument("-o", "--output", type=Path, required=True, help="the YAML file to write")
+    comp.add_argument(
+        "--image",
+        help="base image of steps that name none (default: the "
+        "notebook's, else the config file's, else kfnb's runtime image)",
+    )
+    comp.add_argument(
+        "--accelerator",
+        metavar="RESOURCE",
+        help="what a step's GPU count asks for (default: nvidia.com/gpu)",
+    )
+    comp.add_argument(
+        "--package",
+        action="append",
+        default=[],
+        metavar="REQ",
+        help="pip-install REQ when a step's pod starts (repeatable; default: "
+        "none, the image holds what steps need)",
+    )
+    comp.add_argument(
+        "--no-cache", action="store_true", help="never let KFP reuse a cached result of a step"
+    )
+    comp.add_argument(
+        "--run-local",
+        action="store_true",
+        help="then run the compiled pipeline here with KFP's local runner "
+        "(kfp.local: the pods' code, without a cluster)",
+    )
+    _add_params(comp)
+
+
+#: Flags that spell a backend option (dest -> option name); given ones reach the backend as is.
+OPTION_FLAGS = {
+    "max_parallel": "max_parallel",
+    "preload": "preload",
+    "host": "host",
+    "namespace": "namespace",
+    "experiment": "experiment",
+    "image": "image",
+}
+
+
+def _add_run(sub: Any, notebook: dict[str, Any], magic: bool) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run a notebook as a pipeline"
+        + (" (the saved file; returns at once)" if magic else ""),
+        epilog="Backend options: `kfnb backends` lists each backend's options; a flag or "
+        "--option the chosen backend does not have is an error naming its options.",
+    )
+    run.add_argument("notebook", **notebook)
+    _add_params(run)
+    run.add_argument("-f", "--params-file", type=Path, help="YAML file of parameter values")
+    run.add_argument("--backend", default="local", help="where to run (default: local)")
+    opts = run.add_argument_group("backend options (given ones only; see `kfnb backends`)")
+    opts.add_argument(
+        "-O",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any option of the backend, e.g. -O max_parallel=4 (repeatable)",
+    )
+    opts.add_argument("--max-parallel", type=int, help="option max_parallel: most steps at once")
+    opts.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="option cache=false: run every step, even those an earlier run holds results of",
+    )
+    opts.add_argument(
+        "--preload",
+        action="append",
+        metavar="MODULE",
+        help="option preload: import MODULE once for every step's kernel (repeatable)",
+    )
+    opts.add_argument("--host", help="option host: the KFP API URL")
+    opts.add_argument("--namespace", help="option namespace: the Kubeflow profile namespace")
+    opts.add_argument("--experiment", help="option experiment: the experiment to run in")
+    opts.add_argument("--image", help="option image: base image of steps that name none")
+    if not magic:
+        run.add_argument(
+            "--detach",
+            action="store_true",
+            help="submit and return without following (a run that lives elsewhere); "
+            "follow later with `kfnb show RUN`",
+        )
+        run.add_argument("--json", action="store_true", help="print the final run record as JSON")
+
+
+def _add_runs(sub: Any) -> None:
+    runs = sub.add_parser("runs", help="list recent runs (top-level ones unless --all)")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--kind", help=f"only runs of this kind ({', '.join(RUN_KINDS)})")
+    runs.add_argument(
+        "--all", action="store_true", help="also the runs under others (a study's trials...)"
+    )
+    runs.add_argument("--json", action="store_true")
+
+
+def _add_run_commands(sub: Any) -> None:
+    show = sub.add_parser("show", help="show one run, its children and the pipeline it ran")
+    show.add_argument("run")
+    show.add_argument("--json", action="store_true", help="the record, its spec and children")
+
+    logs = sub.add_parser("logs", help="print the logs of a run's steps")
+    logs.add_argument("run")
+    logs.add_argument("step", nargs="?")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it ends")
+
+    cancel = sub.add_parser("cancel", help="stop a running run")
+    cancel.add_argument("run")
