@@ -43,6 +43,7 @@ __all__ = [
     "availability",
     "backends",
     "check_config_file",
+    "describe",
     "get_backend",
     "open_backend",
     "option",
@@ -128,6 +129,19 @@ def check_config_file(settings: Settings) -> None:
     for section, values in settings.sections.items():
         known = [o.name for o in get_backend(section).options()]
         check_keys(section, values, known, settings.config_file)
+
+
+def describe(settings: Settings) -> list[dict[str, Any]]:
+    """Every backend as surfaces list it: availability (name, available, detail, fix), whether
+    its runs outlive the submitting process, and its options (hidden ones left out)."""
+    return [
+        {
+            **entry.to_dict(),
+            "detached": get_backend(entry.name).detached,
+            "options": [o.to_dict() for o in get_backend(entry.name).options() if not o.hidden],
+        }
+        for entry in availability(settings)
+    ]
 
 
 def availability(settings: Settings) -> list[Availability]:

@@ -6,6 +6,7 @@ backend's name: what they need is a method here.
 - ``options()``: the typed options (from the config dataclass, ``kfnb.backends.options``);
 - ``configure(settings, given)``: the config from explicit values > environment > config file;
 - ``available(settings)``: whether it can run here, and why not (for the UI);
+- ``detached``: whether its runs outlive the process that submits them;
 - ``submit(pipeline, params, store)``: record a run (with its spec) and start it;
 - ``attach(store, run_id)``: a handle on a run it started earlier, from any process;
 - handles are ``RunView``s: ``read_log(step, offset, limit)`` pages a step's log, UTF-8 safe,
@@ -170,6 +171,9 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     config_class: ClassVar[type]
     description: ClassVar[str] = ""
+    #: whether its runs go on without the process that submitted them (a cluster drives them),
+    #: so a surface may submit and return (``kfnb run --detach``)
+    detached: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, settings: Settings | None = None) -> None:
         from ..settings import Settings

@@ -66,7 +66,7 @@ class Option:
             "nullable": self.nullable,
         }
 
-    def parse(self, raw: Any, where: str) -> Any:
+    def parse(self, raw: Any, where: str | None) -> Any:
         """``raw`` (a JSON value, a Python value or text from the environment) as this option's
         type; a ``BackendError`` naming the option and ``where`` the value came from."""
         if raw is None:
@@ -113,9 +113,10 @@ class Option:
             return raw
         raise self._bad(raw, where)
 
-    def _bad(self, raw: Any, where: str) -> BackendError:
+    def _bad(self, raw: Any, where: str | None) -> BackendError:
         shown = repr(raw) if len(repr(raw)) <= 60 else repr(raw)[:57] + "..."
-        kind = {"list": "a list of strings (or text with commas)"}.get(self.type, f"a {self.type}")
+        kinds = {"list": "a list of strings (or text with commas)", "int": "an integer"}
+        kind = kinds.get(self.type, f"a {self.type}")
         return BackendError(
             f"option {self.name!r} must be {kind}, got {shown}",
             where=where,
@@ -201,7 +202,7 @@ def build(
     values: dict[str, Any] = {}
     for name, spec in specs.items():
         if given.get(name) is not None:
-            values[name] = spec.parse(given[name], "given")
+            values[name] = spec.parse(given[name], None)
             continue
         # an empty variable is unset, except for a list ("" is the empty list: KFNB_GPUS=)
         var = next(

@@ -138,7 +138,7 @@ def test_the_config_file_refuses_what_it_does_not_know(
             ["max_parallel", "environment variable KFNB_MAX_PARALLEL"],
         ),
         ({"KFNB_CACHE": "perhaps"}, {}, ["'cache' must be a bool"]),
-        ({}, {"max_parallel": "2.5"}, ["'max_parallel' must be a int"]),
+        ({}, {"max_parallel": "2.5"}, ["'max_parallel' must be an integer"]),
         ({}, {"memory": float("nan")}, ["'memory' must be a float"]),
         ({}, {"preload": [1, 2]}, ["'preload' must be a list of strings"]),
     ],

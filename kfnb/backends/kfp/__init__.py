@@ -176,6 +176,7 @@ class KfpBackend(Backend):
     config_class = KfpConfig
     config: KfpConfig
     description = "Kubeflow Pipelines"
+    detached = True
 
     @classmethod
     def configure(cls, settings: Settings, given: Mapping[str, Any]) -> KfpConfig:
