@@ -5,9 +5,10 @@ Jupyter loads it because ``kfnb._jupyter_server_extension_points()`` names this 
 ``jupyter_server_config.d/kfnb.json`` file installed with the package enables ``kfnb``.
 
 The module keeps to wiring: settings go into ``web_app.settings["kfnb"]``, the routes come
-from :mod:`kfnb.server_ext.handlers` (one module per group: ``pipelines``, ``backends``, ``runs``,
-``events``; ``paths`` maps contents paths to files), and ``remote`` refreshes open remote runs in
-the background. Handlers stay thin; the logic they call lives in ``kfnb``.
+from :mod:`kfnb.server_ext.routes` (one module per group: ``handshake``, ``pipelines``,
+``backends``, ``runs``, ``events``, each built on ``base`` alone; ``paths`` maps contents paths
+to files), and ``remote`` refreshes open remote runs in the background. Handlers stay thin; the
+logic they call lives in ``kfnb``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from kfnb import __version__
 
 from .config import KfnbServerSettings
-from .handlers import setup_handlers
 from .remote import Refresher
+from .routes import setup_handlers
 
 if TYPE_CHECKING:
     from jupyter_server.serverapp import ServerApp

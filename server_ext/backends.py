@@ -15,7 +15,7 @@ from jupyter_server.auth.decorator import authorized
 from kfnb.backends import availability, get_backend
 from kfnb.settings import Settings
 
-from .handlers import KfnbHandler
+from .base import KfnbHandler
 
 
 def all_backends(settings: Settings) -> list[dict[str, Any]]:

@@ -20,8 +20,8 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from tornado.iostream import StreamClosedError
 
+from .base import KfnbHandler, dumps
 from .errors import BadRequest
-from .handlers import KfnbHandler, dumps
 
 POLL_S = 0.25
 HEARTBEAT_S = 15.0
@@ -66,7 +66,9 @@ class EventsHandler(KfnbHandler):
         accept = self.request.headers.get("Accept", "")
         wait = self.get_query_argument("wait", None)
         if wait not in (None, "", "0", "1"):
-            raise BadRequest(f"wait={wait!r}: use wait=0 for a JSON page at once")
+            raise BadRequest(
+                f"wait={wait!r} is not known", fix="use wait=0 for a JSON page at once"
+            )
         return wait == "0" or ("application/json" in accept and "text/event-stream" not in accept)
 
     @tornado.web.authenticated

@@ -29,8 +29,8 @@ class ContentsPaths:
         """The real file ``path`` names (it may not exist); ``NotFound`` when outside the root."""
         if not isinstance(path, str) or not path.strip():
             raise BadRequest(
-                "a contents path is required (relative to the server root, e.g. "
-                "'examples/churn.ipynb')"
+                "a contents path is required",
+                fix="give a path relative to the server root, e.g. 'examples/churn.ipynb'",
             )
         outside = NotFound(f"{path!r} is not a path inside the Jupyter server's root folder")
         if (
@@ -56,12 +56,12 @@ class ContentsPaths:
         real = self.resolve(path)
         if real.is_dir():
             raise BadRequest(
-                f"{path!r} is a folder, not a notebook. Fix: give the path of an "
-                f"{NOTEBOOK_SUFFIX} file"
+                f"{path!r} is a folder, not a notebook",
+                fix=f"give the path of an {NOTEBOOK_SUFFIX} file",
             )
         if real.suffix != NOTEBOOK_SUFFIX:
             raise BadRequest(
-                f"{path!r} is not a notebook. Fix: give the path of an {NOTEBOOK_SUFFIX} file"
+                f"{path!r} is not a notebook", fix=f"give the path of an {NOTEBOOK_SUFFIX} file"
             )
         if must_exist and not real.is_file():
             raise NotFound(f"no notebook at {path!r}")

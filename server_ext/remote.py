@@ -4,9 +4,10 @@ A run on Kubeflow Pipelines moves on in the cluster; only asking the cluster bri
 statuses into the store (and so into the events the panel streams). Every
 ``KfnbServerSettings.refresh_interval`` seconds the :class:`Refresher` asks, in a worker
 thread, for each open remote run (``record.remote`` set) through its backend's
-``attach(store, id).refresh()``, as ``kfnb show`` does. It also ends as FAILED the local runs
-whose runner process died (``Store.recover``, which every CLI start calls too). Errors are
-logged, never raised: a cluster that cannot be reached leaves the run as last seen.
+``attach(store, id).refresh()`` (``open_backend`` with the server's settings), as ``kfnb
+show`` does. It also ends as FAILED the local runs whose runner process died
+(``Store.recover``, which every CLI start calls too). Errors are logged, never raised: a
+cluster that cannot be reached leaves the run as last seen.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any
 
 from tornado.ioloop import PeriodicCallback
 
-from kfnb.backends import get_backend
+from kfnb.backends import open_backend
+from kfnb.settings import Settings
 from kfnb.tracking import Store
 
 log = logging.getLogger("kfnb.server")
 
 
-def refresh_open_runs(store: Store, failing: dict[str, str]) -> list[str]:
+def refresh_open_runs(store: Store, settings: Settings, failing: dict[str, str]) -> list[str]:
     """Refresh every open remote run once; return the ids refreshed without error.
 
     ``failing`` maps run ids to the last error logged for them, so that a cluster that stays
@@ -34,7 +36,7 @@ def refresh_open_runs(store: Store, failing: dict[str, str]) -> list[str]:
     open_runs = store.list_runs(limit=None, remote=True, status=("PENDING", "RUNNING", "CANCELING"))
     for record in open_runs:
         try:
-            get_backend(record.backend)().attach(store, record.id).refresh()
+            open_backend(record.backend, settings).attach(store, record.id).refresh()
         except Exception as err:  # logged; the next tick tries again
             text = f"{type(err).__name__}: {err}"
             if failing.get(record.id) != text:
@@ -77,11 +79,14 @@ class Refresher:
             return []
         self._busy = True
         try:
-            from .handlers import server_store
+            from .base import server_store
 
             store = server_store(self.settings)
+            settings = self.settings["kfnb"].settings()
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, refresh_open_runs, store, self.failing)
+            return await loop.run_in_executor(
+                None, refresh_open_runs, store, settings, self.failing
+            )
         except Exception:  # a store that cannot be opened: say so, go on
             log.exception("kfnb: the refresh of remote runs failed")
             return []

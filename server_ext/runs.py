@@ -1,20 +1,22 @@
 """``/kfnb/api/runs...``: start, list, read and cancel runs; step logs and executed notebooks.
 
-Runs are started through the same facade as the CLI (``kfnb.run``) and read from the server's
-run store, so the panel, ``kfnb runs`` and ``kfnb.get_run`` see the same runs. A local run goes
-on in this server process (scheduler threads, the server's warm kernel pool): it outlives the
-browser tab, not the server.
+Runs are started through the same facade as the CLI (``kfnb.run``: backend options, parameter
+values and texts are checked there, with the same errors) and read from the server's run store,
+so the panel, ``kfnb runs`` and ``kfnb.get_run`` see the same runs. A run answers with the
+pipeline it ran, as stored when it was submitted, never the notebook's current state. A local
+run goes on in this server process (scheduler threads, the server's warm kernel pool): it
+outlives the browser tab, not the server.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
-import dataclasses
 import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,82 +25,110 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 
 import kfnb
-from kfnb.backends import get_backend
-from kfnb.dag import Pipeline
+from kfnb.backends import LOG_PAGE, RunView, get_backend, open_backend
 from kfnb.errors import KfnbError
-from kfnb.params import resolve_params
-from kfnb.tracking import TERMINAL_STEP, Run, Store
-from kfnb.tracking.models import RUN_STATUSES
+from kfnb.settings import Settings
+from kfnb.tracking import Run, Store
+from kfnb.tracking.models import RUN_KINDS, RUN_STATUSES
 
+from .base import KfnbHandler
 from .errors import BadRequest, Conflict
-from .handlers import KfnbHandler
 from .paths import ContentsPaths
 
-RUN_FIELDS = {"path", "params", "backend", "max_parallel", "cache"}
-LOG_LIMIT = 65536
+RUN_FIELDS = ("path", "params", "param_strings", "backend", "options")
 LOG_LIMIT_MAX = 4 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """The body of ``POST runs``, checked for shape (the values are checked by ``kfnb.run``)."""
+
+    path: Any
+    params: dict[str, Any]
+    param_strings: dict[str, str]
+    backend: str
+    options: dict[str, Any]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> RunRequest:
+        unknown = sorted(set(body) - set(RUN_FIELDS))
+        if unknown:
+            raise BadRequest(
+                f"unknown field(s) {', '.join(unknown)} in the run request",
+                fix=f"use {', '.join(RUN_FIELDS)}; a backend's options (max_parallel, cache...) "
+                'go in "options", e.g. {"options": {"cache": false}}',
+            )
+        backend = body.get("backend") or "local"
+        if not isinstance(backend, str):
+            raise BadRequest("backend must be a backend name", fix="e.g. 'local'")
+        strings = _object(body, "param_strings", "parameter names to texts")
+        if not all(isinstance(v, str) for v in strings.values()):
+            raise BadRequest(
+                "param_strings must map parameter names to texts",
+                fix='typed values go in "params"',
+            )
+        return cls(
+            path=body.get("path"),
+            params=_object(body, "params", "parameter names to values"),
+            param_strings=strings,
+            backend=backend,
+            options=_object(body, "options", "backend option names to values"),
+        )
+
+
+def _object(body: Mapping[str, Any], name: str, what: str) -> dict[str, Any]:
+    value = body.get(name) or {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{name} must be an object of {what}")
+    return value
+
+
 def run_view(record: Run, paths: ContentsPaths) -> dict[str, Any]:
-    """A ``Run`` of the contract: the store's record plus the notebook as a contents path."""
-    return {**record.to_dict(), "notebook_path": paths.contents_path(record.notebook)}
+    """A ``Run`` of the contract: the store's record, the notebook as a contents path, and the
+    pipeline the run ran (``pipeline``, lifted out of its stored ``spec``)."""
+    view = record.to_dict()
+    spec = view.pop("spec", None)
+    rest = {k: v for k, v in spec.items() if k != "pipeline"} if isinstance(spec, dict) else None
+    return {
+        **view,
+        "spec": rest,
+        "pipeline": record.pipeline,
+        "notebook_path": paths.contents_path(record.notebook),
+    }
 
 
 def start_run(
-    store: Store, os_path: Path, params: dict[str, Any], backend: str, options: dict[str, Any]
+    store: Store,
+    settings: Settings,
+    os_path: Path,
+    request: RunRequest,
+    server_options: Mapping[str, Any],
 ) -> Run:
-    """Parse the saved notebook, check the parameter values and submit (no waiting)."""
-    cls = get_backend(backend)  # an unknown backend fails before the notebook is read
-    pipeline = Pipeline.from_notebook(os_path)
-    typed: dict[str, Any] = {}
-    strings: list[tuple[str, str]] = []
-    for name, value in params.items():
-        param = pipeline.parameters.get(name)
-        if isinstance(value, str) and param is not None and param.type not in ("str", "any"):
-            strings.append((name, value))  # typed into a text field: read it like `-p NAME V`
-        else:
-            typed[name] = value
-    values = resolve_params(pipeline, typed, strings)
-    config = cls.config_class
-    known = (
-        {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
-    )  # the options this backend's config has (max_parallel is local's only)
-    usable = {k: v for k, v in options.items() if k in known and v is not None}
-    result = kfnb.run(pipeline, values, backend=backend, wait=False, store=store, **usable)
+    """Submit the saved notebook through ``kfnb.run`` (no waiting): it checks the backend, its
+    options, the notebook and the parameter values, as for the CLI and Python."""
+    known = {o.name for o in get_backend(request.backend).options()}
+    defaults = {k: v for k, v in server_options.items() if k in known}
+    result = kfnb.run(
+        os_path,
+        request.params,
+        backend=request.backend,
+        wait=False,
+        store=store,
+        settings=settings,
+        param_strings=list(request.param_strings.items()),
+        **{**defaults, **request.options},
+    )
     return result.record
 
 
-def cancel_run(store: Store, run_id: str) -> Run:
+def cancel_run(store: Store, settings: Settings, run_id: str) -> Run:
     record = store.get_run(run_id)
     if record.done:
         raise Conflict(
             f"run {record.id} already ended ({record.status}); there is nothing to cancel"
         )
-    get_backend(record.backend)().attach(store, record.id).cancel()
+    open_backend(record.backend, settings).attach(store, record.id).cancel()
     return store.get_run(record.id)
-
-
-def read_log(path: str | None, offset: int, limit: int, ended: bool) -> dict[str, Any]:
-    """Up to ``limit`` bytes of the log from byte ``offset``; a UTF-8 character cut by the
-    limit is left for the next page."""
-    data = b""
-    size = 0
-    if path:
-        try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                f.seek(offset)
-                data = f.read(limit)
-        except FileNotFoundError:
-            pass
-    end = offset + len(data)
-    last = ended and end >= size
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    text = decoder.decode(data, final=last)
-    pending = len(decoder.getstate()[0])
-    if pending and not last:
-        end -= pending
-    return {"text": text, "offset": end, "done": last and end >= size}
 
 
 def copy_notebook(source: str | None, target: Path, run_id: str, step: str) -> None:
@@ -138,63 +168,71 @@ class RunsHandler(KfnbHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        notebook = self.get_query_argument("notebook", None)
-        os_path = self.paths.resolve(notebook) if notebook else None
-        statuses = [
-            s for raw in self.get_query_arguments("status") for s in raw.split(",") if s.strip()
-        ]
-        statuses = [s.strip().upper() for s in statuses]
-        for status in statuses:
-            if status not in RUN_STATUSES:
-                raise BadRequest(
-                    f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}"
-                )
+        filters = self.run_filters()
         limit = self.int_argument("limit", 20, 1, 1000)
         offset = self.int_argument("offset", 0, 0, 2**31)
-        filters: dict[str, Any] = {"notebook": os_path, "status": statuses or None}
         records = await self.blocking(self.store.list_runs, limit=limit, offset=offset, **filters)
         total = await self.blocking(self.store.count_runs, **filters)
         paths = self.paths
         self.reply({"runs": [run_view(r, paths) for r in records], "total": total})
 
+    def run_filters(self) -> dict[str, Any]:
+        """The store filters of ``GET runs``: ``notebook``, ``status``, ``kind``, ``parent``
+        (the children of a run), ``roots`` (runs without a parent)."""
+        notebook = self.get_query_argument("notebook", None)
+        statuses = [
+            s.strip().upper()
+            for raw in self.get_query_arguments("status")
+            for s in raw.split(",")
+            if s.strip()
+        ]
+        for status in statuses:
+            if status not in RUN_STATUSES:
+                raise BadRequest(
+                    f"unknown run status {status!r}", fix=f"use one of {', '.join(RUN_STATUSES)}"
+                )
+        kind = self.get_query_argument("kind", None) or None
+        if kind is not None and kind not in RUN_KINDS:
+            raise BadRequest(f"unknown run kind {kind!r}", fix=f"use one of {', '.join(RUN_KINDS)}")
+        parent = self.get_query_argument("parent", None) or None
+        roots = self.flag_argument("roots")
+        if parent is not None and roots:
+            raise BadRequest(
+                "a run list cannot show both the children of a run and top-level runs only",
+                fix="give parent or roots, not both",
+            )
+        return {
+            "notebook": self.paths.resolve(notebook) if notebook else None,
+            "status": statuses or None,
+            "kind": kind,
+            "parent_id": parent,
+            "roots_only": roots,
+        }
+
+    def flag_argument(self, name: str) -> bool:
+        """A yes/no query argument: ``1``/``true`` or ``0``/``false`` (absent: no)."""
+        raw = (self.get_query_argument(name, None) or "0").strip().lower()
+        if raw not in ("0", "1", "true", "false"):
+            raise BadRequest(f"query argument {name}={raw!r} is not a flag", fix="use 1 or 0")
+        return raw in ("1", "true")
+
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        body = self.json_body()
-        unknown = sorted(set(body) - RUN_FIELDS)
-        if unknown:
-            raise BadRequest(
-                f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(RUN_FIELDS))}"
-            )
-        params = body.get("params") or {}
-        if not isinstance(params, dict):
-            raise BadRequest("params must be an object of parameter names to values")
-        backend = body.get("backend") or "local"
-        if not isinstance(backend, str):
-            raise BadRequest("backend must be a backend name, e.g. 'local'")
-        max_parallel = body.get("max_parallel")
-        if max_parallel is not None and (
-            not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1
-        ):
-            raise BadRequest("max_parallel must be a positive integer or null")
-        cache = body.get("cache", True)
-        if not isinstance(cache, bool):
-            raise BadRequest("cache must be true or false")
-        os_path = self.paths.notebook(body.get("path"))
-        settings = self.kfnb_settings
-        options = {
-            "max_parallel": max_parallel,
-            "cache": cache,
-            "pool_size": settings.pool_size,
-            "preload": tuple(settings.preload),
-        }
-        record = await self.blocking(start_run, self.store, os_path, params, backend, options)
+        request = RunRequest.from_body(self.json_body())
+        os_path = self.paths.notebook(request.path)
+        server = self.kfnb_settings
+        server_options = {"pool_size": server.pool_size, "preload": list(server.preload)}
+        record = await self.blocking(
+            start_run, self.store, server.settings(), os_path, request, server_options
+        )
         self.set_header("Location", url_path_join(self.base_url, "kfnb", "api", "runs", record.id))
         self.reply(run_view(record, self.paths), 201)
 
 
 class RunHandler(KfnbHandler):
-    """``GET runs/{id}`` (an id or a unique prefix of one)."""
+    """``GET runs/{id}`` (an id or a unique prefix of one). Its children (``child_count`` of
+    them) are listed by ``GET runs?parent={id}``."""
 
     @tornado.web.authenticated
     @authorized
@@ -209,7 +247,8 @@ class CancelHandler(KfnbHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, run_id: str) -> None:
-        record = await self.blocking(cancel_run, self.store, run_id)
+        settings = self.kfnb_settings.settings()
+        record = await self.blocking(cancel_run, self.store, settings, run_id)
         self.reply(run_view(record, self.paths), 202)
 
 
@@ -224,19 +263,16 @@ class MetricsHandler(KfnbHandler):
 
 
 class StepLogHandler(KfnbHandler):
-    """``GET runs/{id}/steps/{step}/log?offset=0&limit=65536``: a page of the step's log."""
+    """``GET runs/{id}/steps/{step}/log?offset=0&limit=65536``: a page of the step's log, read
+    by ``RunView.read_log`` (the same paging as the CLI and the widgets)."""
 
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str, step: str) -> None:
         offset = self.int_argument("offset", 0, 0, 2**62)
-        limit = self.int_argument("limit", LOG_LIMIT, 1, LOG_LIMIT_MAX)
-        record = await self.blocking(self.store.get_run, run_id)
-        found = record.step(step)
-        page = await self.blocking(
-            read_log, found.log, offset, limit, found.status in TERMINAL_STEP
-        )
-        self.reply(page)
+        limit = self.int_argument("limit", LOG_PAGE, 1, LOG_LIMIT_MAX)
+        page = await self.blocking(RunView(self.store, run_id).read_log, step, offset, limit)
+        self.reply(page.to_dict())
 
 
 class StepNotebookHandler(KfnbHandler):
@@ -249,16 +285,13 @@ class StepNotebookHandler(KfnbHandler):
         record = await self.blocking(self.store.get_run, run_id)
         found = record.step(step)
         paths = self.paths
-        target = Path(
-            paths.root,
-            *Path(self.kfnb_settings.executed_dir).parts,
-            record.id,
-            f"{found.name}.ipynb",
-        )
+        folder = self.kfnb_settings.executed_dir
+        target = Path(paths.root, *Path(folder).parts, record.id, f"{found.name}.ipynb")
         if not paths.inside(target):  # `..` in the setting, or a symlink leading out
             raise KfnbError(
-                f"KfnbServerSettings.executed_dir {self.kfnb_settings.executed_dir!r}"
-                " leads outside the server root. Fix: name a folder inside it"
+                f"KfnbServerSettings.executed_dir {folder!r} leads outside the server root",
+                fix="name a folder inside it",
+                where="KfnbServerSettings.executed_dir",
             )
         await self.blocking(copy_notebook, found.output_notebook, target, record.id, found.name)
         self.reply({"path": paths.contents_path(target)}, 201)

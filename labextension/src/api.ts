@@ -1,8 +1,9 @@
 /**
- * The REST contract (v2) of the kfnb server extension, mirrored from `server_ext/API.md`.
+ * The REST contract (v3) of the kfnb server extension, mirrored from `server_ext/API.md`.
  *
  * Every route lives under `<base_url>/kfnb/api/`. Successful responses are JSON bodies typed
- * below; errors are JSON bodies `{code, message}` (see `IErrorBody`) with status 400/404/409/500.
+ * below; errors are JSON bodies `{code, message, fix, where}` (see `IErrorBody`) with status
+ * 400/404/409/500.
  * Keep this file and the server in step: the handshake (`API_VERSION`) fails loudly when they
  * drift apart. The live event stream is read in `events.ts`.
  */
@@ -12,7 +13,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { version as packageVersion } from '../../package.json';
 
 /** Version of the REST contract this frontend speaks (`api` in `GET /kfnb/api/version`). */
-export const API_VERSION = 2;
+export const API_VERSION = 3;
 
 /** Version of this frontend bundle (npm form, e.g. `0.1.0` or `0.2.0-alpha.1`). */
 export const FRONTEND_VERSION: string = packageVersion;
@@ -25,20 +26,36 @@ export interface IVersionInfo {
   api: number;
 }
 
-/** Body of every error response. */
+/** Body of every error response: the error's own attributes, never text to parse. */
 export interface IErrorBody {
   code: number;
+  /** What went wrong (without where and fix). */
   message: string;
+  /** How to fix it. */
+  fix: string | null;
+  /** Where it went wrong: a notebook cell, a setting, a file... */
+  where: string | null;
+  /** The notebook cell of an error in a notebook (0-based, all cells counted). */
+  cell_index?: number | null;
+  cell_line?: string | null;
 }
 
 /** An error response of the kfnb server extension. */
 export class KfnbApiError extends Error {
   constructor(
     readonly status: number,
-    message: string
+    message: string,
+    readonly fix: string | null = null,
+    readonly where: string | null = null
   ) {
     super(message);
     this.name = 'KfnbApiError';
+  }
+
+  /** One line for people: `where: message. Fix: fix`. */
+  get text(): string {
+    const what = this.where ? `${this.where}: ${this.message}` : this.message;
+    return this.fix ? `${what.replace(/[. ]+$/, '')}. Fix: ${this.fix}` : what;
   }
 }
 
@@ -51,6 +68,7 @@ export interface IProblem {
   cell_index: number | null;
   cell_line?: string | null;
   fix?: string | null;
+  where?: string | null;
 }
 
 /** A pipeline parameter: its type (`int`, `float`, `bool`, `str`, `list`, `dict`...) and default. */
@@ -138,11 +156,26 @@ export function describeNotebook(
 // ---------------------------------------------------------------------------------------------
 // Backends
 
+/** One option of a backend: what `POST runs` takes in `options`. */
+export interface IBackendOption {
+  name: string;
+  type: 'int' | 'float' | 'bool' | 'str' | 'list';
+  /** The value when none is given (null: detected where it runs). */
+  default: unknown;
+  help: string;
+  /** Environment variables that set it on the server. */
+  env: string[];
+  nullable: boolean;
+}
+
 export interface IBackend {
   name: string;
   available: boolean;
   /** What it runs on, or why it is not available. */
   detail: string;
+  /** What makes an unavailable backend available. */
+  fix: string | null;
+  options: IBackendOption[];
 }
 
 /** `GET backends` */
@@ -194,10 +227,12 @@ export interface IStepRun {
   cached_from: string | null;
 }
 
-/** A recorded run (`kfnb.tracking.Run.to_dict()` plus `notebook_path`). */
+export type RunKind = 'pipeline' | 'train' | 'tune' | 'trial' | 'batch';
+
+/** A recorded run (`kfnb.tracking.Run.to_dict()`, its pipeline apart, plus `notebook_path`). */
 export interface IRun {
   id: string;
-  kind: string;
+  kind: RunKind;
   name: string;
   status: RunStatus;
   backend: string;
@@ -212,23 +247,41 @@ export interface IRun {
   started_at: number | null;
   finished_at: number | null;
   error: string | null;
+  /** The run this one belongs to (the tune run of a trial, the batch run of a sweep...). */
   parent_id: string | null;
+  /** Runs whose parent this run is (`listRuns({parent: id})` lists them). */
+  child_count: number;
   /** A run that lives elsewhere (KFP): its id there, `url` of its UI page... */
   remote: ({ url?: string } & Record<string, unknown>) | null;
   steps: IStepRun[];
+  /** What the run ran, as stored when it was submitted, without `pipeline` (given apart). */
+  spec: Record<string, unknown> | null;
+  /**
+   * The pipeline the run ran, as stored when it was submitted: draw a run from this, never
+   * from the notebook's current state. Null for runs recorded before runs kept it.
+   */
+  pipeline: IPipeline | null;
 }
 
 export interface IRunRequest {
   path: string;
-  params: Record<string, unknown>;
+  /** Typed parameter values. */
+  params?: Record<string, unknown>;
+  /** Parameter values as typed texts, read like the CLI's `-p NAME TEXT`. */
+  param_strings?: Record<string, string>;
   backend: string;
-  max_parallel?: number | null;
-  cache?: boolean;
+  /** The backend's options by name (`IBackend.options`). */
+  options?: Record<string, unknown>;
 }
 
 export interface IRunQuery {
   notebook?: string;
   status?: RunStatus[];
+  kind?: RunKind;
+  /** Only the children of this run. */
+  parent?: string;
+  /** 1: top-level runs only. */
+  roots?: 0 | 1;
   limit?: number;
   offset?: number;
 }
@@ -468,10 +521,13 @@ export async function requestAPI<T>(
     }
   }
   if (!response.ok) {
-    const message =
-      (body as Partial<IErrorBody> | undefined)?.message ??
-      `${response.status} ${response.statusText}`;
-    throw new KfnbApiError(response.status, message);
+    const error = body as Partial<IErrorBody> | undefined;
+    throw new KfnbApiError(
+      response.status,
+      error?.message ?? `${response.status} ${response.statusText}`,
+      error?.fix ?? null,
+      error?.where ?? null
+    );
   }
   return body as T;
 }
@@ -484,7 +540,7 @@ export function isAbort(error: unknown): boolean {
 /** A readable one-line message for any error a request can raise. */
 export function errorMessage(error: unknown): string {
   if (error instanceof KfnbApiError) {
-    return error.message;
+    return error.text;
   }
   if (error instanceof ServerConnection.NetworkError) {
     return `the server is not reachable (${error.message})`;

@@ -6,7 +6,9 @@
  * - the cell tools (`celltools.ts`) for the active cell, and step badges on the cells;
  * - the run form (`params.ts`): parameters, backend, Run (saves the notebook first);
  * - the notebook's runs (`runs.ts`) and the selected run (`rundetail.ts`), kept live by the
- *   store's event feed (`events.ts`); the selected run's step states are drawn on the DAG.
+ *   store's event feed (`events.ts`). A run is drawn from its record: its own DAG is the
+ *   pipeline stored with it, coloured with its step states; the pipeline section's DAG is the
+ *   notebook as it is now, and no run colours it.
  *
  * Every request's failure ends up as a message in the panel, never as an unhandled rejection.
  */
@@ -101,9 +103,7 @@ export class KfnbPanel extends Widget {
     this._runDetail = new RunDetail({
       cancel: run => this._cancel(run),
       openNotebook: (run, step) => this._openNotebook(run, step),
-      goToCell: index => this._goToCell(index, true),
-      stepSelected: () => this._showSelection(),
-      paramType: name => this._pipeline.pipeline?.parameters[name]?.type ?? null
+      goToCell: index => this._goToCell(index, true)
     });
 
     const header = h(
@@ -305,16 +305,13 @@ export class KfnbPanel extends Widget {
     this._showSelection();
   }
 
-  /** The DAG's selected node: the run's selected step, else the step of the active cell. */
+  /** The notebook DAG's selected node: the step of the active cell. */
   private _showSelection(): void {
-    let step = this._runDetail.run ? this._runDetail.selectedStep : null;
     const nb = this._nb;
-    if (!step && nb) {
-      const index = nb.content.activeCellIndex;
-      step =
-        this._pipeline.pipeline?.steps.find(st => st.cells.includes(index))
-          ?.name ?? null;
-    }
+    const index = nb ? nb.content.activeCellIndex : -1;
+    const step =
+      this._pipeline.pipeline?.steps.find(st => st.cells.includes(index))
+        ?.name ?? null;
     this._pipeline.setSelected(step);
   }
 
@@ -393,12 +390,8 @@ export class KfnbPanel extends Widget {
     );
   }
 
-  /** A DAG node was clicked: its log if a run is shown, and its first cell in the notebook. */
+  /** A node of the notebook's DAG was clicked: go to the step's first cell. */
   private _selectStep(step: string): void {
-    const run = this._runDetail.run;
-    if (run && run.steps.some(st => st.name === step)) {
-      this._runDetail.selectStep(step);
-    }
     const cells =
       this._pipeline.pipeline?.steps.find(st => st.name === step)?.cells ?? [];
     if (cells.length) {
@@ -438,7 +431,7 @@ export class KfnbPanel extends Widget {
         path,
         params: choice.params,
         backend: choice.backend,
-        cache: choice.cache
+        options: choice.options
       });
       this._feed.start();
       if (this._nb === nb) {
@@ -483,8 +476,6 @@ export class KfnbPanel extends Widget {
 
   private _onRunSelected(run: IRun | null): void {
     this._runDetail.show(run);
-    this._pipeline.setStatuses(run ? statusesOf(run) : {});
-    this._showSelection();
     if (run) {
       this._refreshRunSoon(run.id); // the list's copy may lag behind
     }
@@ -494,8 +485,6 @@ export class KfnbPanel extends Widget {
     this._runList.upsert(run);
     if (this._runList.selectedId === run.id) {
       this._runDetail.show(run);
-      this._pipeline.setStatuses(statusesOf(run));
-      this._showSelection();
     }
   }
 
@@ -613,9 +602,4 @@ export class KfnbPanel extends Widget {
   private _runTimer: ReturnType<typeof setTimeout> | 0 = 0;
   private readonly _pendingRuns = new Set<string>();
   private _ticker: ReturnType<typeof setInterval> | 0 = 0;
-}
-
-/** step -> status of a run, for the DAG. */
-function statusesOf(run: IRun): Record<string, string> {
-  return Object.fromEntries(run.steps.map(st => [st.name, st.status]));
 }

@@ -1,21 +1,28 @@
 /**
  * The run form: the pipeline's parameters as typed inputs (number, checkbox for bool, text or
  * JSON for str/list/dict), the backend to run on (`GET backends`; unavailable ones disabled,
- * with why), the step cache switch and the Run button.
+ * with why), the step cache switch (when the backend has a `cache` option) and the Run button.
+ * The backend's options go to `POST runs` as `options`.
  *
  * Values the user typed survive a redraw (the pipeline is described again on every edit) while
  * the parameter keeps its name and type. Only values that differ from the defaults are sent.
  */
 import { runIcon } from '@jupyterlab/ui-components';
 
-import { IBackend, IParameterSpec, IPipelineView } from './api';
+import {
+  IBackend,
+  IBackendOption,
+  IParameterSpec,
+  IPipelineView
+} from './api';
 import { h, pythonLiteral } from './dom';
 
 /** What the Run button asks for. */
 export interface IRunChoice {
   params: Record<string, unknown>;
   backend: string;
-  cache: boolean;
+  /** The backend's options the form set (by name, as `GET backends` lists them). */
+  options: Record<string, unknown>;
 }
 
 type Reader = () => { value: unknown } | { error: string };
@@ -210,7 +217,14 @@ export class RunForm {
 
   private _renderBackendDetail(): void {
     const chosen = this._backends.find(b => b.name === this._backend.value);
-    this._backendDetail.textContent = chosen ? chosen.detail : '';
+    this._backendDetail.textContent = chosen
+      ? [chosen.detail, chosen.fix ? `Fix: ${chosen.fix}` : '']
+          .filter(Boolean)
+          .join(' · ')
+      : '';
+    const cache = this._cacheOption();
+    this._cache.disabled = cache === null;
+    this._cache.title = cache?.help ?? 'This backend has no step cache';
     this._update();
   }
 
@@ -248,11 +262,20 @@ export class RunForm {
       }
     }
     this._error.textContent = '';
-    this._onRun({
-      params,
-      backend: this._backend.value,
-      cache: this._cache.checked
-    });
+    const options: Record<string, unknown> = {};
+    if (this._cacheOption()) {
+      options.cache = this._cache.checked;
+    }
+    this._onRun({ params, backend: this._backend.value, options });
+  }
+
+  /** The chosen backend's `cache` option (a bool), or null when it has none. */
+  private _cacheOption(): IBackendOption | null {
+    const chosen = this._backends.find(b => b.name === this._backend.value);
+    return (
+      chosen?.options?.find(o => o.name === 'cache' && o.type === 'bool') ??
+      null
+    );
   }
 
   private _path: string | null = null;

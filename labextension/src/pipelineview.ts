@@ -3,10 +3,11 @@
  * metrics), its DAG, and its problems. A problem with a cell index is a link to that cell.
  *
  * When the notebook stops being a valid pipeline while it is edited, the last good DAG stays,
- * dimmed, above the problems; a run's step states are drawn on the DAG (`setStatuses`).
+ * dimmed, above the problems. This is the notebook as it is now: no run's step states are drawn
+ * here (a run's detail draws the pipeline stored with the run).
  */
 import { IPipeline, IPipelineView, IProblem } from './api';
-import { renderDag, setSelected, setStatuses } from './dag';
+import { renderDag, setSelected } from './dag';
 import { h, pythonLiteral } from './dom';
 
 /** How far a wide graph is shrunk to fit the panel before it scrolls instead. */
@@ -63,7 +64,6 @@ export class PipelineView {
       this._key = key;
       this._pipeline = pipeline;
       this._svg = renderDag(pipeline, {
-        statuses: this._statuses,
         selected: this._selected,
         onSelect: step => this._actions.selectStep(step)
       });
@@ -79,14 +79,6 @@ export class PipelineView {
         ? h('span', { class: 'kfnb-Muted' }, ` · ${pipeline.description}`)
         : ''
     );
-  }
-
-  /** Draw a run's step states (`{}`: none). */
-  setStatuses(statuses: Record<string, string>): void {
-    this._statuses = statuses;
-    if (this._svg) {
-      setStatuses(this._svg, statuses);
-    }
   }
 
   setSelected(step: string | null): void {
@@ -210,7 +202,6 @@ export class PipelineView {
   private _pipeline: IPipeline | null = null;
   private _svg: SVGSVGElement | null = null;
   private _key = '';
-  private _statuses: Record<string, string> = {};
   private _selected: string | null = null;
   private readonly _summary = h('p', { class: 'kfnb-PipelineView-summary' });
   private readonly _dag = h('div', { class: 'kfnb-Dag' });

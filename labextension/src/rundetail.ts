@@ -1,9 +1,12 @@
 /**
  * The detail of one run: status, Cancel (while it goes on), the KFP link of a remote run, its
- * parameters, one row per step (status, duration, attempts, cached mark, Log and Notebook
- * buttons), the selected step's streaming log and the metrics table.
+ * parameters, the DAG of the pipeline it ran with its step states, one row per step (status,
+ * duration, attempts, cached mark, Log and Notebook buttons), the selected step's streaming log
+ * and the metrics table.
  *
- * The step states are also drawn on the pipeline's DAG; the panel does that from `run`.
+ * A run is drawn from its record alone: the DAG is the pipeline stored with the run when it was
+ * submitted (`run.pipeline`), never the notebook as it is now (which the panel's pipeline
+ * section shows). A run recorded before runs kept their pipeline has no DAG.
  */
 import {
   closeIcon,
@@ -17,10 +20,12 @@ import {
   getMetrics,
   IEvent,
   IMetricValue,
+  IPipeline,
   IRun,
   IStepRun,
   TERMINAL_RUN
 } from './api';
+import { renderDag, setSelected, setStatuses } from './dag';
 import { h, pythonLiteral } from './dom';
 import { LogView } from './logview';
 import { durationText } from './runs';
@@ -31,10 +36,6 @@ export interface IRunActions {
   cancel(run: IRun): Promise<void>;
   openNotebook(run: IRun, step: string): Promise<void>;
   goToCell(index: number): void;
-  /** The selected step changed (to draw it on the DAG). */
-  stepSelected(step: string | null): void;
-  /** The type of a pipeline parameter, to show its value (null: unknown). */
-  paramType(name: string): string | null;
 }
 
 export class RunDetail {
@@ -70,7 +71,6 @@ export class RunDetail {
       this._step = defaultStep(run);
       this._metrics = [];
       this._metricsKey = '';
-      this._actions.stepSelected(this._step);
     } else if (before === signature(run)) {
       return;
     } else if (!this._stepChosen) {
@@ -84,7 +84,6 @@ export class RunDetail {
       ) {
         this._step = next;
         this._closeLog();
-        this._actions.stepSelected(next);
       }
     }
     this._render();
@@ -102,7 +101,6 @@ export class RunDetail {
     this._step = step;
     this._stepChosen = true;
     this._closeLog();
-    this._actions.stepSelected(step);
     if (this._run) {
       this._render();
     }
@@ -213,11 +211,12 @@ export class RunDetail {
             params
               .map(
                 ([k, v]) =>
-                  `${k}=${pythonLiteral(this._actions.paramType(k), v)}`
+                  `${k}=${pythonLiteral(run.pipeline?.parameters[k]?.type ?? null, v)}`
               )
               .join(', ')
           )
         : '',
+      this._dagOf(run),
       h(
         'ul',
         { class: 'kfnb-StepRows' },
@@ -230,6 +229,37 @@ export class RunDetail {
       const [top, bottom] = logScroll;
       log.scrollTop = top >= bottom - 24 ? log.scrollHeight : top;
     }
+  }
+
+  /** The DAG of the pipeline the run ran, its step states and the selected step on it. */
+  private _dagOf(run: IRun): HTMLElement {
+    const pipeline = run.pipeline;
+    if (!pipeline) {
+      this._svg = null;
+      this._dagKey = '';
+      return h(
+        'p',
+        { class: 'kfnb-Muted kfnb-RunDetail-noDag' },
+        'This run was recorded before runs kept their pipeline: no graph to show.'
+      );
+    }
+    const statuses = statusesOf(run);
+    const key = `${run.id}\n${JSON.stringify(pipeline)}`;
+    if (key !== this._dagKey || !this._svg) {
+      this._dagKey = key;
+      this._svg = renderDag(pipeline, {
+        statuses,
+        selected: this._step,
+        onSelect: step => this.selectStep(step)
+      });
+      this._dag.replaceChildren(this._svg);
+      this._dag.dataset.runId = run.id;
+      fitWidth(this._svg, pipeline);
+    } else {
+      setStatuses(this._svg, statuses);
+      setSelected(this._svg, this._step);
+    }
+    return this._dag;
   }
 
   private _stepRow(run: IRun, st: IStepRun): HTMLElement {
@@ -448,11 +478,29 @@ export class RunDetail {
   }
 
   private _run: IRun | null = null;
+  private readonly _dag = h('div', { class: 'kfnb-Dag kfnb-RunDetail-dag' });
+  private _svg: SVGSVGElement | null = null;
+  private _dagKey = '';
   private _step: string | null = null;
   private _stepChosen = false;
   private _logView: LogView | null = null;
   private _metrics: IMetricValue[] = [];
   private _metricsKey = '';
+}
+
+/** step -> status of a run, for its DAG. */
+function statusesOf(run: IRun): Record<string, string> {
+  return Object.fromEntries(run.steps.map(st => [st.name, st.status]));
+}
+
+/** Let a wide graph shrink with the panel (its height follows its aspect ratio). */
+function fitWidth(svg: SVGSVGElement, pipeline: IPipeline): void {
+  const box = svg.viewBox.baseVal;
+  svg.removeAttribute('height');
+  svg.style.maxWidth = '100%';
+  svg.style.height = 'auto';
+  svg.setAttribute('aria-label', `Pipeline ${pipeline.name} as this run ran it`);
+  svg.setAttribute('width', String(box?.width ?? ''));
 }
 
 /** What changes when a run moves on (to redraw only then). */

@@ -36,8 +36,16 @@ def to_json_schema(node: Any) -> Any:
         return [to_json_schema(n) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {k: to_json_schema(v) for k, v in node.items() if k != "nullable"}
-    if node.get("nullable"):
+    out = {
+        k: (
+            {name: to_json_schema(p) for name, p in v.items()}  # names, not a schema
+            if k == "properties"
+            else to_json_schema(v)
+        )
+        for k, v in node.items()
+        if k != "nullable"
+    }
+    if node.get("nullable") is True:
         return {"anyOf": [out, {"type": "null"}]}
     return out
 

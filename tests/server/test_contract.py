@@ -16,7 +16,7 @@ import pytest
 from api_client import PREFIX, Api, load_contract, to_json_schema
 from jupyter_server.auth import Authorizer
 
-from kfnb.server_ext.handlers import API_VERSION
+from kfnb.server_ext.base import API_VERSION
 
 CONTRACT = load_contract()
 OPERATIONS = [
@@ -112,7 +112,7 @@ async def test_version_answers_the_contract_version(api: Api) -> None:
     import kfnb
 
     body = (await api.get("version", expect=200)).body
-    assert body == {"version": kfnb.__version__, "api": 2}
+    assert body == {"version": kfnb.__version__, "api": 3}
 
 
 @pytest.mark.parametrize(

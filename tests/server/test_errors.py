@@ -1,4 +1,6 @@
-"""Errors leave the kfnb REST API in one shape: ``{"code": <status>, "message": <text>}``."""
+"""Errors leave the kfnb REST API in one shape: ``{"code", "message", "fix", "where"}`` (plus
+``cell_index`` and ``cell_line`` for an error at a notebook cell), read from the error's
+attributes."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 import pytest
 import tornado.web
+from api_client import component, load_contract, validate
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 from tornado.httpclient import HTTPClientError, HTTPResponse
@@ -16,15 +19,16 @@ from tornado.web import HTTPError
 from kfnb.backends import BackendError
 from kfnb.errors import KfnbError, NotebookError, PipelineError
 from kfnb.params import ParameterError
+from kfnb.server_ext.base import KfnbHandler
 from kfnb.server_ext.errors import BadRequest, Conflict, NotFound
-from kfnb.server_ext.handlers import KfnbHandler
 from kfnb.tracking import AmbiguousRunId, InvalidTransition, RunNotFound, StepNotFound
 
 Fetch = Callable[..., Awaitable[HTTPResponse]]
+CONTRACT = load_contract()
 
 CASES = [
     pytest.param(PipelineError("cycle: a -> b -> a"), 400, "cycle: a -> b -> a", id="pipeline"),
-    pytest.param(NotebookError("unknown step", cell_index=3), 400, "cell 3: unknown step", id="nb"),
+    pytest.param(NotebookError("unknown step", cell_index=3), 400, "unknown step", id="nb"),
     pytest.param(FileNotFoundError("no such run"), 404, "no such run", id="not-found"),
     pytest.param(ParameterError("parameter 'n' is an int"), 400, "parameter 'n'", id="param"),
     pytest.param(BackendError("unknown backend 'x'"), 400, "unknown backend", id="backend"),
@@ -42,15 +46,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("error", "status", "message"), CASES)
-async def test_errors_map_to_json_bodies(
-    jp_fetch: Fetch,
-    jp_serverapp: Any,
-    jp_base_url: str,
-    error: BaseException,
-    status: int,
-    message: str,
-) -> None:
+def failing_route(jp_serverapp: Any, jp_base_url: str, error: BaseException) -> None:
+    """A kfnb handler at ``kfnb/api/test-failing`` whose GET raises ``error``."""
+
     class Failing(KfnbHandler):
         @tornado.web.authenticated
         @authorized
@@ -60,14 +58,98 @@ async def test_errors_map_to_json_bodies(
     route = url_path_join(jp_base_url, "kfnb", "api", "test-failing")
     jp_serverapp.web_app.add_handlers(".*$", [(route, Failing)])
 
+
+async def error_of(jp_fetch: Fetch) -> tuple[int, dict[str, Any]]:
     with pytest.raises(HTTPClientError) as caught:
         await jp_fetch("kfnb", "api", "test-failing")
-
     response = caught.value.response
     assert response is not None
-    assert caught.value.code == status
     assert response.headers["Content-Type"].startswith("application/json")
-    body = json.loads(response.body)
+    body: dict[str, Any] = json.loads(response.body)
+    validate(CONTRACT, body, component(CONTRACT, "Error"))
+    return caught.value.code, body
+
+
+@pytest.mark.parametrize(("error", "status", "message"), CASES)
+async def test_errors_map_to_json_bodies(
+    jp_fetch: Fetch,
+    jp_serverapp: Any,
+    jp_base_url: str,
+    error: BaseException,
+    status: int,
+    message: str,
+) -> None:
+    failing_route(jp_serverapp, jp_base_url, error)
+    code, body = await error_of(jp_fetch)
+    assert code == status
     assert body["code"] == status
     assert body["message"].startswith(message)
     assert "secret internals" not in body["message"]
+    assert "Fix:" not in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        pytest.param(
+            NotebookError(
+                "step 'b' reads 'y', which no step defines",
+                cell_index=4,
+                cell_line="z = y + 1",
+                fix="define y in an earlier step",
+                path="pipe.ipynb",
+            ),
+            {
+                "code": 400,
+                "message": "step 'b' reads 'y', which no step defines",
+                "fix": "define y in an earlier step",
+                "where": "pipe.ipynb, cell 4 ('z = y + 1')",
+                "cell_index": 4,
+                "cell_line": "z = y + 1",
+            },
+            id="notebook-cell",
+        ),
+        pytest.param(
+            BackendError("backend 'local' has no option 'max_paralel'", fix="did you mean x?"),
+            {
+                "code": 400,
+                "message": "backend 'local' has no option 'max_paralel'",
+                "fix": "did you mean x?",
+                "where": None,
+            },
+            id="fix",
+        ),
+        pytest.param(
+            KfnbError("the store is locked", where="/data/kfnb/runs.db", fix="wait"),
+            {
+                "code": 500,
+                "message": "the store is locked",
+                "fix": "wait",
+                "where": "/data/kfnb/runs.db",
+            },
+            id="where",
+        ),
+        pytest.param(
+            RuntimeError("secret internals. Fix: nothing"),
+            {
+                "code": 500,
+                "message": "Internal server error; the Jupyter server log has the details.",
+                "fix": None,
+                "where": None,
+            },
+            id="internal",
+        ),
+    ],
+)
+async def test_error_bodies_carry_the_errors_attributes(
+    jp_fetch: Fetch,
+    jp_serverapp: Any,
+    jp_base_url: str,
+    error: BaseException,
+    expected: dict[str, Any],
+) -> None:
+    """``fix``, ``where`` and the cell come from the error's attributes, not from its text."""
+    failing_route(jp_serverapp, jp_base_url, error)
+    code, body = await error_of(jp_fetch)
+    assert code == expected["code"]
+    assert body == expected

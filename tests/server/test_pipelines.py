@@ -59,6 +59,8 @@ async def test_describe_a_broken_notebook(api: Api, write_notebook: Write) -> No
     assert problem["cell_line"] == "y = undefined_thing + x"
     assert "undefined_thing" in problem["message"]
     assert problem["fix"] and "define 'undefined_thing'" in problem["fix"]
+    assert "Fix:" not in problem["message"]
+    assert problem["where"] and problem["where"].endswith("cell 2 ('y = undefined_thing + x')")
 
 
 async def test_a_pipeline_wide_problem_has_no_cell(api: Api, write_notebook: Write) -> None:
@@ -75,6 +77,7 @@ async def test_a_pipeline_wide_problem_has_no_cell(api: Api, write_notebook: Wri
             "cell_index": None,
             "cell_line": None,
             "fix": "rename it",
+            "where": None,
         }
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,14 @@ class FakeHandle(RunHandle):
         return self.status
 
 
+@dataclass
+class NoOptions:
+    """The config of the fake backends: they take no options."""
+
+
 class FakeRemote(Backend):
     name = "fake-remote"
-    config_class = dict
+    config_class = NoOptions
 
     def submit(self, pipeline: Any, params: Any, store: Store) -> RunHandle:
         raise NotImplementedError

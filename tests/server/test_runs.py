@@ -12,6 +12,9 @@ import nbformat
 import pytest
 from api_client import Api, Write
 
+import kfnb
+from kfnb.backends import BackendError
+
 PIPE = (
     ("pipeline-parameters", "n = 3\nscale = 1.5"),
     ("step:make", "xs = list(range(n))\nprint('made', xs)\nprint('é' * 40)"),
@@ -134,7 +137,7 @@ async def test_list_filters_and_pages(api: Api, write_notebook: Write) -> None:
     await api.wait_run(first["id"])
     failed = await start(api, fails)
     await api.wait_run(failed["id"])
-    second = await start(api, one, cache=False)
+    second = await start(api, one, options={"cache": False})
     await api.wait_run(second["id"])
 
     everything = (await api.get("runs", expect=200)).body
@@ -186,7 +189,7 @@ async def test_list_filters_and_pages(api: Api, write_notebook: Write) -> None:
     [
         ({"n": "many"}, ["'n'", "int", "'many'"]),
         ({"n": 2.5}, ["'n'", "int", "float"]),
-        ({"nn": 1}, ["no parameter 'nn'", "did you mean 'n'"]),
+        ({"nn": 1}, ["no parameter 'nn'", "fix: did you mean 'n'"]),
         ({"scale": [1]}, ["'scale'", "float"]),
     ],
 )
@@ -195,16 +198,17 @@ async def test_bad_parameter_values_are_bad_requests(
 ) -> None:
     path = write_notebook("pipe.ipynb", *PIPE)
     reply = await api.post("runs", body={"path": path, "params": params}, expect=400)
+    said = f"{reply.body['message']} fix: {reply.body['fix']}"
     for word in words:
-        assert word in reply.body["message"], reply.body
+        assert word in said, reply.body
     assert (await api.get("runs", expect=200)).body["total"] == 0
 
 
-async def test_a_string_for_a_typed_parameter_is_read_like_the_cli(
-    api: Api, write_notebook: Write
-) -> None:
+async def test_param_strings_are_read_like_the_cli(api: Api, write_notebook: Write) -> None:
     path = write_notebook("pipe.ipynb", *PIPE)
-    run = await start(api, path, params={"n": "2", "scale": "2"}, max_parallel=1)
+    run = await start(
+        api, path, param_strings={"n": "2", "scale": "2"}, options={"max_parallel": 1}
+    )
     assert run["params"] == {"n": 2, "scale": 2.0}
     done = await api.wait_run(run["id"])
     assert done["status"] == "SUCCEEDED" and done["metrics"]["total"] == 2.0
@@ -218,15 +222,20 @@ async def test_bad_run_requests(api: Api, write_notebook: Write) -> None:
     reply = await api.post("runs", body={"path": broken}, expect=400)
     assert "nowhere" in reply.body["message"]
     for body in (
-        {"path": path, "max_parallel": 0},
-        {"path": path, "max_parallel": "2"},
-        {"path": path, "cache": "yes"},
+        {"path": path, "options": {"max_parallel": "lots"}},
+        {"path": path, "options": {"cache": "maybe"}},
+        {"path": path, "options": [1]},
         {"path": path, "params": [1]},
+        {"path": path, "params": {"n": "2"}},  # a text for an int goes in param_strings
+        {"path": path, "param_strings": {"n": 2}},
+        {"path": path, "param_strings": {"n": "two"}},
         {"path": path, "backend": 3},
         {"path": path, "colour": "red"},
         {},
     ):
         await api.post("runs", body=body, expect=400)
+    moved = await api.post("runs", body={"path": path, "cache": False}, expect=400)
+    assert "cache" in moved.body["message"] and '"options"' in moved.body["fix"]
     reply = await api.post("runs", raw=b'{"path": ', expect=400)
     assert "JSON" in reply.body["message"]
     assert (await api.get("runs", expect=200)).body["total"] == 0
@@ -271,3 +280,27 @@ async def test_runs_take_their_kernels_from_the_servers_warm_pool(
     assert done["status"] == "SUCCEEDED", done
     [pool] = (await api.get("pool", expect=200)).body
     assert pool["size"] == 1 and pool["started"] >= 2  # the steps' kernels came from it
+
+
+async def test_an_unknown_option_is_the_error_the_cli_and_python_give(
+    api: Api, write_notebook: Write, tmp_path: Path
+) -> None:
+    """REST does not drop an option it does not know: the backend's own ``BackendError``."""
+    path = write_notebook("pipe.ipynb", *PIPE)
+    reply = await api.post("runs", body={"path": path, "options": {"max_paralel": 2}}, expect=400)
+    with pytest.raises(BackendError) as caught:
+        kfnb.run(tmp_path / "unused.ipynb", backend="local", max_paralel=2)
+    assert reply.body == {"code": 400, **caught.value.to_dict()}
+    assert "'max_paralel'" in reply.body["message"] and "max_parallel" in reply.body["fix"]
+    assert (await api.get("runs", expect=200)).body["total"] == 0
+
+
+async def test_options_reach_the_backend(api: Api, write_notebook: Write) -> None:
+    """``options.cache`` false: the second run of a notebook runs its steps again."""
+    path = write_notebook("one.ipynb", ("step:only", "x = 1"))
+    first = await api.wait_run((await start(api, path))["id"])
+    cached = await api.wait_run((await start(api, path))["id"])
+    fresh = await api.wait_run((await start(api, path, options={"cache": False}))["id"])
+    assert [s["status"] for s in first["steps"]] == ["SUCCEEDED"]
+    assert [s["status"] for s in cached["steps"]] == ["CACHED"]
+    assert [s["status"] for s in fresh["steps"]] == ["SUCCEEDED"]

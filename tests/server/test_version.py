@@ -10,7 +10,7 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
 import kfnb
-from kfnb.server_ext.handlers import API_VERSION
+from kfnb.server_ext.base import API_VERSION
 
 Fetch = Callable[..., Awaitable[HTTPResponse]]
 

@@ -8,9 +8,14 @@ fixture's own run store.
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import Any
 
+import nbformat
 import pytest
 from lab_pages import (
     Lab,
@@ -24,6 +29,7 @@ from lab_pages import (
     wait_until,
     widen_panel,
 )
+from nbformat.v4 import new_code_cell, new_notebook
 from playwright.sync_api import Page, Route, expect
 
 pytestmark = pytest.mark.browser
@@ -129,12 +135,14 @@ def test_run_from_the_panel(
     # the new run is listed and selected at once, and its steps go green without a reload
     item = panel.locator(".kfnb-RunItem").first
     expect(item).to_have_class(re.compile(r"kfnb-RunItem--selected"))
+    detail = panel.locator(".kfnb-RunDetail")
     for step in STEPS:
-        expect(panel.locator(f'.kfnb-Node[data-step="{step}"]')).to_have_class(
+        expect(detail.locator(f'.kfnb-Node[data-step="{step}"]')).to_have_class(
             re.compile(r"kfnb-Node--SUCCEEDED"), timeout=RUN_TIMEOUT_MS
         )
+    # the notebook's own DAG is not coloured by a run
+    expect(panel.locator(".kfnb-PipelineView .kfnb-Node--SUCCEEDED")).to_have_count(0)
     expect(item).to_have_class(re.compile(r"kfnb-RunItem--SUCCEEDED"))
-    detail = panel.locator(".kfnb-RunDetail")
     expect(detail.locator(".kfnb-RunDetail-status")).to_have_text("succeeded")
     expect(detail.locator(".kfnb-RunDetail-params")).to_contain_text("n=6")
     metric = detail.locator('.kfnb-Metrics tr[data-metric="total"] .kfnb-Metrics-value')
@@ -143,7 +151,7 @@ def test_run_from_the_panel(
     # a step's log
     detail.locator('.kfnb-StepRow[data-step="load"] .kfnb-StepRow-log').click()
     expect(detail.locator('.kfnb-Log[data-step="load"]')).to_contain_text("loaded 6 numbers")
-    expect(panel.locator('.kfnb-Node[data-step="load"]')).to_have_class(
+    expect(detail.locator('.kfnb-Node[data-step="load"]')).to_have_class(
         re.compile(r"kfnb-Node--selected")
     )
     run_id = item.get_attribute("data-run-id")
@@ -197,12 +205,12 @@ def test_a_running_step_streams_its_log_and_can_be_canceled(
     expect(panel.locator(".kfnb-Dag .kfnb-Node")).to_have_count(2)
     panel.locator(".kfnb-RunForm-run").click()
 
-    sleeping = panel.locator('.kfnb-Node[data-step="sleep"]')
+    detail = panel.locator(".kfnb-RunDetail")
+    sleeping = detail.locator('.kfnb-Node[data-step="sleep"]')
     expect(sleeping).to_have_class(re.compile(r"kfnb-Node--RUNNING"), timeout=RUN_TIMEOUT_MS)
-    expect(panel.locator('.kfnb-Node[data-step="prepare"]')).to_have_class(
+    expect(detail.locator('.kfnb-Node[data-step="prepare"]')).to_have_class(
         re.compile(r"kfnb-Node--SUCCEEDED")
     )
-    detail = panel.locator(".kfnb-RunDetail")
     # the detail follows the running step: its log streams while it runs
     expect(detail.locator('.kfnb-Log[data-step="sleep"]')).to_contain_text("sleeping")
     item = panel.locator(".kfnb-RunItem").first
@@ -257,11 +265,11 @@ def test_runs_update_by_polling_and_reuse_cached_results(
     # newest first; the second run reused every step
     expect(panel.locator(".kfnb-RunItem").first).to_have_attribute("data-run-id", ids[1])
     expect(panel.locator(".kfnb-RunItem").first.locator(".kfnb-RunItem-cached")).to_be_visible()
+    detail = panel.locator(".kfnb-RunDetail")
     for step in STEPS:
-        expect(panel.locator(f'.kfnb-Node[data-step="{step}"]')).to_have_class(
+        expect(detail.locator(f'.kfnb-Node[data-step="{step}"]')).to_have_class(
             re.compile(r"kfnb-Node--CACHED")
         )
-    detail = panel.locator(".kfnb-RunDetail")
     expect(detail.locator(".kfnb-StepRow-cached")).to_have_count(4)
     streams = [url for url in asked if "wait=0" not in url]
     polls = [url for url in asked if "wait=0" in url]
@@ -285,7 +293,10 @@ FAKE_KFP_RUN = {
     "finished_at": None,
     "error": None,
     "parent_id": None,
+    "child_count": 0,
     "remote": {"run_id": "abc", "url": "https://kfp.example.com/#/runs/details/abc"},
+    "spec": {"source": "/somewhere/fanout.ipynb"},
+    "pipeline": None,  # set below: the pipeline as the server describes fanout.ipynb
     "steps": [
         {
             "run_id": "kfp-run-1",
@@ -311,22 +322,25 @@ FAKE_KFP_RUN = {
 }
 
 
-def test_a_kfp_run_links_to_the_kfp_ui(page: Page, lab_url: str, page_errors: list[str]) -> None:
+def test_a_kfp_run_links_to_the_kfp_ui(
+    page: Page, lab: Lab, lab_url: str, page_errors: list[str]
+) -> None:
     """A remote run (answers of the server faked here: no cluster) shows its KFP link, its
     step states on the DAG and a Cancel button."""
+    fake_run = {**FAKE_KFP_RUN, "pipeline": describe(lab, "fanout.ipynb")}
 
     def fake(route: Route) -> None:
         url = route.request.url
         if route.request.method != "GET":
             route.continue_()
         elif re.search(r"/kfnb/api/runs\?", url):
-            route.fulfill(json={"runs": [FAKE_KFP_RUN], "total": 1})
+            route.fulfill(json={"runs": [fake_run], "total": 1})
         elif re.search(r"/kfnb/api/runs/kfp-run-1/metrics", url):
             route.fulfill(json={"metrics": []})
         elif re.search(r"/kfnb/api/runs/kfp-run-1/steps/[^/]+/log", url):
             route.fulfill(json={"text": "", "offset": 0, "done": False})
         elif re.search(r"/kfnb/api/runs/kfp-run-1(\?|$)", url):
-            route.fulfill(json=FAKE_KFP_RUN)
+            route.fulfill(json=fake_run)
         else:
             route.continue_()
 
@@ -341,10 +355,11 @@ def test_a_kfp_run_links_to_the_kfp_ui(page: Page, lab_url: str, page_errors: li
     expect(link).to_have_attribute("href", "https://kfp.example.com/#/runs/details/abc")
     expect(link).to_have_attribute("target", "_blank")
     expect(panel.locator(".kfnb-RunDetail-cancel")).to_be_enabled()
-    expect(panel.locator('.kfnb-Node[data-step="squares"]')).to_have_class(
+    detail = panel.locator(".kfnb-RunDetail")
+    expect(detail.locator('.kfnb-Node[data-step="squares"]')).to_have_class(
         re.compile(r"kfnb-Node--RUNNING")
     )
-    expect(panel.locator('.kfnb-Node[data-step="report"]')).to_have_class(
+    expect(detail.locator('.kfnb-Node[data-step="report"]')).to_have_class(
         re.compile(r"kfnb-Node--PENDING")
     )
     expect(panel.locator(".kfnb-RunItem-backend").first).to_have_text("kfp")
@@ -375,3 +390,75 @@ def test_the_panel_works_when_restored_open(
     expect(panel.locator(".kfnb-RunForm-backend")).to_have_value("local")
     expect(panel.locator(".kfnb-RunForm-run")).to_be_enabled()
     assert page_errors == []
+
+
+def describe(lab: Lab, path: str) -> dict[str, Any]:
+    """The server's pipeline of the saved notebook at ``path`` (``GET pipeline``)."""
+    url = f"{lab.url}kfnb/api/pipeline?path={urllib.parse.quote(path)}"
+    request = urllib.request.Request(url, headers={"Authorization": f"token {lab.token}"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        view: dict[str, Any] = json.loads(answer.read())
+    return view["pipeline"]
+
+
+EDIT_NOTEBOOK = """async () => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    const model = panel.content.model;
+    const last = model.cells.get(model.cells.length - 1);
+    last.setMetadata('tags', ['step:summary']);       // the step `report` is renamed
+    model.sharedModel.insertCell(model.cells.length, {
+        cell_type: 'code', source: 'print(total)', metadata: {tags: ['step:extra']}
+    });                                               // and a step is added after it
+    await panel.context.save();
+    return true;
+}"""
+
+
+def test_a_run_is_drawn_as_it_ran_after_the_notebook_changes(
+    page: Page, lab: Lab, lab_url: str, page_errors: list[str]
+) -> None:
+    """Run a notebook, rename a step and add one (saved), open the old run: its DAG shows the
+    steps as they ran, while the pipeline section shows the notebook as it is now."""
+    write_ran_notebook(lab.root / "ran.ipynb")
+    open_lab(page, lab_url)
+    open_notebook(page, "ran.ipynb")
+    panel = open_panel(page)
+    expect(panel.locator(".kfnb-PipelineView .kfnb-Node")).to_have_count(2)
+    panel.locator(".kfnb-RunForm-run").click()
+    item = panel.locator(".kfnb-RunItem").first
+    expect(item).to_have_class(re.compile(r"kfnb-RunItem--SUCCEEDED"), timeout=RUN_TIMEOUT_MS)
+    run_id = item.get_attribute("data-run-id")
+
+    wait_until(page, EDIT_NOTEBOOK)
+    live = panel.locator(".kfnb-PipelineView .kfnb-Node")
+    expect(live).to_have_count(3)
+    expect(panel.locator('.kfnb-PipelineView .kfnb-Node[data-step="summary"]')).to_be_visible()
+
+    open_lab(page, lab_url)  # a fresh page: everything read again from the server
+    open_notebook(page, "ran.ipynb")
+    panel = open_panel(page)
+    expect(panel.locator(".kfnb-PipelineView .kfnb-Node")).to_have_count(3)
+    panel.locator(f'.kfnb-RunItem[data-run-id="{run_id}"]').click()
+    drawn = panel.locator(".kfnb-RunDetail-dag .kfnb-Node")
+    expect(drawn).to_have_count(2)
+    assert [n.get_attribute("data-step") for n in drawn.all()] == ["make", "report"]
+    for step in ("make", "report"):
+        node = panel.locator(f'.kfnb-RunDetail-dag .kfnb-Node[data-step="{step}"]')
+        expect(node).to_have_class(re.compile(r"kfnb-Node--SUCCEEDED"))
+    edge = panel.locator('.kfnb-RunDetail-dag .kfnb-EdgeLabel[data-source="make"] text')
+    expect(edge).to_have_text("xs")
+    assert page_errors == []
+
+
+def write_ran_notebook(path: Path) -> None:
+    """Two quick steps, ``make`` -> ``report`` (``xs`` flows on the edge)."""
+    nb = new_notebook(
+        cells=[
+            new_code_cell("xs = [1, 2]", metadata={"tags": ["step:make"]}),
+            new_code_cell("total = sum(xs)", metadata={"tags": ["step:report"]}),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    nbformat.write(nb, path)

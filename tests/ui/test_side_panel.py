@@ -11,6 +11,7 @@ from lab_pages import PANEL, open_lab, open_panel
 from playwright.sync_api import Page, Route, expect
 
 import kfnb
+from kfnb.server_ext.base import API_VERSION
 
 pytestmark = pytest.mark.browser
 
@@ -40,4 +41,5 @@ def test_panel_warns_when_versions_differ(page: Page, lab_url: str) -> None:
     expect(warning).to_be_visible()
     expect(warning).to_contain_text(f"frontend is {kfnb.__version__}")
     expect(warning).to_contain_text("server runs kfnb 99.0.0")
-    expect(warning).to_contain_text("speaks REST API 1; this frontend expects 2")
+    # the frontend speaks the contract version this server does
+    expect(warning).to_contain_text(f"speaks REST API 1; this frontend expects {API_VERSION}")

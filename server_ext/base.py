@@ -1,12 +1,15 @@
-"""The base of the kfnb REST handlers, the handshake routes and the route table.
+"""The base of the kfnb REST handlers: one handler class, one error table, one JSON encoding.
 
 The contract is ``server_ext/API.md`` (prose) and ``server_ext/openapi.yaml`` (machine-readable);
-the TypeScript side mirrors it in ``labextension/src/api.ts``.
+the TypeScript side mirrors it in ``labextension/src/api.ts``. The resource modules
+(``handshake``, ``pipelines``, ``backends``, ``runs``, ``events``) import this module only;
+``routes`` imports them and builds the route table, so nothing imports in a circle.
 
 Every route is ``<base_url>/kfnb/api/<name>``, every verb is authenticated and authorized on the
-resource ``kfnb``, and every error leaves as a JSON body ``{"code": <HTTP status>, "message":
-<what went wrong>}``: exceptions are mapped to statuses in one table, :data:`ERROR_STATUS`, by
-:meth:`KfnbHandler.write_error`.
+resource ``kfnb``, and every error leaves as one JSON body ``{"code", "message", "fix",
+"where"}`` (plus ``cell_index`` and ``cell_line`` for an error located at a notebook cell):
+exceptions are mapped to statuses in one table, :data:`ERROR_STATUS`, and the body is read from
+the error's attributes (``KfnbError.to_dict()``), never parsed out of its text.
 
 ``API_VERSION`` counts breaking changes of this contract; the frontend checks it in its
 handshake together with the package version.
@@ -16,32 +19,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import tornado.web
-from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
-from jupyter_server.utils import url_path_join
 
-import kfnb
+from kfnb import jsonio
 from kfnb.backends import BackendError
 from kfnb.errors import KfnbError, NotebookError, PipelineError, SourceError
 from kfnb.params import ParameterError
-from kfnb.tracking import (
-    AmbiguousRunId,
-    InvalidTransition,
-    RunNotFound,
-    StepNotFound,
-    Store,
-)
+from kfnb.tracking import AmbiguousRunId, InvalidTransition, RunNotFound, StepNotFound, Store
 
 from .config import KfnbServerSettings
 from .errors import BadRequest, Conflict, NotFound
 from .paths import ContentsPaths
 
-API_VERSION = 2
+#: 3: errors carry ``fix`` and ``where`` apart from ``message``; runs carry their pipeline;
+#: ``POST runs`` takes backend ``options`` and ``param_strings``.
+API_VERSION = 3
 
 T = TypeVar("T")
 
@@ -65,6 +61,8 @@ ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (KfnbError, 500),
 )
 
+INTERNAL = "Internal server error; the Jupyter server log has the details."
+
 
 def error_status(error: BaseException) -> int | None:
     """The HTTP status an exception maps to, or None when it is not a known kind."""
@@ -74,9 +72,27 @@ def error_status(error: BaseException) -> int | None:
     return None
 
 
+def error_body(status: int, error: BaseException | None, reason: str) -> dict[str, Any]:
+    """The JSON body of an error response: ``{code, message, fix, where}`` from the error's
+    attributes, plus ``cell_index`` and ``cell_line`` when it names a notebook cell."""
+    body: dict[str, Any] = {"code": status, "message": reason, "fix": None, "where": None}
+    if isinstance(error, tornado.web.HTTPError):
+        if error.log_message:
+            text = error.log_message % error.args if error.args else error.log_message
+            body["message"] = text
+    elif isinstance(error, KfnbError) and error_status(error) is not None:
+        found = error.to_dict()
+        body.update(message=found["message"], fix=found["fix"], where=found["where"])
+        if isinstance(error, NotebookError):
+            body.update(cell_index=error.cell_index, cell_line=error.cell_line)
+    elif error is not None:
+        body["message"] = str(error) if error_status(error) is not None else INTERNAL
+    return body
+
+
 def dumps(value: Any) -> str:
-    """JSON for a response body (values JSON cannot hold, e.g. a ``Path``, as strings)."""
-    return json.dumps(value, default=str)
+    """JSON for a response body: ``kfnb.jsonio.dumps`` (NaN -> null, paths as strings)."""
+    return jsonio.dumps(value)
 
 
 def server_store(settings: dict[str, Any]) -> Store:
@@ -89,7 +105,7 @@ def server_store(settings: dict[str, Any]) -> Store:
 
 
 class KfnbHandler(APIHandler):
-    """Base of all kfnb handlers: JSON in, JSON out, errors as ``{code, message}``."""
+    """Base of all kfnb handlers: JSON in, JSON out, errors as ``{code, message, fix, where}``."""
 
     auth_resource = "kfnb"
 
@@ -109,8 +125,9 @@ class KfnbHandler(APIHandler):
         root = getattr(manager, "root_dir", None)
         if not root:
             raise KfnbError(
-                "the kfnb extension needs a contents manager with files on disk "
-                f"(root_dir); this server uses {type(manager).__name__}"
+                "the kfnb extension needs a contents manager with files on disk (root_dir); "
+                f"this server uses {type(manager).__name__}",
+                fix="run Jupyter with a file contents manager",
             )
         return ContentsPaths(str(root), allow_hidden=bool(getattr(manager, "allow_hidden", False)))
 
@@ -138,7 +155,9 @@ class KfnbHandler(APIHandler):
         except ValueError:
             raise BadRequest(f"query argument {name}={raw!r} is not an integer") from None
         if not low <= value <= high:
-            raise BadRequest(f"query argument {name}={value} is out of range: use {low} to {high}")
+            raise BadRequest(
+                f"query argument {name}={value} is out of range", fix=f"use {low} to {high}"
+            )
         return value
 
     def reply(self, value: Any, status: int = 200) -> None:
@@ -147,77 +166,17 @@ class KfnbHandler(APIHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs["exc_info"][1] if "exc_info" in kwargs else None
-        message = self._reason
-        if isinstance(error, tornado.web.HTTPError):
-            if error.log_message:
-                message = error.log_message % error.args if error.args else error.log_message
-        elif error is not None:
-            mapped = error_status(error)
-            if mapped is not None:
-                status_code = mapped
-                self.set_status(status_code)
-                message = str(error)
-            else:
-                message = "Internal server error; the Jupyter server log has the details."
-        self.log.warning("kfnb API error %d: %s", status_code, message)
+        mapped = None if error is None else error_status(error)
+        if mapped is not None and not isinstance(error, tornado.web.HTTPError):
+            status_code = mapped
+            self.set_status(status_code)
+        body = error_body(status_code, error, self._reason)
+        self.log.warning("kfnb API error %d: %s", status_code, body["message"])
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"code": status_code, "message": message}))
+        self.finish(dumps(body))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Errors the table maps are the user's (a bad parameter...): no traceback for them."""
         if value is not None and error_status(value) is not None:
             return  # write_error logs the one line
         super().log_exception(typ, value, tb)
-
-
-class VersionHandler(KfnbHandler):
-    """``GET /kfnb/api/version``: the installed kfnb version and the REST contract version."""
-
-    @tornado.web.authenticated
-    @authorized
-    def get(self) -> None:
-        self.reply({"version": kfnb.__version__, "api": API_VERSION})
-
-
-class PoolHandler(KfnbHandler):
-    """``GET /kfnb/api/pool``: the warm kernel pool of this server."""
-
-    @tornado.web.authenticated
-    @authorized
-    def get(self) -> None:
-        from kfnb.kernels import shared_pool_stats
-
-        self.reply(shared_pool_stats())
-
-
-def setup_handlers(web_app: tornado.web.Application) -> str:
-    """Add kfnb's routes to the Jupyter web application; return their common URL prefix."""
-    from .backends import BackendsHandler
-    from .events import EventsHandler
-    from .pipelines import PipelineHandler
-    from .runs import (
-        CancelHandler,
-        MetricsHandler,
-        RunHandler,
-        RunsHandler,
-        StepLogHandler,
-        StepNotebookHandler,
-    )
-
-    prefix: str = url_path_join(web_app.settings.get("base_url", "/"), "kfnb", "api")
-    part = r"([^/]+)"
-    routes: list[tuple[str, type[KfnbHandler]]] = [
-        (url_path_join(prefix, "version"), VersionHandler),
-        (url_path_join(prefix, "pool"), PoolHandler),
-        (url_path_join(prefix, "pipeline"), PipelineHandler),
-        (url_path_join(prefix, "backends"), BackendsHandler),
-        (url_path_join(prefix, "runs"), RunsHandler),
-        (url_path_join(prefix, "runs", part), RunHandler),
-        (url_path_join(prefix, "runs", part, "cancel"), CancelHandler),
-        (url_path_join(prefix, "runs", part, "metrics"), MetricsHandler),
-        (url_path_join(prefix, "runs", part, "steps", part, "log"), StepLogHandler),
-        (url_path_join(prefix, "runs", part, "steps", part, "notebook"), StepNotebookHandler),
-        (url_path_join(prefix, "events"), EventsHandler),
-    ]
-    web_app.add_handlers(".*$", routes)
-    return prefix
