@@ -105,8 +105,10 @@ def get_backend(name: str) -> type[Backend]:
 
 
 def backends() -> list[str]:
+    """The registered backends in registration order: ``local`` (the default) first, then
+    ``kfp``, then those of other packages."""
     _builtin()
-    return sorted(_registry)
+    return list(_registry)
 
 
 def open_backend(

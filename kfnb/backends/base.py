@@ -70,7 +70,9 @@ class LogPage:
 
 def read_log_file(path: str | None, offset: int, limit: int | None, ended: bool) -> LogPage:
     """Up to ``limit`` bytes of the file at ``path`` from byte ``offset``. A UTF-8 character cut
-    by the page's end is left for the next page (unless the step ended and this is the end)."""
+    by the page's end is left for the next page (unless the step ended and this is the end); a
+    limit smaller than the character at ``offset`` reads that whole character, so paging always
+    moves on."""
     data = b""
     size = 0
     if path:
@@ -79,6 +81,8 @@ def read_log_file(path: str | None, offset: int, limit: int | None, ended: bool)
                 size = os.fstat(f.fileno()).st_size
                 f.seek(offset)
                 data = f.read() if limit is None else f.read(limit)
+                if limit is not None and data and _cut_only(data):
+                    data += f.read(4 - len(data))  # a page always holds a whole character
         except FileNotFoundError:
             pass
     end = offset + len(data)
@@ -89,6 +93,12 @@ def read_log_file(path: str | None, offset: int, limit: int | None, ended: bool)
     if pending and not last:
         end -= pending
     return LogPage(text=text, offset=end, done=last and end >= size, start=offset)
+
+
+def _cut_only(data: bytes) -> bool:
+    """Whether ``data`` is nothing but the start of one UTF-8 character (a page too small)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    return decoder.decode(data) == "" and len(data) < 4
 
 
 class RunView:

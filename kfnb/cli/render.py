@@ -98,13 +98,15 @@ def runs_table(records: Sequence[Run], children: Mapping[str, int]) -> list[str]
 
 
 def backends(found: Sequence[tuple[Availability, Sequence[Option]]]) -> list[str]:
-    """Each backend: available or not (and why), then its options."""
+    """Each backend: available or not (and why, with what to do), then its options."""
     lines: list[str] = []
     for entry, options in found:
         if lines:
             lines.append("")
         state = "available" if entry.available else "not available"
         lines.append(f"{entry.name}: {state}: {entry.detail}")
+        if entry.fix:
+            lines.append(f"  Fix: {entry.fix}")
         shown = [o for o in options if not o.hidden]
         width = max((len(o.name) for o in shown), default=0)
         for o in shown:

@@ -115,14 +115,16 @@ def test_backends_lists_availability_and_options(
 
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("kfp: ") and "\nlocal: available: this machine: " in out
+    assert out.startswith("local: available: this machine: ") and "\nkfp: " in out
     assert "\n  max_parallel  int  [$KFNB_MAX_PARALLEL]\n" in out
     assert re.search(r"\n  cache +bool = true  \[\$KFNB_CACHE\]\n +reuse earlier results", out)
     assert re.search(r"\n  host +str  \[\$KFNB_KFP_HOST, \$KF_PIPELINES_ENDPOINT\]\n", out)
     assert "kernel_transport" not in out and "token" not in out  # hidden options
     assert main(["backends", "--json"]) == 0
     listed = {b["name"]: b for b in json.loads(capsys.readouterr().out)}
+    assert list(listed)[:2] == ["local", "kfp"]  # registration order: the default first
     assert listed["local"]["available"] is True
+    assert (listed["local"]["detached"], listed["kfp"]["detached"]) == (False, True)
     local = {o["name"]: o for o in listed["local"]["options"]}
     expected = {o.name: o.to_dict() for o in get_backend("local").options() if not o.hidden}
     assert local == expected
