@@ -44,7 +44,9 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
     if settings.pool_size > 0:  # starts in the background: the server does not wait for it
         from kfnb.kernels import warm
 
-        pool = warm(settings.pool_size, preload=tuple(settings.preload))
+        pool = warm(
+            settings.pool_size, preload=tuple(settings.preload), settings=settings.settings()
+        )
         server_app.log.info(
             "kfnb keeps %d fresh kernels ready (fork server: %s)",
             settings.pool_size,
