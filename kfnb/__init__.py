@@ -45,7 +45,7 @@ _LAZY = {
     "runs": "api",
     "log_metric": "tracking",
     "log_param": "tracking",
-    "warm": "kernels",
+    "warm": "api",
 }
 
 

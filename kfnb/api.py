@@ -19,6 +19,7 @@ from .tracking import StepRun, Store
 
 if TYPE_CHECKING:
     from .backends.kfp.compiler import Compiled
+    from .kernels import KernelPool
     from .widgets import RunsTable, RunWidget
 
 
@@ -136,6 +137,25 @@ def run(
     if wait:
         result.wait()
     return result
+
+
+def warm(
+    size: int = 2,
+    *,
+    kernel_name: str = "python3",
+    preload: Sequence[str] = (),
+    settings: Settings | None = None,
+) -> KernelPool:
+    """Keep ``size`` fresh kernels ready in this process (a notebook kernel, a Jupyter server),
+    so that the next local run starts at once. ``preload`` modules are imported once for every
+    kernel (default: the local backend's ``preload`` option, from the environment or the config
+    file, as runs of this process will ask for)."""
+    from .backends.local import LocalBackend
+
+    given = {"preload": tuple(preload)} if preload else {}
+    local = open_backend("local", settings, given)
+    assert isinstance(local, LocalBackend)
+    return local.warm(size, kernel_name)
 
 
 def runs(

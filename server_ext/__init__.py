@@ -42,7 +42,7 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
     refresher.start()
     server_app.log.info("kfnb %s server extension serves %s", __version__, prefix)
     if settings.pool_size > 0:  # starts in the background: the server does not wait for it
-        from kfnb.kernels import warm
+        from kfnb.api import warm
 
         pool = warm(
             settings.pool_size, preload=tuple(settings.preload), settings=settings.settings()

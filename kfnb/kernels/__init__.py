@@ -1,8 +1,8 @@
 """Kernels started ahead of time: a pool of fresh kernels, forked from a pre-imported server.
 
 ``shared_pool(config)`` is a process-wide pool that the local backend takes its kernels from;
-``warm()`` starts one early in a long-lived process (a notebook, a Jupyter server) so that the
-next run starts at once.
+``kfnb.warm()`` (the local backend's ``warm``) starts one early in a long-lived process (a
+notebook, a Jupyter server) so that the next run starts at once.
 
 Shared pools are keyed by what makes their kernels differ: the kernelspec, the preloaded
 modules, the fork server choice and the ZeroMQ transport. Runs asking for different keys get
@@ -21,14 +21,10 @@ down, and it shuts itself down when its last kernel is discarded. ``shutdown_sha
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from .forked import ForkServer, ForkServerError
 from .kernel import WarmKernel
 from .pool import KernelPool, PoolConfig
-
-if TYPE_CHECKING:
-    from ..settings import Settings
 
 __all__ = [
     "MAX_SHARED_POOLS",
@@ -42,7 +38,6 @@ __all__ = [
     "shared_pool",
     "shared_pool_stats",
     "shutdown_shared_pools",
-    "warm",
 ]
 
 MAX_SHARED_POOLS = 4
@@ -80,34 +75,6 @@ def shared_pool(config: PoolConfig | None = None) -> KernelPool:
     for old in replaced:
         old.drain()
     return pool
-
-
-def warm(
-    size: int = 2,
-    *,
-    kernel_name: str = "python3",
-    preload: tuple[str, ...] = (),
-    settings: Settings | None = None,
-) -> KernelPool:
-    """Keep ``size`` fresh kernels ready in this process, for runs started from it.
-
-    An entry point: whether to fork kernels and their transport are the local backend's options
-    (``KFNB_FORK_SERVER``, ``KFNB_KERNEL_TRANSPORT``, the config file), read here from
-    ``settings`` (default: loaded now), so that the pool is the one runs of this process use.
-    """
-    from ..backends.local import LocalBackend
-    from ..settings import Settings
-
-    config = LocalBackend.configure(settings or Settings.load(), {})
-    return shared_pool(
-        PoolConfig(
-            size=size,
-            kernel_name=kernel_name,
-            preload=tuple(preload),
-            fork_server=config.fork_server,
-            transport=config.kernel_transport,
-        )
-    )
 
 
 def shared_pool_stats() -> list[dict[str, object]]:

@@ -202,6 +202,22 @@ class LocalBackend(Backend):
         name = self.config.kernel_name or pipeline.kernel.get("kernelspec", {}).get("name")
         return str(name or "python3")
 
+    def warm(self, size: int, kernel_name: str = "python3") -> KernelPool:
+        """Keep ``size`` fresh kernels of ``kernel_name`` ready in this process: the shared pool
+        that runs with this config take their kernels from (same preloads, fork server and
+        transport), so the next run starts at once."""
+        from ...kernels import PoolConfig, shared_pool
+
+        return shared_pool(
+            PoolConfig(
+                size=size,
+                kernel_name=kernel_name,
+                preload=tuple(self.config.preload),
+                fork_server=self.config.fork_server,
+                transport=self.config.kernel_transport,
+            )
+        )
+
     def kernel_pool(self, pipeline: Pipeline) -> KernelPool:
         """This process's pool of fresh kernels for the pipeline's kernelspec."""
         from ...kernels import PoolConfig, shared_pool
