@@ -130,3 +130,22 @@ def test_our_recover_leaves_another_namespaces_runs_alone(tmp_path: Path) -> Non
     finally:
         inside.communicate("", timeout=30)
     assert inside.returncode == 0
+
+
+def test_kfnb_runs_from_another_namespace_leaves_a_live_run_alone(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    """What a user does: ``kfnb runs`` in a second container sharing ``KFNB_HOME``."""
+    store = Store(tmp_path / "home")
+    live = running(store, sleeper.pid)
+    kfnb = str(Path(sys.executable).with_name("kfnb"))
+    done = subprocess.run(
+        [*UNSHARE, kfnb, "runs"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KFNB_HOME": str(store.home)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert live.id in done.stdout and "RUNNING" in done.stdout
+    assert store.get_run(live.id).status == "RUNNING"
