@@ -24,8 +24,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import KfnbError
 
 CONFIG_ENV = "KFNB_CONFIG"
@@ -37,8 +35,12 @@ class ConfigError(KfnbError):
 
 def read_file(path: Path) -> dict[str, dict[str, Any]]:
     """The sections of the config file at ``path`` (``{}`` when it does not exist)."""
+    if not path.exists():
+        return {}
+    import yaml  # only when there is a file: every command reads the settings (~20 ms)
+
     try:
-        data = yaml.safe_load(path.read_text()) if path.exists() else None
+        data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(
             f"cannot read the kfnb configuration: {err}",

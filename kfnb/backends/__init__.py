@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from ..config import check_keys, nearest
@@ -71,6 +70,8 @@ def unregister(name: str) -> None:
 
 def register_entry_points() -> None:
     """Register the backends other packages declare in the ``kfnb.backends`` group."""
+    from importlib.metadata import entry_points  # ~20 ms: only when a backend is looked up
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         register(ep.name, ep.load())
 
