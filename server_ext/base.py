@@ -37,7 +37,7 @@ from .paths import ContentsPaths
 
 #: 3: errors carry ``fix`` and ``where`` apart from ``message``; runs carry their pipeline;
 #: ``POST runs`` takes backend ``options`` and ``param_strings``.
-API_VERSION = 3
+API_VERSION = 4
 
 T = TypeVar("T")
 
