@@ -27,6 +27,7 @@ from jupyter_server.utils import url_path_join
 import kfnb
 from kfnb.backends import LOG_PAGE, RunView, get_backend, open_backend
 from kfnb.errors import KfnbError
+from kfnb.layout import with_layout
 from kfnb.settings import Settings
 from kfnb.tracking import Run, Store
 from kfnb.tracking.models import RUN_KINDS, RUN_STATUSES
@@ -85,14 +86,15 @@ def _object(body: Mapping[str, Any], name: str, what: str) -> dict[str, Any]:
 
 def run_view(record: Run, paths: ContentsPaths) -> dict[str, Any]:
     """A ``Run`` of the contract: the store's record, the notebook as a contents path, and the
-    pipeline the run ran (``pipeline``, lifted out of its stored ``spec``)."""
+    pipeline the run ran (``pipeline``, lifted out of its stored ``spec``, with its layout:
+    computed here, never stored)."""
     view = record.to_dict()
     spec = view.pop("spec", None)
     rest = {k: v for k, v in spec.items() if k != "pipeline"} if isinstance(spec, dict) else None
     return {
         **view,
         "spec": rest,
-        "pipeline": record.pipeline,
+        "pipeline": with_layout(record.pipeline),
         "notebook_path": paths.contents_path(record.notebook),
     }
 

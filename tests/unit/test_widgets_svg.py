@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
+from kfnb.layout import layout
 from kfnb.tracking import Metric, Run, StepRun
-from kfnb.widgets.dag import STATUS_COLORS, dag_svg, layers, pipeline_edges, positions
+from kfnb.widgets.dag import STATUS_COLORS, dag_svg, pipeline_edges, run_pipeline
 from kfnb.widgets.plot import bar_plot, line_plot
 from kfnb.widgets.snapshot import run_html, series_of
 from kfnb.widgets.table import rows_of, sort_rows, text_table
@@ -47,13 +49,33 @@ def make_run(**statuses: str) -> Run:
     )
 
 
-def test_layers_are_longest_paths_from_a_root() -> None:
-    edges = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("a", "d"), ("d", "e")]
-    assert layers(list("abcde"), edges) == {"a": 0, "b": 1, "c": 1, "d": 2, "e": 3}
-    assert layers(["x", "y"], [("x", "y"), ("y", "x")])  # a cycle does not hang
-    pos, width, height = positions(list("abcd"), edges)
-    assert pos["b"][1] == pos["c"][1] > pos["a"][1] and pos["b"][0] < pos["c"][0]
-    assert width > 0 and height > 0
+def test_the_picture_is_the_served_layout() -> None:
+    """Nodes sit where ``kfnb.layout`` puts them (the layout the server serves with the run's
+    pipeline): ``data-layer``/``data-order`` say so; explicit edges are dashed, data edges
+    labelled with their variables."""
+    run = make_run(load="SUCCEEDED", a="RUNNING", b="PENDING", c="PENDING", d="PENDING")
+    names = ["load", "a", "b", "c", "d"]
+    steps = [{"name": n, "cells": [i], "after": [], "resources": {}} for i, n in enumerate(names)]
+    steps[4]["resources"] = {"nvidia.com/gpu": "1"}
+    edges = [{"source": "load", "target": n, "variables": ["df"]} for n in "abcd"]
+    edges.append({"source": "a", "target": "d", "variables": []})
+    run.spec = {"pipeline": {"name": "demo", "steps": steps, "edges": edges, "order": names}}
+    svg = dag_svg(run, pipeline_edges(run), now=103.0)
+    placed = layout(run.pipeline or {})
+    assert placed == layout(run_pipeline(run))
+    drawn = {
+        m["step"]: (int(m["layer"]), int(m["order"]))
+        for m in re.finditer(
+            r'data-step="(?P<step>[^"]+)" data-status="[A-Z]+" '
+            r'data-layer="(?P<layer>\d+)" data-order="(?P<order>\d+)"',
+            svg,
+        )
+    }
+    assert drawn == {n["step"]: (n["layer"], n["order"]) for n in placed["nodes"]}
+    assert max(layer for layer, _ in drawn.values()) == 2  # four fan-out steps: a wrap
+    assert svg.count('class="kfnb-dag-edge"') == 5 and svg.count('stroke-dasharray="5 4"') == 1
+    assert svg.count('class="kfnb-dag-label"') == 4 and ">df</text>" in svg
+    assert "nvidia.com/gpu: 1" in svg  # the badges are in the node's tooltip
 
 
 def test_dag_svg_colours_steps_by_status() -> None:
