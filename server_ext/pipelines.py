@@ -4,7 +4,10 @@
 model (maybe unsaved), with ``path`` still locating it (its folder, its name). Either answers a
 ``PipelineView``, 200 for any notebook that exists, broken or not: a broken one has ``ok``
 false, ``pipeline`` null and ``problems`` saying where and why (read from the error's
-attributes). The pipeline is ``kfnb.spec.pipeline_view``, the form a run stores too.
+attributes). The pipeline is ``kfnb.spec.pipeline_view``, the form a run stores too, with the
+layout the panel draws (``kfnb.layout.with_layout``). ``cells`` describes every cell, broken
+notebook or not (``kfnb.notebook.cells.cell_infos``): the extension's badges and cell tools read
+it and never parse tags themselves.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import nbformat
 import tornado.web
 from jupyter_server.auth.decorator import authorized
 
-from kfnb.dag import Pipeline
 from kfnb.errors import KfnbError, NotebookError, PipelineError, SourceError
+from kfnb.layout import with_layout
+from kfnb.notebook import parse_notebook
+from kfnb.notebook.cells import cell_infos
+from kfnb.notebook.parser import read_notebook
 from kfnb.spec import pipeline_view
 
 from .base import KfnbHandler
@@ -29,13 +35,24 @@ from .errors import BadRequest
 def describe(path: str, os_path: Path, notebook: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The PipelineView of the notebook file ``os_path``, or of ``notebook`` found there."""
     try:
-        if notebook is None:
-            pipeline = Pipeline.from_notebook(os_path)
-        else:
-            pipeline = Pipeline.from_nb(_as_v4(notebook), os_path)
+        nb = read_notebook(os_path) if notebook is None else as_v4(notebook)
+    except NotebookError as err:  # a file that is no notebook: no cells to describe
+        return _broken(path, err, [])
+    try:
+        pipeline = parse_notebook(nb, os_path)
     except (NotebookError, PipelineError, SourceError) as err:
-        return {"path": path, "ok": False, "problems": [problem(err)], "pipeline": None}
-    return {"path": path, "ok": True, "problems": [], "pipeline": pipeline_view(pipeline)}
+        return _broken(path, err, cell_infos(nb, None))
+    return {
+        "path": path,
+        "ok": True,
+        "problems": [],
+        "pipeline": with_layout(pipeline_view(pipeline)),
+        "cells": cell_infos(nb, pipeline),
+    }
+
+
+def _broken(path: str, err: KfnbError, cells: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"path": path, "ok": False, "problems": [problem(err)], "pipeline": None, "cells": cells}
 
 
 def problem(err: KfnbError) -> dict[str, Any]:
@@ -51,7 +68,7 @@ def problem(err: KfnbError) -> dict[str, Any]:
     }
 
 
-def _as_v4(notebook: Mapping[str, Any]) -> nbformat.NotebookNode:
+def as_v4(notebook: Mapping[str, Any]) -> nbformat.NotebookNode:
     """The live model as an nbformat 4 node (older versions converted)."""
     if not isinstance(notebook.get("cells", []), list):
         raise BadRequest("notebook.cells must be a list of cells (nbformat 4 JSON)")
@@ -73,7 +90,7 @@ class PipelineHandler(KfnbHandler):
         path = self.get_query_argument("path", None)
         os_path = self.paths.notebook(path)
         assert path is not None
-        self.reply(await self.blocking(describe, _normal(path), os_path))
+        self.reply(await self.blocking(describe, normal_path(path), os_path))
 
     @tornado.web.authenticated
     @authorized
@@ -91,8 +108,8 @@ class PipelineHandler(KfnbHandler):
         path = body.get("path")
         os_path = self.paths.notebook(path, must_exist=False)
         assert isinstance(path, str)
-        self.reply(await self.blocking(describe, _normal(path), os_path, notebook))
+        self.reply(await self.blocking(describe, normal_path(path), os_path, notebook))
 
 
-def _normal(path: str) -> str:
+def normal_path(path: str) -> str:
     return "/".join(p for p in path.split("/") if p not in ("", "."))

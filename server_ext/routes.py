@@ -2,7 +2,8 @@
 
 Every route is ``<base_url>/kfnb/api/<name>``; ``openapi.yaml`` documents the same routes
 (``tests/server/test_contract.py`` checks that the two agree). This module imports the resource
-modules; they import only ``base``.
+modules; they import ``base`` (and ``errors``, ``paths``), and ``cells`` reads a notebook model as
+``pipelines`` does; nothing imports in a circle.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from jupyter_server.utils import url_path_join
 
 from .backends import BackendsHandler
 from .base import KfnbHandler
+from .cells import CellStepHandler
 from .events import EventsHandler
 from .handshake import PoolHandler, VersionHandler
 from .pipelines import PipelineHandler
@@ -31,6 +33,7 @@ ROUTES: tuple[tuple[tuple[str, ...], type[KfnbHandler]], ...] = (
     (("version",), VersionHandler),
     (("pool",), PoolHandler),
     (("pipeline",), PipelineHandler),
+    (("cells", "step"), CellStepHandler),
     (("backends",), BackendsHandler),
     (("runs",), RunsHandler),
     (("runs", PART), RunHandler),

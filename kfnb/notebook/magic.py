@@ -11,6 +11,10 @@ the interactive magic (which just runs the body) and the notebook parser.
 Lines that control the notebook rather than compute anything (``%kfnb ...``, ``%load_ext kfnb``)
 are no pipeline code: :func:`strip_control_lines` blanks them, so a step never starts a run of
 its own notebook (a ``%kfnb run`` cell inside a step would recurse).
+
+The header is written here too: :func:`rewrite_header` gives a header line with a new name,
+``--after``, ``--gpus`` and ``--image``, every other option kept, regenerated from the parsed
+arguments in the parser's own order (:func:`format_header`).
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+from collections.abc import Iterable
 
 from ..dag import GPU
 from .tags import (
+    RESOURCE_ALIASES,
     Directive,
     Role,
     TagError,
@@ -30,6 +36,7 @@ from .tags import (
     parse_meta,
     parse_node_selector,
     parse_retries,
+    parse_tags,
     parse_timeout,
     parse_toleration,
 )
@@ -183,3 +190,63 @@ def parse_header(line: str) -> Directive:
             "put --after/--gpus/... on a %%step line that names a step",
         )
     return d
+
+
+def cell_directive(tags: Iterable[object], source: str) -> Directive:
+    """What one code cell declares, as the notebook parser reads it: its tags merged with its
+    ``%%step`` header. Raises ``TagError`` when either cannot be read."""
+    header, _ = split_header(source)
+    directive = parse_tags(tags)
+    return directive if header is None else directive.merge(parse_header(header))
+
+
+# -- writing the header ---------------------------------------------------------------------------
+def header_args(line: str) -> argparse.Namespace:
+    """The arguments of a ``%%step ...`` line, unchecked beyond argparse (``parse_header``
+    checks the values)."""
+    try:
+        words = shlex.split(line)[1:]
+    except ValueError as err:
+        raise TagError(f"bad %%step line: {err}", "check the quotes") from err
+    return build_parser().parse_args(words)
+
+
+def format_header(args: argparse.Namespace) -> str:
+    """A ``%%step`` line from parsed arguments: the name, then every option that is set, in
+    the order ``build_parser`` declares them, each value quoted for the shell."""
+    words = [MAGIC]
+    for action in build_parser()._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings:
+            words.append(shlex.quote(str(value)))
+        elif action.nargs == 0:  # a switch (--no-cache)
+            if value is not None and value != action.default:
+                words.append(action.option_strings[0])
+        elif isinstance(value, list):
+            items = [shlex.quote(str(v)) for v in value]
+            if action.nargs == "+":
+                words.extend([action.option_strings[0], *items] if items else [])
+            else:  # appended: the option once per value
+                words.extend(w for item in items for w in (action.option_strings[0], item))
+        elif value is not None:
+            words.extend([action.option_strings[0], shlex.quote(str(value))])
+    return " ".join(words)
+
+
+def rewrite_header(
+    line: str, name: str, after: Iterable[str] = (), gpus: int = 0, image: str | None = None
+) -> str:
+    """``line`` with a new step name, ``--after``, ``--gpus`` (none for 0) and ``--image``; the
+    other options stay, and a GPU ``--limit`` (under any of its names) gives way to ``--gpus``."""
+    args = header_args(line)
+    args.name = name
+    args.after = list(dict.fromkeys(after))
+    args.gpus = str(gpus) if gpus else None
+    args.image = image or None
+    args.limit = [item for item in args.limit if not _gpu_limit(item)]
+    return format_header(args)
+
+
+def _gpu_limit(item: str) -> bool:
+    key = item.partition("=")[0]
+    return RESOURCE_ALIASES.get(key, key) == GPU

@@ -5,6 +5,10 @@ the parameters, the metrics, skipped, or ``None`` for "continue the section abov
 step settings the tags carry. Tags of other tools (``hide-input``, ``remove-cell``, ...) are
 ignored, but a tag that is *almost* one of ours (``setp:train``, ``import``) is an error that
 suggests the right spelling: a silently ignored typo would silently change the pipeline.
+
+The language is written here too: :func:`write_step_tags` gives a cell's new tag list when the
+cell tools rename a step or change what it runs after, its GPUs or its image (the *step tags*,
+:func:`is_step_tag`, replaced; every other tag kept where it was).
 """
 
 from __future__ import annotations
@@ -404,3 +408,51 @@ def parse_toleration(spec: str, tag: str) -> Toleration:
         value=value if eq else None,
         effect=effect if sep else None,
     )
+
+
+# -- writing the language -----------------------------------------------------------------------
+def is_step_tag(tag: object) -> bool:
+    """Whether ``tag`` is one the cell tools own: ``step:``/``block:``, ``prev:``, ``image:`` and
+    the GPU limit under any of its names (``limit:gpu:1``, ``limit:nvidia.com/gpu:1``)."""
+    if not isinstance(tag, str):
+        return False
+    prefix, sep, rest = tag.strip().partition(":")
+    if not sep:
+        return False
+    if prefix in ("step", "block"):
+        return rest not in SECTION_STEP_NAMES  # `step:imports` is a section, not a step
+    if prefix in ("prev", "image"):
+        return True
+    if prefix == "limit":
+        key = rest.rpartition(":")[0]
+        return RESOURCE_ALIASES.get(key, key) == GPU
+    return False
+
+
+def step_tags(
+    name: str, after: Iterable[str] = (), gpus: int = 0, image: str | None = None
+) -> list[str]:
+    """The tags that declare step ``name`` with these settings, in the order kfnb writes them."""
+    tags = [f"step:{name}", *(f"prev:{a}" for a in dict.fromkeys(after))]
+    if gpus:
+        tags.append(f"limit:{GPU}:{gpus}")
+    if image:
+        tags.append(f"image:{image}")
+    return tags
+
+
+def write_step_tags(tags: Iterable[object], new: list[str]) -> list[str]:
+    """``tags`` with their step tags replaced by ``new`` (``[]`` removes them): the new tags go
+    where the first old step tag was (first when there was none), other tags stay in place.
+    Tags that are no strings are dropped (``parse_tags`` refuses them)."""
+    kept: list[str] = []
+    at: int | None = None
+    for tag in tags:
+        if not isinstance(tag, str):
+            continue
+        if is_step_tag(tag):
+            at = len(kept) if at is None else at
+        else:
+            kept.append(tag)
+    at = 0 if at is None else at
+    return [*kept[:at], *new, *kept[at:]]
