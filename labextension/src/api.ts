@@ -1,44 +1,126 @@
 /**
- * The REST contract (v3) of the kfnb server extension, mirrored from `server_ext/API.md`.
+ * The calls of the kfnb REST contract (`server_ext/openapi.yaml`, prose in `server_ext/API.md`).
  *
- * Every route lives under `<base_url>/kfnb/api/`. Successful responses are JSON bodies typed
- * below; errors are JSON bodies `{code, message, fix, where}` (see `IErrorBody`) with status
- * 400/404/409/500.
- * Keep this file and the server in step: the handshake (`API_VERSION`) fails loudly when they
- * drift apart. The live event stream is read in `events.ts`.
+ * Every route lives under `<base_url>/kfnb/api/`. The types are not written here: the build
+ * generates them from the contract (`jlpm build:types` writes `generated/contract.ts` and
+ * `generated/version.ts`), and each exported interface name below is an alias of one contract
+ * schema. A contract change this code does not follow fails `tsc`; a server that speaks another
+ * contract version fails the handshake (`API_VERSION`). Errors are JSON bodies
+ * `{code, message, fix, where}` (see `IErrorBody`) with status 400/403/404/409/500. The live
+ * event stream is read in `events.ts`.
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { version as packageVersion } from '../../package.json';
+import type { components, operations } from './generated/contract';
+import { API_VERSION } from './generated/version';
 
-/** Version of the REST contract this frontend speaks (`api` in `GET /kfnb/api/version`). */
-export const API_VERSION = 3;
+/** Version of the REST contract this frontend speaks (the contract's `info.version`). */
+export { API_VERSION };
 
 /** Version of this frontend bundle (npm form, e.g. `0.1.0` or `0.2.0-alpha.1`). */
 export const FRONTEND_VERSION: string = packageVersion;
 
-/** `GET /kfnb/api/version` */
-export interface IVersionInfo {
-  /** Version of the installed `kfnb` Python package (PEP 440 form). */
-  version: string;
-  /** Version of the REST contract the server speaks. */
-  api: number;
-}
+// ---------------------------------------------------------------------------------------------
+// The contract's types
 
-/** Body of every error response: the error's own attributes, never text to parse. */
-export interface IErrorBody {
-  code: number;
-  /** What went wrong (without where and fix). */
-  message: string;
-  /** How to fix it. */
-  fix: string | null;
-  /** Where it went wrong: a notebook cell, a setting, a file... */
-  where: string | null;
-  /** The notebook cell of an error in a notebook (0-based, all cells counted). */
-  cell_index?: number | null;
-  cell_line?: string | null;
+type Schemas = components['schemas'];
+type OperationId = keyof operations;
+
+/** The JSON body of the `status` answer of the route `op`. */
+type Reply<
+  Op extends OperationId,
+  Status extends keyof operations[Op]['responses']
+> = operations[Op]['responses'][Status] extends {
+  content: { 'application/json': infer Body };
 }
+  ? Body
+  : never;
+
+/** The JSON body the route `op` takes. */
+type RequestBody<Op extends OperationId> =
+  NonNullable<operations[Op]['requestBody']> extends {
+    content: { 'application/json': infer Body };
+  }
+    ? Body
+    : never;
+
+/** The query parameters of the route `op`. */
+type Query<Op extends OperationId> = NonNullable<
+  operations[Op]['parameters']['query']
+>;
+
+/** `GET /kfnb/api/version`: the kfnb package version and the contract version. */
+export type IVersionInfo = Schemas['Version'];
+/** Body of every error response: the error's own attributes, never text to parse. */
+export type IErrorBody = Schemas['Error'];
+
+/** Something wrong with a notebook as a pipeline; `cell_index` is null for pipeline-wide ones. */
+export type IProblem = Schemas['Problem'];
+/** A pipeline parameter: its type (`int`, `float`, `bool`, `str`, `list`, `dict`, `any`) and default. */
+export type IParameterSpec = Schemas['Parameter'];
+/** One step of the pipeline IR (`kfnb.dag.Step`). */
+export type IStep = Schemas['Step'];
+/** An edge of the DAG; `variables` is empty for an explicit `prev:` edge. */
+export type IEdge = Schemas['Edge'];
+export type IMetricSpec = Schemas['Pipeline']['metrics'][number];
+export type IPipeline = Schemas['Pipeline'];
+/** Where the server draws the pipeline's steps and edges. */
+export type ILayout = Schemas['Layout'];
+export type ILayoutNode = Schemas['LayoutNode'];
+export type ILayoutEdge = Schemas['LayoutEdge'];
+/** `GET|POST pipeline`: the pipeline of a notebook, or why it has none, and every cell's role. */
+export type IPipelineView = Schemas['PipelineView'];
+/** One cell of a notebook: what it declares and which step it runs in. */
+export type ICellInfo = Schemas['CellInfo'];
+export type IDescribeRequest = Schemas['DescribeRequest'];
+/** A cell's step as the cell tools set it (`name` null: the cell continues the step above). */
+export type IStepSettings = Schemas['StepSettings'];
+/** `POST cells/step` */
+export type IStepEditRequest = Schemas['StepEditRequest'];
+/** The answer of `POST cells/step`: the cell's new tags and source. */
+export type IStepEdit = Schemas['StepEdit'];
+
+/** One option of a backend: what `POST runs` takes in `options`. */
+export type IBackendOption = Schemas['BackendOption'];
+export type IBackend = Schemas['Backend'];
+
+export type RunStatus = Schemas['RunStatus'];
+export type StepStatus = Schemas['StepStatus'];
+export type RunKind = Schemas['RunKind'];
+/** One step of a recorded run. */
+export type IStepRun = Schemas['StepRun'];
+/** A recorded run; draw it from its own `pipeline`, never from the notebook's current state. */
+export type IRun = Schemas['Run'];
+/** `POST runs`: `params` typed values, `param_strings` texts the server reads by type. */
+export type IRunRequest = Schemas['RunRequest'];
+/** The filters and page of `GET runs`. */
+export type IRunQuery = Query<'listRuns'>;
+export type IRunList = Schemas['RunList'];
+export type IMetricValue = Schemas['Metric'];
+export type ILogChunk = Schemas['LogPage'];
+export type INotebookCopy = Schemas['NotebookCopy'];
+
+/** A store event: `kind` "run" (`data.status`), "step" (`data.step`, `data.status`)... */
+export type IEvent = Schemas['Event'];
+export type IEventBatch = Schemas['EventPage'];
+
+/** One entry of `GET pool`: a pool of fresh kernels the server keeps ready. */
+export type IKernelPool = Schemas['Pool'];
+
+export const TERMINAL_RUN: ReadonlySet<string> = new Set<RunStatus>([
+  'SUCCEEDED',
+  'FAILED',
+  'CANCELED'
+]);
+export const TERMINAL_STEP: ReadonlySet<string> = new Set<StepStatus>([
+  'SUCCEEDED',
+  'FAILED',
+  'SKIPPED',
+  'CANCELED',
+  'CACHED'
+]);
 
 /** An error response of the kfnb server extension. */
 export class KfnbApiError extends Error {
@@ -60,95 +142,46 @@ export class KfnbApiError extends Error {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pipelines
-
-/** Something wrong with a notebook as a pipeline; `cell_index` is null for pipeline-wide ones. */
-export interface IProblem {
-  message: string;
-  cell_index: number | null;
-  cell_line?: string | null;
-  fix?: string | null;
-  where?: string | null;
-}
-
-/** A pipeline parameter: its type (`int`, `float`, `bool`, `str`, `list`, `dict`...) and default. */
-export interface IParameterSpec {
-  type: string | null;
-  default: unknown;
-}
-
-/** One step of the pipeline IR (`kfnb.dag.Step`), as `describe --json` prints it. */
-export interface IStep {
-  name: string;
-  /** Indices of the notebook cells the step runs (0-based, all cells counted). */
-  cells: number[];
-  after: string[];
-  /** variable -> the step that provides it */
-  inputs: Record<string, string>;
-  outputs: string[];
-  /** e.g. `{"nvidia.com/gpu": "1", "cpu": "2", "memory": "4Gi"}` */
-  resources: Record<string, string>;
-  image: string | null;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  retries: number;
-  timeout: number | null;
-  cache: boolean;
-  env: Record<string, string>;
-  node_selector: Record<string, string>;
-  tolerations: unknown[];
-}
-
-/** An edge of the DAG; `variables` is empty for an explicit `prev:` edge. */
-export interface IEdge {
-  source: string;
-  target: string;
-  variables: string[];
-}
-
-export interface IMetricSpec {
-  name: string;
-  step: string;
-}
-
-export interface IPipeline {
-  name: string;
-  description: string;
-  experiment: string | null;
-  image: string | null;
-  parameters: Record<string, IParameterSpec>;
-  steps: IStep[];
-  edges: IEdge[];
-  /** Step names in run order. */
-  order: string[];
-  metrics: IMetricSpec[];
-}
-
-/** `GET|POST pipeline`: the pipeline of a notebook, or why it has none. */
-export interface IPipelineView {
-  path: string;
-  ok: boolean;
-  problems: IProblem[];
-  pipeline: IPipeline | null;
-}
+// Pipelines and cells
 
 /** `GET pipeline?path=P`: the pipeline of the saved notebook file. */
 export function getPipeline(
   path: string,
   signal?: AbortSignal
 ): Promise<IPipelineView> {
-  return requestAPI<IPipelineView>(`pipeline${query({ path })}`, { signal });
+  return requestAPI<Reply<'describePipeline', 200>>(
+    `pipeline${query({ path })}`,
+    { signal }
+  );
 }
 
 /** `POST pipeline`: the pipeline of a live (maybe unsaved) notebook model at `path`. */
 export function describeNotebook(
   path: string,
-  notebook: unknown,
+  notebook: IDescribeRequest['notebook'],
   signal?: AbortSignal
 ): Promise<IPipelineView> {
-  return requestAPI<IPipelineView>('pipeline', {
+  const body: RequestBody<'describeNotebookModel'> = { path, notebook };
+  return requestAPI<Reply<'describeNotebookModel', 200>>('pipeline', {
     method: 'POST',
-    body: JSON.stringify({ path, notebook }),
+    body: JSON.stringify(body),
+    signal
+  });
+}
+
+/**
+ * `POST cells/step`: make one cell of a live notebook start (or, with `step.name` null, stop
+ * starting) a step. The server checks the edit and answers the cell's new tags and source;
+ * nothing is written on the server: apply the answer to the notebook model.
+ */
+export function editCellStep(
+  request: IStepEditRequest,
+  signal?: AbortSignal
+): Promise<IStepEdit> {
+  const body: RequestBody<'editCellStep'> = request;
+  return requestAPI<Reply<'editCellStep', 200>>('cells/step', {
+    method: 'POST',
+    body: JSON.stringify(body),
     signal
   });
 }
@@ -156,183 +189,43 @@ export function describeNotebook(
 // ---------------------------------------------------------------------------------------------
 // Backends
 
-/** One option of a backend: what `POST runs` takes in `options`. */
-export interface IBackendOption {
-  name: string;
-  type: 'int' | 'float' | 'bool' | 'str' | 'list';
-  /** The value when none is given (null: detected where it runs). */
-  default: unknown;
-  help: string;
-  /** Environment variables that set it on the server. */
-  env: string[];
-  nullable: boolean;
-}
-
-export interface IBackend {
-  name: string;
-  available: boolean;
-  /** What it runs on, or why it is not available. */
-  detail: string;
-  /** What makes an unavailable backend available. */
-  fix: string | null;
-  options: IBackendOption[];
-}
-
 /** `GET backends` */
 export function getBackends(): Promise<IBackend[]> {
-  return requestAPI<IBackend[]>('backends');
+  return requestAPI<Reply<'listBackends', 200>>('backends');
 }
 
 // ---------------------------------------------------------------------------------------------
 // Runs
 
-export type RunStatus =
-  'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELING' | 'CANCELED';
-export type StepStatus =
-  | 'PENDING'
-  | 'RUNNING'
-  | 'SUCCEEDED'
-  | 'FAILED'
-  | 'SKIPPED'
-  | 'CANCELED'
-  | 'CACHED';
-
-export const TERMINAL_RUN: ReadonlySet<string> = new Set([
-  'SUCCEEDED',
-  'FAILED',
-  'CANCELED'
-]);
-export const TERMINAL_STEP: ReadonlySet<string> = new Set([
-  'SUCCEEDED',
-  'FAILED',
-  'SKIPPED',
-  'CANCELED',
-  'CACHED'
-]);
-
-/** One step of a recorded run. */
-export interface IStepRun {
-  run_id: string;
-  name: string;
-  status: StepStatus;
-  attempt: number;
-  started_at: number | null;
-  finished_at: number | null;
-  output_notebook: string | null;
-  log: string | null;
-  error: Record<string, unknown> | null;
-  gpus: string[];
-  hash: string | null;
-  /** `RUN_ID/STEP` whose results a CACHED step reused. */
-  cached_from: string | null;
-}
-
-export type RunKind = 'pipeline' | 'train' | 'tune' | 'trial' | 'batch';
-
-/** A recorded run (`kfnb.tracking.Run.to_dict()`, its pipeline apart, plus `notebook_path`). */
-export interface IRun {
-  id: string;
-  kind: RunKind;
-  name: string;
-  status: RunStatus;
-  backend: string;
-  /** The notebook's file path as the store has it. */
-  notebook: string | null;
-  /** The run's notebook as a contents path (null when outside the server root). */
-  notebook_path?: string | null;
-  params: Record<string, unknown>;
-  /** Latest value of each metric; non-finite values are null. */
-  metrics: Record<string, number | null>;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  error: string | null;
-  /** The run this one belongs to (the tune run of a trial, the batch run of a sweep...). */
-  parent_id: string | null;
-  /** Runs whose parent this run is (`listRuns({parent: id})` lists them). */
-  child_count: number;
-  /** A run that lives elsewhere (KFP): its id there, `url` of its UI page... */
-  remote: ({ url?: string } & Record<string, unknown>) | null;
-  steps: IStepRun[];
-  /** What the run ran, as stored when it was submitted, without `pipeline` (given apart). */
-  spec: Record<string, unknown> | null;
-  /**
-   * The pipeline the run ran, as stored when it was submitted: draw a run from this, never
-   * from the notebook's current state. Null for runs recorded before runs kept it.
-   */
-  pipeline: IPipeline | null;
-}
-
-export interface IRunRequest {
-  path: string;
-  /** Typed parameter values. */
-  params?: Record<string, unknown>;
-  /** Parameter values as typed texts, read like the CLI's `-p NAME TEXT`. */
-  param_strings?: Record<string, string>;
-  backend: string;
-  /** The backend's options by name (`IBackend.options`). */
-  options?: Record<string, unknown>;
-}
-
-export interface IRunQuery {
-  notebook?: string;
-  status?: RunStatus[];
-  kind?: RunKind;
-  /** Only the children of this run. */
-  parent?: string;
-  /** 1: top-level runs only. */
-  roots?: 0 | 1;
-  limit?: number;
-  offset?: number;
-}
-
-export interface IRunList {
-  runs: IRun[];
-  total: number;
-}
-
-export interface IMetricValue {
-  name: string;
-  value: number | null;
-  step: number | null;
-  source: string | null;
-  timestamp: number;
-}
-
-export interface ILogChunk {
-  text: string;
-  /** The offset to ask for next (bytes). */
-  offset: number;
-  /** The step ended and everything was read. */
-  done: boolean;
-}
-
 /** `POST runs` */
 export function startRun(request: IRunRequest): Promise<IRun> {
-  return requestAPI<IRun>('runs', {
+  const body: RequestBody<'startRun'> = request;
+  return requestAPI<Reply<'startRun', 201>>('runs', {
     method: 'POST',
-    body: JSON.stringify(request)
+    body: JSON.stringify(body)
   });
 }
 
 /** `GET runs`: newest first. */
 export function listRuns(q: IRunQuery = {}): Promise<IRunList> {
-  return requestAPI<IRunList>(`runs${query({ ...q })}`);
+  return requestAPI<Reply<'listRuns', 200>>(`runs${query({ ...q })}`);
 }
 
 /** `GET runs/{id}` (id or unique prefix) */
 export function getRun(id: string): Promise<IRun> {
-  return requestAPI<IRun>(`runs/${enc(id)}`);
+  return requestAPI<Reply<'getRun', 200>>(`runs/${enc(id)}`);
 }
 
 /** `POST runs/{id}/cancel`: 409 when the run already ended. */
 export function cancelRun(id: string): Promise<IRun> {
-  return requestAPI<IRun>(`runs/${enc(id)}/cancel`, { method: 'POST' });
+  return requestAPI<Reply<'cancelRun', 202>>(`runs/${enc(id)}/cancel`, {
+    method: 'POST'
+  });
 }
 
 /** `GET runs/{id}/metrics`: every logged value, oldest first. */
 export async function getMetrics(id: string): Promise<IMetricValue[]> {
-  const body = await requestAPI<{ metrics: IMetricValue[] }>(
+  const body = await requestAPI<Reply<'getRunMetrics', 200>>(
     `runs/${enc(id)}/metrics`
   );
   return body.metrics;
@@ -345,8 +238,9 @@ export function getStepLog(
   offset = 0,
   limit = 65536
 ): Promise<ILogChunk> {
-  return requestAPI<ILogChunk>(
-    `runs/${enc(id)}/steps/${enc(step)}/log${query({ offset, limit })}`
+  const q: Query<'getStepLog'> = { offset, limit };
+  return requestAPI<Reply<'getStepLog', 200>>(
+    `runs/${enc(id)}/steps/${enc(step)}/log${query(q)}`
   );
 }
 
@@ -354,38 +248,23 @@ export function getStepLog(
 export function exportStepNotebook(
   id: string,
   step: string
-): Promise<{ path: string }> {
-  return requestAPI<{ path: string }>(
+): Promise<INotebookCopy> {
+  return requestAPI<Reply<'copyStepNotebook', 201>>(
     `runs/${enc(id)}/steps/${enc(step)}/notebook`,
-    {
-      method: 'POST'
-    }
+    { method: 'POST' }
   );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Live updates (the stream itself is read in events.ts)
 
-/** A store event: `kind` "run" (`data.status`), "step" (`data.step`, `data.status`)... */
-export interface IEvent {
-  id: number;
-  run_id: string;
-  time: number;
-  kind: string;
-  data: Record<string, unknown>;
-}
-
-export interface IEventBatch {
-  events: IEvent[];
-  last: number;
-}
-
 /** `GET events?after=N&wait=0` (JSON): the polling fallback of the event stream. */
 export function pollEvents(
   after: number,
   signal?: AbortSignal
 ): Promise<IEventBatch> {
-  return requestAPI<IEventBatch>(`events${query({ after, wait: 0 })}`, {
+  const q: Query<'getEvents'> = { after, wait: 0 };
+  return requestAPI<Reply<'getEvents', 200>>(`events${query(q)}`, {
     headers: { Accept: 'application/json' },
     signal
   });
@@ -396,9 +275,8 @@ export function eventsUrl(
   after: number,
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): string {
-  return (
-    URLExt.join(settings.baseUrl, 'kfnb', 'api', 'events') + query({ after })
-  );
+  const q: Query<'getEvents'> = { after };
+  return URLExt.join(settings.baseUrl, 'kfnb', 'api', 'events') + query(q);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,29 +284,12 @@ export function eventsUrl(
 
 /** `GET /kfnb/api/version`: the server's package version and REST contract version. */
 export function getVersion(): Promise<IVersionInfo> {
-  return requestAPI<IVersionInfo>('version');
-}
-
-/** One entry of `GET /kfnb/api/pool`: a pool of fresh kernels the server keeps ready. */
-export interface IKernelPool {
-  kernel_name: string;
-  /** Kernels kept ready when idle. */
-  size: number;
-  /** Fresh kernels waiting for a step. */
-  ready: number;
-  starting: number;
-  demand: number;
-  live: number;
-  /** Kernels started since the server began. */
-  started: number;
-  /** Whether kernels are forked from a pre-imported server. */
-  fork_server: boolean;
-  preload: string[];
+  return requestAPI<Reply<'getVersion', 200>>('version');
 }
 
 /** `GET /kfnb/api/pool`: the server's warm kernel pools. */
 export function getPools(): Promise<IKernelPool[]> {
-  return requestAPI<IKernelPool[]>('pool');
+  return requestAPI<Reply<'getPool', 200>>('pool');
 }
 
 /**
@@ -506,10 +367,17 @@ export async function requestAPI<T>(
   try {
     response = await ServerConnection.makeRequest(url, init, settings);
   } catch (error) {
-    if (isAbort(error)) {
-      throw error;
+    // makeRequest reports an aborted fetch as a NetworkError: give it back as the abort it is
+    if (init.signal?.aborted || isAbort(error)) {
+      throw isAbort(init.signal?.reason)
+        ? init.signal?.reason
+        : isAbort(error)
+          ? error
+          : new DOMException('The request was aborted.', 'AbortError');
     }
-    throw new ServerConnection.NetworkError(error as TypeError);
+    throw error instanceof ServerConnection.NetworkError
+      ? error
+      : new ServerConnection.NetworkError(error as TypeError);
   }
   const text = await response.text();
   let body: unknown = undefined;

@@ -110,13 +110,12 @@ export class LogView {
 
   private _sleep(ms: number): Promise<void> {
     return new Promise(resolve => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done(): void {
+      const done = (): void => {
         clearTimeout(timer);
-        self._wake = null;
+        this._wake = null;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this._wake = done;
     });
   }

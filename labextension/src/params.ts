@@ -1,11 +1,15 @@
 /**
- * The run form: the pipeline's parameters as typed inputs (number, checkbox for bool, text or
- * JSON for str/list/dict), the backend to run on (`GET backends`; unavailable ones disabled,
- * with why), the step cache switch (when the backend has a `cache` option) and the Run button.
- * The backend's options go to `POST runs` as `options`.
+ * The run form: the pipeline's parameters as inputs (number, checkbox for bool, text for
+ * str/list/dict/any), the backend to run on (`GET backends`; unavailable ones disabled, with
+ * why), the step cache switch (when the backend has a `cache` option) and the Run button. The
+ * backend's options go to `POST runs` as `options`.
  *
- * Values the user typed survive a redraw (the pipeline is described again on every edit) while
- * the parameter keeps its name and type. Only values that differ from the defaults are sent.
+ * The form does not read parameter values itself: a checkbox sends its bool in `params`, every
+ * other input sends its text in `param_strings`, which the server reads with the notebook's
+ * types (like the CLI's `-p NAME TEXT`) and answers a readable error for a bad value, shown
+ * under the form. Values the user typed survive a redraw (the pipeline is described again on
+ * every edit) while the parameter keeps its name and type. Only values that differ from the
+ * defaults are sent.
  */
 import { runIcon } from '@jupyterlab/ui-components';
 
@@ -13,22 +17,26 @@ import {
   IBackend,
   IBackendOption,
   IParameterSpec,
-  IPipelineView
+  IPipelineView,
+  IRunRequest
 } from './api';
 import { h, pythonLiteral } from './dom';
 
-/** What the Run button asks for. */
-export interface IRunChoice {
-  params: Record<string, unknown>;
-  backend: string;
-  /** The backend's options the form set (by name, as `GET backends` lists them). */
-  options: Record<string, unknown>;
-}
+/**
+ * What the Run button asks for: `POST runs` without the notebook's path (the contract's
+ * `RunRequest` fields, all given): `params` typed values (bools from checkboxes),
+ * `param_strings` texts the server reads with each parameter's type, `backend` and the
+ * backend's `options` the form set.
+ */
+export type IRunChoice = {
+  [K in 'params' | 'param_strings' | 'options']-?: NonNullable<IRunRequest[K]>;
+} & { backend: string };
 
-type Reader = () => { value: unknown } | { error: string };
+/** What a parameter's input holds: a checkbox's state or an input's text. */
+export type ParamInput = boolean | string;
 
-/** The text an input shows for a value of `type`. */
-function shown(type: string, value: unknown): string {
+/** The text an input shows for a value of `type` (its default, before any edit). */
+export function shownValue(type: string, value: unknown): string {
   if (value === null || value === undefined) {
     return '';
   }
@@ -39,6 +47,52 @@ function shown(type: string, value: unknown): string {
     return pythonLiteral(type, value);
   }
   return JSON.stringify(value);
+}
+
+/** The input a parameter of `type` gets. */
+export function inputKind(type: string): 'checkbox' | 'number' | 'text' {
+  return type === 'bool'
+    ? 'checkbox'
+    : type === 'int' || type === 'float'
+      ? 'number'
+      : 'text';
+}
+
+/** The example a text input shows while empty. */
+export function placeholder(type: string): string {
+  return type === 'list' ? '[1, 2]' : type === 'dict' ? '{"key": 1}' : '';
+}
+
+/**
+ * The `params` and `param_strings` of a run from what the inputs hold: only values that differ
+ * from the defaults; a blank input (other than a str's) keeps the default. Texts are sent as
+ * typed: the server reads them with the notebook's types and names a bad one.
+ */
+export function runValues(
+  parameters: Record<string, IParameterSpec>,
+  inputs: ReadonlyMap<string, ParamInput>
+): Pick<IRunChoice, 'params' | 'param_strings'> {
+  const params: Record<string, unknown> = {};
+  const strings: Record<string, string> = {};
+  for (const [name, input] of inputs) {
+    const spec = parameters[name];
+    if (!spec) {
+      continue;
+    }
+    if (typeof input === 'boolean') {
+      if (input !== spec.default) {
+        params[name] = input;
+      }
+      continue;
+    }
+    if (spec.type !== 'str' && input.trim() === '') {
+      continue;
+    }
+    if (input !== shownValue(spec.type, spec.default)) {
+      strings[name] = input;
+    }
+  }
+  return { params, param_strings: strings };
 }
 
 export class RunForm {
@@ -150,52 +204,32 @@ export class RunForm {
   }
 
   private _paramField(name: string, spec: IParameterSpec): HTMLElement {
-    const type = spec.type ?? 'any';
+    const type = spec.type;
     const key = `${name}:${type}`;
     const edit = this._edits.get(key);
-    const text = edit !== undefined ? String(edit) : shown(type, spec.default);
+    const kind = inputKind(type);
     let input: HTMLInputElement;
-    let reader: Reader;
-    if (type === 'bool') {
+    let reader: () => ParamInput;
+    if (kind === 'checkbox') {
       input = h('input', {
         type: 'checkbox',
-        checked: edit !== undefined ? edit === true : !!spec.default
+        checked: typeof edit === 'boolean' ? edit : !!spec.default
       });
       input.addEventListener('change', () =>
         this._edits.set(key, input.checked)
       );
-      reader = () => ({ value: input.checked });
-    } else if (type === 'int' || type === 'float') {
-      input = h('input', {
-        class: 'kfnb-Input',
-        type: 'number',
-        step: type === 'int' ? 1 : 'any',
-        value: text
-      });
-      input.addEventListener('input', () => this._edits.set(key, input.value));
-      reader = () => {
-        if (input.value.trim() === '') {
-          return { value: spec.default };
-        }
-        const n = Number(input.value);
-        if (!Number.isFinite(n) || (type === 'int' && !Number.isInteger(n))) {
-          return {
-            error: `${name} must be ${type === 'int' ? 'a whole number' : 'a number'}`
-          };
-        }
-        return { value: n };
-      };
+      reader = () => input.checked;
     } else {
       input = h('input', {
         class: 'kfnb-Input',
-        type: 'text',
+        type: kind,
+        ...(kind === 'number' ? { step: type === 'int' ? 1 : 'any' } : {}),
         spellcheck: 'false',
-        value: text,
-        placeholder:
-          type === 'list' ? '[1, 2]' : type === 'dict' ? '{"key": 1}' : ''
+        value: typeof edit === 'string' ? edit : shownValue(type, spec.default),
+        placeholder: placeholder(type)
       });
       input.addEventListener('input', () => this._edits.set(key, input.value));
-      reader = () => readText(name, type, input.value, spec.default);
+      reader = () => input.value;
     }
     this._readers.set(name, reader);
     return h(
@@ -247,26 +281,17 @@ export class RunForm {
   }
 
   private _submit(): void {
-    const params: Record<string, unknown> = {};
-    const defaults = this._view?.pipeline?.parameters ?? {};
+    const inputs = new Map<string, ParamInput>();
     for (const [name, read] of this._readers) {
-      const result = read();
-      if ('error' in result) {
-        this._error.textContent = result.error;
-        return;
-      }
-      if (
-        JSON.stringify(result.value) !== JSON.stringify(defaults[name]?.default)
-      ) {
-        params[name] = result.value;
-      }
+      inputs.set(name, read());
     }
+    const values = runValues(this._view?.pipeline?.parameters ?? {}, inputs);
     this._error.textContent = '';
     const options: Record<string, unknown> = {};
     if (this._cacheOption()) {
       options.cache = this._cache.checked;
     }
-    this._onRun({ params, backend: this._backend.value, options });
+    this._onRun({ ...values, backend: this._backend.value, options });
   }
 
   /** The chosen backend's `cache` option (a bool), or null when it has none. */
@@ -282,8 +307,8 @@ export class RunForm {
   private _view: IPipelineView | null = null;
   private _backends: IBackend[] = [];
   private _busy = false;
-  private readonly _edits = new Map<string, unknown>();
-  private readonly _readers = new Map<string, Reader>();
+  private readonly _edits = new Map<string, ParamInput>();
+  private readonly _readers = new Map<string, () => ParamInput>();
   private readonly _params = h('div', { class: 'kfnb-RunForm-params' });
   private readonly _backend = h('select', {
     class: 'kfnb-Select kfnb-RunForm-backend',
@@ -305,40 +330,4 @@ export class RunForm {
     class: 'kfnb-Error kfnb-RunForm-error',
     role: 'alert'
   });
-}
-
-/** A str/list/dict (or untyped) parameter from its text input. */
-function readText(
-  name: string,
-  type: string,
-  text: string,
-  fallback: unknown
-): { value: unknown } | { error: string } {
-  if (type === 'str') {
-    return { value: text };
-  }
-  if (text.trim() === '') {
-    return { value: fallback };
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    if (type === 'list' || type === 'dict') {
-      return {
-        error: `${name} must be JSON (${type === 'list' ? '[1, 2]' : '{"key": 1}'})`
-      };
-    }
-    return { value: text };
-  }
-  if (type === 'list' && !Array.isArray(value)) {
-    return { error: `${name} must be a JSON list` };
-  }
-  if (
-    type === 'dict' &&
-    (typeof value !== 'object' || value === null || Array.isArray(value))
-  ) {
-    return { error: `${name} must be a JSON object` };
-  }
-  return { value };
 }
