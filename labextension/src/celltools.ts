@@ -1,87 +1,134 @@
 /**
- * Cell tools: a compact editor of the active cell's step tags, and the step badges on cells.
+ * Cell tools: a compact editor of the active cell's step, and the step badges on cells.
  *
- * `CellTools` edits the step the active code cell starts: its name, the steps it runs after
- * (`prev:`, chosen among the steps above), GPUs and image. Apply rewrites the cell's
- * `metadata.tags` (the step tags replaced, other tags kept; see `tags.ts`).
+ * The server is the one authority on the tag language: what a cell declares, which step it
+ * runs in and what is wrong with it come from the pipeline view (`view.cells`, `problems`), and
+ * an edit is the server's answer to `POST cells/step` (the cell's new tags and source: a
+ * `%%step` header rewritten, or step tags replaced), which the tools write into the cell. No
+ * tag is parsed or composed here.
  *
- * `CellBadges` puts a `kfnb-CellBadge` in the header of every cell that starts a step (or is
- * the imports, functions, parameters, metrics or a skipped cell) and keeps them in step with the
- * tags.
+ * `CellBadges` puts a `kfnb-CellBadge` in the header of every cell that declares a step (by
+ * tags or by a `%%step` line) or a section (imports, functions, parameters, metrics, skip).
  */
 import { Cell } from '@jupyterlab/cells';
 import { NotebookPanel } from '@jupyterlab/notebook';
 
-import { IPipelineView } from './api';
+import {
+  errorMessage,
+  ICellInfo,
+  IPipelineView,
+  IStepEdit,
+  IStepSettings
+} from './api';
 import { h } from './dom';
-import { checkStepEdit, IStepTags, readStepTags, writeStepTags } from './tags';
 
-/** The tags of a cell, as a list (never undefined). */
-export function cellTags(cell: Cell): unknown[] {
-  const tags = cell.model.getMetadata('tags');
-  return Array.isArray(tags) ? tags : [];
+/** Asks the server for the edit of cell `index` (the panel knows the notebook and its path). */
+export type StepEditor = (
+  index: number,
+  step: IStepSettings
+) => Promise<IStepEdit>;
+
+/** The server's word on `cell` (the `index`-th of its notebook): by cell id, else by index. */
+export function cellInfo(
+  view: IPipelineView | null,
+  cell: Cell,
+  index: number
+): ICellInfo | null {
+  const cells = view?.cells ?? [];
+  const id = cell.model.id;
+  if (id && cells.some(c => c.id)) {
+    return cells.find(c => c.id === id) ?? null; // a cell added since: not described yet
+  }
+  return cells[index] ?? null;
 }
 
-/** The steps started by cells above `index`, in notebook order. */
-function stepsAbove(panel: NotebookPanel, index: number): string[] {
-  const names: string[] = [];
-  panel.content.widgets.slice(0, index).forEach(cell => {
-    const name = readStepTags(cellTags(cell)).name;
-    if (name && cell.model.type === 'code') {
-      names.push(name);
-    }
-  });
-  return names;
+/** What the badge of a cell says, or null for no badge. */
+export function badgeOf(
+  info: ICellInfo | null
+): { text: string; kind: string; title: string } | null {
+  if (!info || info.type !== 'code') {
+    return null;
+  }
+  if (info.role && info.role !== 'step') {
+    return {
+      text: info.role,
+      kind: info.role,
+      title: `kfnb: the ${info.role} cell`
+    };
+  }
+  if (!info.starts || !info.step) {
+    return null;
+  }
+  const extras = [
+    info.after.length ? `after ${info.after.join(', ')}` : '',
+    info.gpus > 0 ? `GPU ${info.gpus}` : '',
+    info.image ?? '',
+    info.declared_by === 'magic' ? 'its %%step line' : ''
+  ].filter(Boolean);
+  return {
+    text: info.step,
+    kind: 'step',
+    title: `kfnb step “${info.step}”${extras.length ? ` (${extras.join('; ')})` : ''}`
+  };
 }
 
-/** The editor of the active cell's step tags. */
+/** One line: what cell `index` is in the pipeline now. */
+export function cellStatus(info: ICellInfo | null, index: number): string {
+  if (!info) {
+    return `Cell ${index}: reading the pipeline…`;
+  }
+  if (info.type !== 'code') {
+    return `Cell ${index} is a ${info.type} cell: only code cells run in steps.`;
+  }
+  if (info.role && info.role !== 'step') {
+    return `Cell ${index} is the ${info.role} cell${info.role === 'skip' ? ' (not run)' : ''}.`;
+  }
+  if (info.starts && info.step) {
+    const how = info.declared_by === 'magic' ? ' (its %%step line)' : '';
+    return `Cell ${index} starts step “${info.step}”${how}.`;
+  }
+  return info.step
+    ? `Cell ${index} continues step “${info.step}”. Name a step to start one here.`
+    : `Cell ${index} starts no step. Name a step to start one here.`;
+}
+
+/** The editor of the active cell's step. */
 export class CellTools {
   readonly node = h('div', { class: 'kfnb-CellTools' });
+
+  constructor(private readonly _edit: StepEditor) {}
 
   /** Follow `cell` of `panel` (null: no notebook or no active cell). */
   setCell(panel: NotebookPanel | null, cell: Cell | null): void {
     if (this._cell !== cell) {
-      this._cell?.model.metadataChanged.disconnect(this._onMetadata, this);
       this._cell = cell && !cell.isDisposed ? cell : null;
-      this._cell?.model.metadataChanged.connect(this._onMetadata, this);
       this._panel = panel;
       this._render(true);
     }
   }
 
-  /** The latest pipeline: tells which step a cell without step tags continues. */
+  /** The latest pipeline view: the cells' declarations, steps and problems. */
   setPipeline(view: IPipelineView | null): void {
     this._view = view;
-    const cell = this._cell;
     const editing = this.node.contains(document.activeElement);
-    if (cell && this._panel && !editing) {
-      if (this._formKey(cell) !== this._renderedKey) {
-        this._render(true);
-        return;
-      }
-    }
-    this._renderStatus();
+    this._render(!editing);
   }
 
   dispose(): void {
-    this._cell?.model.metadataChanged.disconnect(this._onMetadata, this);
     this._cell = null;
   }
 
-  private _onMetadata(): void {
-    this._render(false);
+  private _index(): number {
+    const cell = this._cell;
+    return cell && this._panel ? this._panel.content.widgets.indexOf(cell) : -1;
   }
 
-  /** Redraw the form; `force` also when the tags did not change (another cell). */
+  /** Redraw; `force` also redraws the form when what it shows did not change. */
   private _render(force: boolean): void {
     const cell = this._cell;
-    const key = cell ? JSON.stringify(cellTags(cell)) : '';
-    if (!force && key === this._renderedTags) {
-      return;
-    }
-    this._renderedTags = key;
-    this._error.textContent = '';
-    if (!cell || !this._panel) {
+    const index = this._index();
+    if (!cell || index < 0) {
+      this._renderedKey = '';
       this.node.replaceChildren(
         h(
           'p',
@@ -91,54 +138,48 @@ export class CellTools {
       );
       return;
     }
-    const index = this._panel.content.widgets.indexOf(cell);
-    const current = readStepTags(cellTags(cell));
-    this.node.replaceChildren(this._status);
-    this._renderStatus();
-    if (cell.model.type !== 'code') {
+    const info = cellInfo(this._view, cell, index);
+    const problems = (this._view?.problems ?? []).filter(
+      p => p.cell_index === index
+    );
+    const key = JSON.stringify([index, info, this._stepsAbove(index)]);
+    this._status.textContent = cellStatus(info, index);
+    this._problems.replaceChildren(
+      ...problems.map(p =>
+        h(
+          'p',
+          { class: 'kfnb-CellTools-problem' },
+          p.message,
+          p.fix ? h('span', { class: 'kfnb-Problem-fix' }, ` ${p.fix}`) : ''
+        )
+      )
+    );
+    if (!force && key === this._renderedKey) {
       return;
     }
-    if (current.role) {
-      return;
+    this._renderedKey = key;
+    this._error.textContent = '';
+    const parts: Node[] = [this._status, this._problems];
+    if (info?.editable) {
+      parts.push(this._form(index, info));
     }
-    this.node.append(this._form(index, current));
+    this.node.replaceChildren(...parts);
   }
 
-  /** One line: what the active cell is in the pipeline now. */
-  private _renderStatus(): void {
-    const cell = this._cell;
-    if (!cell || !this._panel) {
-      return;
-    }
-    const index = this._panel.content.widgets.indexOf(cell);
-    const tags = readStepTags(cellTags(cell));
-    let text: string;
-    if (cell.model.type !== 'code') {
-      text = `Cell ${index} is a ${cell.model.type} cell: only code cells run in steps.`;
-    } else if (tags.role) {
-      text = `Cell ${index} is the ${tags.role} cell${tags.role === 'skip' ? ' (not run)' : ''}.`;
-    } else if (tags.name) {
-      text = `Cell ${index} starts step “${tags.name}”.`;
-    } else {
-      const step = this._view?.pipeline?.steps.find(st =>
-        st.cells.includes(index)
-      );
-      text = step
-        ? `Cell ${index} continues step “${step.name}”. Name a step to start one here.`
-        : `Cell ${index} starts no step. Name a step to start one here.`;
-    }
-    this._status.textContent = text;
+  /** The steps declared by cells above `index`, in notebook order. */
+  private _stepsAbove(index: number): string[] {
+    return (this._view?.cells ?? [])
+      .filter(c => c.index < index && c.starts && c.step)
+      .map(c => c.step!);
   }
 
-  private _form(index: number, current: IStepTags): HTMLElement {
-    const panel = this._panel!;
-    const above = stepsAbove(panel, index);
-    this._renderedKey = this._formKey(this._cell!);
+  private _form(index: number, info: ICellInfo): HTMLElement {
+    const current = info.starts ? info.step : null;
     const name = h('input', {
       class: 'kfnb-Input kfnb-CellTools-name',
       type: 'text',
       placeholder: 'step name',
-      value: current.name ?? '',
+      value: current ?? '',
       'aria-label': 'step name',
       spellcheck: 'false'
     });
@@ -147,14 +188,14 @@ export class CellTools {
       type: 'number',
       min: 0,
       step: 1,
-      value: current.gpus,
+      value: info.gpus,
       'aria-label': 'GPUs'
     });
     const image = h('input', {
       class: 'kfnb-Input kfnb-CellTools-image',
       type: 'text',
       placeholder: 'image (default: the pipeline’s)',
-      value: current.image,
+      value: info.image ?? '',
       'aria-label': 'container image',
       spellcheck: 'false'
     });
@@ -163,12 +204,13 @@ export class CellTools {
       role: 'group',
       'aria-label': 'after'
     });
+    const above = this._stepsAbove(index);
     const known = new Set(above);
-    for (const step of [...above, ...current.prev.filter(p => !known.has(p))]) {
+    for (const step of [...above, ...info.after.filter(p => !known.has(p))]) {
       const box = h('input', {
         type: 'checkbox',
         value: step,
-        checked: current.prev.includes(step)
+        checked: info.after.includes(step)
       });
       prev.append(
         h(
@@ -182,10 +224,8 @@ export class CellTools {
     if (!prev.childElementCount) {
       prev.append(h('span', { class: 'kfnb-Muted' }, 'no steps above'));
     }
-    // what the step receives anyway: data edges need no prev: tag
-    const step = this._view?.pipeline?.steps.find(
-      st => st.name === current.name
-    );
+    // what the step receives anyway: data edges need no `after`
+    const step = this._view?.pipeline?.steps.find(st => st.name === current);
     const inputs = Object.entries(step?.inputs ?? {});
     const received = inputs.length
       ? h(
@@ -196,7 +236,7 @@ export class CellTools {
             'span',
             { class: 'kfnb-Muted kfnb-CellTools-inputs' },
             'receives ',
-            inputs.map(([name, from]) => `${name} ← ${from}`).join(', ')
+            inputs.map(([n, from]) => `${n} ← ${from}`).join(', ')
           )
         )
       : '';
@@ -209,25 +249,26 @@ export class CellTools {
       'button',
       {
         class: 'jp-mod-styled kfnb-CellTools-clear',
-        title: 'Remove the step tags: the cell continues the step above'
+        title: 'The cell starts no step: it continues the step above'
       },
       'Clear'
     );
-    const read = (): Omit<IStepTags, 'role'> => ({
+    const read = (): IStepSettings => ({
       name: name.value.trim() || null,
-      prev: Array.from(
+      after: Array.from(
         prev.querySelectorAll<HTMLInputElement>('input:checked')
       ).map(b => b.value),
       gpus: gpus.value === '' ? 0 : Number(gpus.value),
-      image: image.value
+      image: image.value.trim() || null
     });
-    apply.addEventListener('click', () => this._apply(read()));
-    clear.addEventListener('click', () =>
-      this._apply({ name: null, prev: [], gpus: 0, image: '' })
+    apply.addEventListener('click', () => void this._apply(read()));
+    clear.addEventListener(
+      'click',
+      () => void this._apply({ name: null, after: [], gpus: 0, image: null })
     );
     name.addEventListener('keydown', event => {
       if (event.key === 'Enter') {
-        this._apply(read());
+        void this._apply(read());
       }
     });
     return h(
@@ -243,135 +284,84 @@ export class CellTools {
     );
   }
 
-  /** What the form shows besides the cell's tags: the steps above, what the step receives. */
-  private _formKey(cell: Cell): string {
-    const panel = this._panel!;
-    const name = readStepTags(cellTags(cell)).name;
-    const step = this._view?.pipeline?.steps.find(st => st.name === name);
-    return JSON.stringify([
-      stepsAbove(panel, panel.content.widgets.indexOf(cell)),
-      step?.inputs
-    ]);
-  }
-
-  private _apply(edit: Omit<IStepTags, 'role'>): void {
+  /** Ask the server for the edit, then write its tags and source into the cell. */
+  private async _apply(step: IStepSettings): Promise<void> {
     const cell = this._cell;
-    const panel = this._panel;
-    if (!cell || !panel) {
-      return;
-    }
-    const index = panel.content.widgets.indexOf(cell);
-    const taken = panel.content.widgets
-      .filter((other, i) => i !== index && other.model.type === 'code')
-      .map(other => readStepTags(cellTags(other)).name)
-      .filter((n): n is string => !!n);
-    const problem = checkStepEdit(edit, taken);
-    if (problem) {
-      this._error.textContent = problem;
+    const index = this._index();
+    if (!cell || index < 0) {
       return;
     }
     this._error.textContent = '';
-    const tags = writeStepTags(cellTags(cell), edit);
-    if (tags.length) {
-      cell.model.setMetadata('tags', tags);
+    let edit: IStepEdit;
+    try {
+      edit = await this._edit(index, step);
+    } catch (error) {
+      this._error.textContent = errorMessage(error);
+      return;
+    }
+    if (cell.isDisposed || this._cell !== cell) {
+      return;
+    }
+    if (edit.tags.length) {
+      cell.model.setMetadata('tags', edit.tags);
     } else {
       cell.model.deleteMetadata('tags');
+    }
+    if (cell.model.sharedModel.getSource() !== edit.source) {
+      cell.model.sharedModel.setSource(edit.source);
     }
   }
 
   private _cell: Cell | null = null;
   private _panel: NotebookPanel | null = null;
   private _view: IPipelineView | null = null;
-  private _renderedTags = '';
   private _renderedKey = '';
   private readonly _status = h('p', { class: 'kfnb-CellTools-status' });
+  private readonly _problems = h('div', { class: 'kfnb-CellTools-problems' });
   private readonly _error = h('p', {
     class: 'kfnb-CellTools-error',
     role: 'alert'
   });
 }
 
-/** What a cell's badge says, or null for no badge. */
-function badgeText(
-  tags: IStepTags
-): { text: string; kind: string; title: string } | null {
-  if (tags.role) {
-    return {
-      text: tags.role,
-      kind: tags.role,
-      title: `kfnb: the ${tags.role} cell`
-    };
-  }
-  if (!tags.name) {
-    return null;
-  }
-  const extras = [
-    tags.prev.length ? `after ${tags.prev.join(', ')}` : '',
-    tags.gpus > 0 ? `GPU ${tags.gpus}` : '',
-    tags.image ? tags.image : ''
-  ].filter(Boolean);
-  return {
-    text: tags.name,
-    kind: 'step',
-    title: `kfnb step “${tags.name}”${extras.length ? ` (${extras.join('; ')})` : ''}`
-  };
-}
-
-/** Step badges on the cells of one notebook, kept in step with their tags. */
+/** Step badges on the cells of one notebook, from the server's pipeline view. */
 export class CellBadges {
-  constructor(readonly panel: NotebookPanel) {
-    const model = panel.content.model;
-    model?.contentChanged.connect(this._schedule, this);
-    panel.content.modelChanged.connect(this._schedule, this);
-    this._schedule();
+  constructor(readonly panel: NotebookPanel) {}
+
+  /** Badge every cell as `view` says (null: no badges). */
+  setView(view: IPipelineView | null): void {
+    this._view = view;
+    this.sync();
   }
 
   dispose(): void {
-    this.panel.content.model?.contentChanged.disconnect(this._schedule, this);
-    this.panel.content.modelChanged.disconnect(this._schedule, this);
-    if (this._timer) {
-      clearTimeout(this._timer);
-    }
     for (const cell of this.panel.content.widgets) {
       cell.node.querySelector('.kfnb-CellBadge')?.remove();
     }
   }
 
-  /** Re-read every cell's tags and update its badge now. */
+  /** Put each cell's badge in place now. */
   sync(): void {
     if (this.panel.isDisposed) {
       return;
     }
-    for (const cell of this.panel.content.widgets) {
+    this.panel.content.widgets.forEach((cell, index) => {
       if (cell.isPlaceholder()) {
         void cell.ready.then(
-          () => this._syncCell(cell),
+          () => this._syncCell(cell, index),
           () => undefined // a cell disposed before it rendered needs no badge
         );
       } else {
-        this._syncCell(cell);
+        this._syncCell(cell, index);
       }
-    }
+    });
   }
 
-  private _schedule(): void {
-    if (this._timer) {
-      clearTimeout(this._timer);
-    }
-    this._timer = setTimeout(() => {
-      this._timer = 0;
-      this.sync();
-    }, 50);
-  }
-
-  private _syncCell(cell: Cell): void {
+  private _syncCell(cell: Cell, index: number): void {
     if (cell.isDisposed) {
       return;
     }
-    const info =
-      cell.model.type === 'code'
-        ? badgeText(readStepTags(cellTags(cell)))
-        : null;
+    const info = badgeOf(cellInfo(this._view, cell, index));
     const header =
       cell.node.querySelector<HTMLElement>('.jp-CellHeader') ?? cell.node;
     let badge = header.querySelector<HTMLElement>(':scope > .kfnb-CellBadge');
@@ -391,5 +381,5 @@ export class CellBadges {
     );
   }
 
-  private _timer: ReturnType<typeof setTimeout> | 0 = 0;
+  private _view: IPipelineView | null = null;
 }

@@ -8,10 +8,8 @@
  */
 import { IPipeline, IPipelineView, IProblem } from './api';
 import { renderDag, setSelected } from './dag';
+import { DagViewport } from './dagviewport';
 import { h, pythonLiteral } from './dom';
-
-/** How far a wide graph is shrunk to fit the panel before it scrolls instead. */
-const MIN_SCALE = 0.7;
 
 export interface IPipelineActions {
   goToCell(index: number): void;
@@ -22,13 +20,17 @@ export class PipelineView {
   readonly node = h('div', { class: 'kfnb-PipelineView' });
 
   constructor(private readonly _actions: IPipelineActions) {
-    this.node.append(this._summary, this._dag, this._problems, this._lists);
+    this.node.append(
+      this._summary,
+      this._viewport.node,
+      this._problems,
+      this._lists
+    );
     this.clear('');
-    this._resize.observe(this._dag);
   }
 
   dispose(): void {
-    this._resize.disconnect();
+    this._viewport.dispose();
   }
 
   get pipeline(): IPipeline | null {
@@ -40,8 +42,8 @@ export class PipelineView {
     this._svg = null;
     this._key = '';
     this._summary.textContent = message;
-    this._dag.replaceChildren();
-    this._dag.classList.remove('kfnb-Dag--stale');
+    this._viewport.setSvg(null);
+    this._viewport.box.classList.remove('kfnb-Dag--stale');
     this._problems.replaceChildren();
     this._lists.replaceChildren();
   }
@@ -49,7 +51,7 @@ export class PipelineView {
   setView(view: IPipelineView): void {
     this._renderProblems(view.problems ?? []);
     const pipeline = view.ok ? view.pipeline : null;
-    this._dag.classList.toggle(
+    this._viewport.box.classList.toggle(
       'kfnb-Dag--stale',
       !pipeline && this._pipeline !== null
     );
@@ -67,8 +69,7 @@ export class PipelineView {
         selected: this._selected,
         onSelect: step => this._actions.selectStep(step)
       });
-      this._dag.replaceChildren(this._svg);
-      this._fit();
+      this._viewport.setSvg(this._svg);
       this._renderLists(pipeline);
     }
     const n = pipeline.steps.length;
@@ -86,20 +87,6 @@ export class PipelineView {
     if (this._svg) {
       setSelected(this._svg, step);
     }
-  }
-
-  /** Shrink a graph wider than the panel (down to MIN_SCALE; scroll beyond that). */
-  private _fit(): void {
-    const svg = this._svg;
-    const box = svg?.viewBox.baseVal;
-    if (!svg || !box || !box.width) {
-      return;
-    }
-    const room = this._dag.clientWidth;
-    const scale =
-      room > 0 ? Math.max(MIN_SCALE, Math.min(1, room / box.width)) : 1;
-    svg.setAttribute('width', String(Math.floor(box.width * scale)));
-    svg.setAttribute('height', String(Math.floor(box.height * scale)));
   }
 
   private _renderProblems(problems: IProblem[]): void {
@@ -204,10 +191,9 @@ export class PipelineView {
   private _key = '';
   private _selected: string | null = null;
   private readonly _summary = h('p', { class: 'kfnb-PipelineView-summary' });
-  private readonly _dag = h('div', { class: 'kfnb-Dag' });
+  private readonly _viewport = new DagViewport();
   private readonly _problems = h('div', {
     class: 'kfnb-PipelineView-problems'
   });
   private readonly _lists = h('div', { class: 'kfnb-PipelineView-lists' });
-  private readonly _resize = new ResizeObserver(() => this._fit());
 }

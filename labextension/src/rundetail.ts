@@ -1,42 +1,34 @@
 /**
- * The detail of one run: status, Cancel (while it goes on), the KFP link of a remote run, its
- * parameters, the DAG of the pipeline it ran with its step states, one row per step (status,
- * duration, attempts, cached mark, Log and Notebook buttons), the selected step's streaming log
- * and the metrics table.
- *
- * A run is drawn from its record alone: the DAG is the pipeline stored with the run when it was
- * submitted (`run.pipeline`), never the notebook as it is now (which the panel's pipeline
- * section shows). A run recorded before runs kept their pipeline has no DAG.
+ * The detail of one run: what every run has (status, kind, Cancel while it goes on, the
+ * cluster link of a remote run, its parameters, its error, its metrics table), and a body
+ * chosen by the run's kind from the registry in `runviews.ts` (a pipeline run's DAG, steps
+ * and logs; a parent run's children...). The detail is drawn from the run's record alone.
  */
-import {
-  closeIcon,
-  launchIcon,
-  notebookIcon,
-  stopIcon
-} from '@jupyterlab/ui-components';
+import { launchIcon, stopIcon } from '@jupyterlab/ui-components';
 
 import {
   errorMessage,
   getMetrics,
+  getRun,
   IEvent,
   IMetricValue,
-  IPipeline,
   IRun,
-  IStepRun,
   TERMINAL_RUN
 } from './api';
-import { renderDag, setSelected, setStatuses } from './dag';
 import { h, pythonLiteral } from './dom';
-import { LogView } from './logview';
+import { PipelineRunView, signature } from './pipelinerun';
 import { durationText } from './runs';
+import {
+  IRunActions,
+  IRunView,
+  registerRunView,
+  runViewFactory
+} from './runviews';
 import { statusIcon, statusWord } from './status';
 
-/** What the detail asks of the panel. */
-export interface IRunActions {
-  cancel(run: IRun): Promise<void>;
-  openNotebook(run: IRun, step: string): Promise<void>;
-  goToCell(index: number): void;
-}
+registerRunView('pipeline', actions => new PipelineRunView(actions));
+
+export type { IRunActions } from './runviews';
 
 export class RunDetail {
   readonly node = h('div', { class: 'kfnb-RunDetail', hidden: true });
@@ -47,8 +39,9 @@ export class RunDetail {
     return this._run;
   }
 
-  get selectedStep(): string | null {
-    return this._step;
+  /** The body view of the run shown (its kind's), or null. */
+  get view(): IRunView | null {
+    return this._view;
   }
 
   /** Show `run` (null hides the detail); the same run again updates it in place. */
@@ -57,8 +50,7 @@ export class RunDetail {
     const before = this._run ? signature(this._run) : '';
     this._run = run;
     if (!run) {
-      this._closeLog();
-      this._step = null;
+      this._setView(null);
       this.node.hidden = true;
       this.node.replaceChildren();
       this._metricsKey = '';
@@ -66,55 +58,22 @@ export class RunDetail {
     }
     this.node.hidden = false;
     if (!same) {
-      this._stepChosen = false;
-      this._closeLog();
-      this._step = defaultStep(run);
       this._metrics = [];
       this._metricsKey = '';
     } else if (before === signature(run)) {
       return;
-    } else if (!this._stepChosen) {
-      // follow the run (the running step, else the failed one) until the user picks a step
-      const current = run.steps.find(st => st.name === this._step);
-      const next = defaultStep(run);
-      if (
-        next &&
-        next !== this._step &&
-        (!current || current.status !== 'RUNNING')
-      ) {
-        this._step = next;
-        this._closeLog();
-      }
+    }
+    if (!same || this._viewKind !== run.kind) {
+      this._setView(run.kind);
     }
     this._render();
-    this._logView?.poke(
-      run.steps.find(st => st.name === this._step)?.status ?? 'PENDING'
-    );
+    this._view?.show(run);
     void this._loadMetrics();
   }
 
-  /** Show the log of `step` (null: none). */
-  selectStep(step: string | null): void {
-    if (step === this._step) {
-      return;
-    }
-    this._step = step;
-    this._stepChosen = true;
-    this._closeLog();
-    if (this._run) {
-      this._render();
-    }
-  }
-
-  /** A store event about this run: wake the log of the step it concerns. */
+  /** A store event about this run. */
   onEvent(event: IEvent): void {
-    if (
-      event.kind === 'step' &&
-      event.data.step === this._step &&
-      this._logView
-    ) {
-      this._logView.poke(String(event.data.status ?? ''));
-    }
+    this._view?.onEvent(event);
   }
 
   /** Update the ticking durations. */
@@ -127,20 +86,18 @@ export class RunDetail {
     if (total) {
       total.textContent = durationText(run);
     }
-    for (const st of run.steps) {
-      if (st.status === 'RUNNING') {
-        const cell = this.node.querySelector(
-          `.kfnb-StepRow[data-step="${CSS.escape(st.name)}"] .kfnb-StepRow-duration`
-        );
-        if (cell) {
-          cell.textContent = durationText(st);
-        }
-      }
-    }
+    this._view?.tick();
   }
 
   dispose(): void {
-    this._closeLog();
+    this._setView(null);
+  }
+
+  private _setView(kind: string | null): void {
+    this._view?.dispose();
+    this._view = kind === null ? null : runViewFactory(kind)(this._actions);
+    this._viewKind = kind;
+    this._view?.node.classList.add('kfnb-RunDetail-body');
   }
 
   private _render(): void {
@@ -154,11 +111,24 @@ export class RunDetail {
         { class: 'kfnb-RunDetail-status', 'data-status': run.status },
         statusWord(run.status)
       ),
+      h('span', { class: 'kfnb-KindBadge', 'data-kind': run.kind }, run.kind),
       h('code', { class: 'kfnb-RunDetail-id', title: `run ${run.id}` }, run.id),
       h('span', { class: 'kfnb-Muted' }, run.backend),
       h('span', { class: 'kfnb-RunDetail-duration' }, durationText(run))
     );
     const actions = h('div', { class: 'kfnb-Actions' });
+    if (run.parent_id) {
+      const up = h(
+        'button',
+        {
+          class: 'jp-mod-styled kfnb-RunDetail-parent',
+          title: `Show run ${run.parent_id}, which this run belongs to`
+        },
+        'Parent run'
+      );
+      up.addEventListener('click', () => void this._showParent(run));
+      actions.append(up);
+    }
     if (!TERMINAL_RUN.has(run.status)) {
       const cancel = h(
         'button',
@@ -193,10 +163,6 @@ export class RunDetail {
       );
     }
     const params = Object.entries(run.params ?? {});
-    const log = this._logView?.node;
-    const logScroll = log
-      ? [log.scrollTop, log.scrollHeight - log.clientHeight]
-      : null;
     this.node.replaceChildren(
       header,
       actions.childElementCount ? actions : '',
@@ -216,171 +182,20 @@ export class RunDetail {
               .join(', ')
           )
         : '',
-      this._dagOf(run),
-      h(
-        'ul',
-        { class: 'kfnb-StepRows' },
-        ...run.steps.map(st => this._stepRow(run, st))
-      ),
-      this._logSection(run),
+      this._view?.node ?? '',
       this._metricsTable()
     );
-    if (log && logScroll && log === this._logView?.node) {
-      const [top, bottom] = logScroll;
-      log.scrollTop = top >= bottom - 24 ? log.scrollHeight : top;
-    }
   }
 
-  /** The DAG of the pipeline the run ran, its step states and the selected step on it. */
-  private _dagOf(run: IRun): HTMLElement {
-    const pipeline = run.pipeline;
-    if (!pipeline) {
-      this._svg = null;
-      this._dagKey = '';
-      return h(
-        'p',
-        { class: 'kfnb-Muted kfnb-RunDetail-noDag' },
-        'This run was recorded before runs kept their pipeline: no graph to show.'
-      );
+  private async _showParent(run: IRun): Promise<void> {
+    if (!run.parent_id) {
+      return;
     }
-    const statuses = statusesOf(run);
-    const key = `${run.id}\n${JSON.stringify(pipeline)}`;
-    if (key !== this._dagKey || !this._svg) {
-      this._dagKey = key;
-      this._svg = renderDag(pipeline, {
-        statuses,
-        selected: this._step,
-        onSelect: step => this.selectStep(step)
-      });
-      this._dag.replaceChildren(this._svg);
-      this._dag.dataset.runId = run.id;
-      fitWidth(this._svg, pipeline);
-    } else {
-      setStatuses(this._svg, statuses);
-      setSelected(this._svg, this._step);
+    try {
+      this._actions.selectRun(await getRun(run.parent_id));
+    } catch (error) {
+      console.warn(`kfnb: run ${run.parent_id}: ${errorMessage(error)}`);
     }
-    return this._dag;
-  }
-
-  private _stepRow(run: IRun, st: IStepRun): HTMLElement {
-    const selected = st.name === this._step;
-    const log = h(
-      'button',
-      {
-        class: `jp-mod-styled kfnb-StepRow-log${selected ? ' kfnb-mod-active' : ''}`,
-        title: `Show the log of ${st.name}`,
-        'aria-pressed': selected ? 'true' : 'false'
-      },
-      'Log'
-    );
-    log.addEventListener('click', () => this.selectStep(st.name));
-    const ran = !['PENDING', 'SKIPPED'].includes(st.status);
-    const open = h(
-      'button',
-      {
-        class: 'jp-mod-styled kfnb-StepRow-notebook',
-        title: ran
-          ? `Open the executed notebook of ${st.name}`
-          : 'The step has not run',
-        disabled: !ran
-      },
-      notebookIcon.element({ tag: 'span', className: 'kfnb-Icon' })
-    );
-    open.addEventListener('click', () => {
-      open.disabled = true;
-      void this._actions
-        .openNotebook(run, st.name)
-        .finally(() => (open.disabled = false));
-    });
-    const error = st.error as {
-      message?: string;
-      evalue?: string;
-      cell?: number;
-    } | null;
-    const row = h(
-      'li',
-      {
-        class: `kfnb-StepRow kfnb-StepRow--${st.status}${selected ? ' kfnb-StepRow--selected' : ''}`,
-        'data-step': st.name,
-        'data-status': st.status
-      },
-      h(
-        'div',
-        { class: 'kfnb-StepRow-main' },
-        statusIcon(st.status),
-        h('span', { class: 'kfnb-StepRow-name' }, st.name),
-        st.status === 'CACHED'
-          ? h(
-              'span',
-              {
-                class: 'kfnb-StepRow-cached',
-                title: `results reused from ${st.cached_from ?? 'an earlier run'}`
-              },
-              'cached'
-            )
-          : '',
-        st.attempt > 1
-          ? h('span', { class: 'kfnb-Muted' }, `attempt ${st.attempt}`)
-          : '',
-        st.gpus?.length
-          ? h(
-              'span',
-              { class: 'kfnb-Muted', title: 'GPU ids' },
-              `GPU ${st.gpus.join(',')}`
-            )
-          : '',
-        h('span', { class: 'kfnb-StepRow-duration' }, durationText(st)),
-        log,
-        open
-      )
-    );
-    if (error && (st.status === 'FAILED' || st.status === 'SKIPPED')) {
-      const text = error.message ?? error.evalue ?? JSON.stringify(error);
-      const line = h('p', { class: 'kfnb-StepRow-error' }, text);
-      if (typeof error.cell === 'number') {
-        const cell = error.cell;
-        line.classList.add('kfnb-mod-clickable');
-        line.title = `Go to cell ${cell}`;
-        line.addEventListener('click', () => this._actions.goToCell(cell));
-      }
-      row.append(line);
-    }
-    return row;
-  }
-
-  private _logSection(run: IRun): HTMLElement | string {
-    const step = this._step;
-    const st = run.steps.find(s => s.name === step);
-    if (!step || !st) {
-      this._closeLog();
-      return '';
-    }
-    if (
-      !this._logView ||
-      this._logView.runId !== run.id ||
-      this._logView.step !== step
-    ) {
-      this._closeLog();
-      this._logView = new LogView(run.id, step, st.status);
-    }
-    const close = h('button', {
-      class: 'kfnb-LogSection-close',
-      title: 'Close the log',
-      'aria-label': 'Close the log'
-    });
-    closeIcon.element({ container: close, height: '14px', width: '14px' });
-    close.addEventListener('click', () => this.selectStep(null));
-    return h(
-      'div',
-      { class: 'kfnb-LogSection' },
-      h(
-        'div',
-        { class: 'kfnb-Heading kfnb-LogSection-heading' },
-        `Log of ${step}`,
-        close
-      ),
-      this._logView.node
-    );
   }
 
   private _metricsTable(): HTMLElement | string {
@@ -472,61 +287,11 @@ export class RunDetail {
     }
   }
 
-  private _closeLog(): void {
-    this._logView?.dispose();
-    this._logView = null;
-  }
-
   private _run: IRun | null = null;
-  private readonly _dag = h('div', { class: 'kfnb-Dag kfnb-RunDetail-dag' });
-  private _svg: SVGSVGElement | null = null;
-  private _dagKey = '';
-  private _step: string | null = null;
-  private _stepChosen = false;
-  private _logView: LogView | null = null;
+  private _view: IRunView | null = null;
+  private _viewKind: string | null = null;
   private _metrics: IMetricValue[] = [];
   private _metricsKey = '';
-}
-
-/** step -> status of a run, for its DAG. */
-function statusesOf(run: IRun): Record<string, string> {
-  return Object.fromEntries(run.steps.map(st => [st.name, st.status]));
-}
-
-/** Let a wide graph shrink with the panel (its height follows its aspect ratio). */
-function fitWidth(svg: SVGSVGElement, pipeline: IPipeline): void {
-  const box = svg.viewBox.baseVal;
-  svg.removeAttribute('height');
-  svg.style.maxWidth = '100%';
-  svg.style.height = 'auto';
-  svg.setAttribute('aria-label', `Pipeline ${pipeline.name} as this run ran it`);
-  svg.setAttribute('width', String(box?.width ?? ''));
-}
-
-/** What changes when a run moves on (to redraw only then). */
-function signature(run: IRun): string {
-  return JSON.stringify([
-    run.status,
-    run.finished_at,
-    run.error,
-    run.remote?.url,
-    run.steps.map(st => [
-      st.name,
-      st.status,
-      st.attempt,
-      st.finished_at,
-      st.started_at
-    ])
-  ]);
-}
-
-/** The step whose log to show first: running, else failed, else none. */
-function defaultStep(run: IRun): string | null {
-  return (
-    run.steps.find(st => st.status === 'RUNNING')?.name ??
-    run.steps.find(st => st.status === 'FAILED')?.name ??
-    null
-  );
 }
 
 function formatValue(value: number | null): string {

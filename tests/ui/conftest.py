@@ -94,6 +94,41 @@ def slow_notebook() -> nbformat.NotebookNode:
     )
 
 
+def wide_notebook() -> nbformat.NotebookNode:
+    """Ten steps shaped like Kale's Titanic example: load, clean, features, then five models in
+    parallel (a 5-way fan-out), then results and a report; and a `%%step` cell (`summary`)."""
+    models = {
+        "naive_bayes": "nb_score = sum(a for a, _ in X) / len(X)",
+        "logistic_regression": "lr_score = sum(b for _, b in X) / len(X) / 100",
+        "random_forest": "rf_score = max(a for a, _ in X) / 10",
+        "svm": "svm_score = min(b for _, b in X) + 0.5",
+        "decision_tree": "dt_score = len(X) / 20",
+    }
+    cells = [
+        new_markdown_cell("# Titanic-like\nFive models trained in parallel."),
+        _cell("import math", "imports"),
+        _cell("data = list(range(40))", "step:load_data"),
+        _cell("clean = [x for x in data if x % 7]", "step:clean_data"),
+        _cell("X = [(x, x * x) for x in clean]", "step:engineer_features"),
+    ]
+    cells += [_cell(code, f"step:{name}") for name, code in models.items()]
+    cells += [
+        _cell(
+            "scores = {'nb': nb_score, 'lr': lr_score, 'rf': rf_score, 'svm': svm_score,"
+            " 'dt': dt_score}",
+            "step:results",
+        ),
+        _cell("best = max(scores, key=scores.get)\nprint(best, math.pi)", "step:report"),
+        _cell("%%step summary --after report --cpu 2\nprint('done')"),
+    ]
+    return new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+
+
 #: The notebooks in the root of the ``lab`` server (a fresh copy each for tests that edit).
 NOTEBOOKS = {
     "fanout.ipynb": fanout_notebook,
@@ -101,6 +136,8 @@ NOTEBOOKS = {
     "broken.ipynb": broken_notebook,
     "slow.ipynb": slow_notebook,
     "magics_pipeline.ipynb": magics_notebook,
+    "wide.ipynb": wide_notebook,
+    "wide_tools.ipynb": wide_notebook,
 }
 
 

@@ -129,3 +129,35 @@ def wait_until(page: Page, predicate: str, timeout_s: float = 15) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout_s}s: {predicate}")
         page.wait_for_timeout(200)  # poll interval; the loop is bounded by `deadline`
+
+
+def cell_source(page: Page, index: int) -> str:
+    """The source of cell ``index`` of the current notebook, read from its model."""
+    source: str = page.evaluate(
+        """index => {
+            const nb = window.jupyterapp.shell.currentWidget.content;
+            return nb.widgets[index].model.sharedModel.getSource();
+        }""",
+        index,
+    )
+    return source
+
+
+def boxes(locator: Locator) -> list[dict[str, float]]:
+    """The bounding boxes of every element ``locator`` matches (visible ones)."""
+    found = []
+    for element in locator.all():
+        box = element.bounding_box()
+        assert box is not None, "an element has no box (hidden?)"
+        found.append(box)
+    return found
+
+
+def inside(box: dict[str, float], frame: dict[str, float], slack: float = 0.5) -> bool:
+    """Whether ``box`` lies wholly within ``frame`` (bounding boxes of the page)."""
+    return (
+        box["x"] >= frame["x"] - slack
+        and box["y"] >= frame["y"] - slack
+        and box["x"] + box["width"] <= frame["x"] + frame["width"] + slack
+        and box["y"] + box["height"] <= frame["y"] + frame["height"] + slack
+    )

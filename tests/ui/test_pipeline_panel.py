@@ -98,8 +98,9 @@ def test_cell_tools_make_a_cell_a_step(page: Page, lab_url: str, page_errors: li
     tools.locator(".kfnb-CellTools-gpus").fill("1")
     tools.locator(".kfnb-CellTools-apply").click()
 
-    assert cell_tags(page, 7) == ["step:summary", "prev:report", "limit:nvidia.com/gpu:1"]
+    # the server answers the cell's new tags; the badge comes from the next description
     expect(cell(page, 7).locator(".kfnb-CellBadge")).to_have_text("summary")
+    assert cell_tags(page, 7) == ["step:summary", "prev:report", "limit:nvidia.com/gpu:1"]
     expect(tools.locator(".kfnb-CellTools-status")).to_contain_text("starts step “summary”")
     # the DAG follows the edit (described again from the live, unsaved model)
     summary = panel.locator('.kfnb-Node[data-step="summary"]')
@@ -113,7 +114,9 @@ def test_cell_tools_make_a_cell_a_step(page: Page, lab_url: str, page_errors: li
     cell(page, 5).click()
     tools.locator(".kfnb-CellTools-name").fill("load")
     tools.locator(".kfnb-CellTools-apply").click()
-    expect(tools.locator(".kfnb-CellTools-error")).to_contain_text('already starts step "load"')
+    error = tools.locator(".kfnb-CellTools-error")
+    expect(error).to_contain_text("step 'load' is already defined at cell 3")
+    expect(error).to_contain_text("give this cell its own step name")
     assert cell_tags(page, 5) == ["step:roots"]
     assert page_errors == []
 
@@ -273,7 +276,7 @@ def test_runs_update_by_polling_and_reuse_cached_results(
     expect(detail.locator(".kfnb-StepRow-cached")).to_have_count(4)
     streams = [url for url in asked if "wait=0" not in url]
     polls = [url for url in asked if "wait=0" in url]
-    assert len(streams) == 2, asked  # two failed tries, then polling for good
+    assert len(streams) >= 2, asked  # refused each time: polled meanwhile, tried again
     assert len(polls) >= 2, asked
     assert page_errors == []
 

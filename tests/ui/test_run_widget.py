@@ -14,7 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_pages import Lab, cell, open_lab, open_notebook, save_screenshot, wait_until
+from lab_pages import (
+    Lab,
+    cell,
+    open_lab,
+    open_notebook,
+    open_panel,
+    save_screenshot,
+    wait_until,
+)
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
@@ -143,7 +151,30 @@ def test_kfnb_run_shows_a_live_run_widget(
     expect(log).to_contain_text("loaded [1, 2, 3, 4]")
     expect(log).not_to_contain_text("cubes [")
 
-    # the picture: the finished widget in the notebook, the file browser folded away
+    # the side panel draws the same pipeline with the same layers and order (one layout,
+    # computed by the server, drawn by both)
+    panel = open_panel(page)
+    panel_nodes = panel.locator(".kfnb-PipelineView .kfnb-Node")
+    expect(panel_nodes).to_have_count(len(STEPS))
+    drawn_in_widget = {
+        node.get_attribute("data-step"): (
+            node.get_attribute("data-layer"),
+            node.get_attribute("data-order"),
+        )
+        for node in nodes.all()
+    }
+    drawn_in_panel = {
+        node.get_attribute("data-step"): (
+            node.get_attribute("data-layer"),
+            node.get_attribute("data-order"),
+        )
+        for node in panel_nodes.all()
+    }
+    assert drawn_in_widget == drawn_in_panel, (drawn_in_widget, drawn_in_panel)
+    assert drawn_in_widget["load"] == ("0", "0")
+    assert drawn_in_widget["squares"][0] == drawn_in_widget["cubes"][0] == "1"
+
+    # the picture: the finished widget in the notebook, the side area folded away
     page.evaluate(
         "async () => { await window.jupyterapp.commands.execute('application:toggle-left-area'); }"
     )
