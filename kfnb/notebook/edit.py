@@ -16,7 +16,6 @@ declaration asked for. Refusals are ``NotebookError``s located at the cell, with
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from ..dag import GPU, Cell, check_step_name
 from ..errors import NotebookError, PipelineError
 from .cells import EDITABLE_ROLES, cell_source, cell_tags, declaration
 from .magic import cell_directive, rewrite_header, split_header
+from .parser import unknown_step_fix
 from .tags import Directive, TagError, parse_image, parse_limit, parse_tags, step_tags
 from .tags import write_step_tags as replace_step_tags
 
@@ -169,7 +169,8 @@ def _check(wanted: StepSettings, cells: list[Any], at: _At, magic: bool) -> None
             raise at.error(f"step {name!r} cannot run after itself", f"remove {dep!r} from after")
         if dep not in above:
             raise at.error(
-                f"after: {dep!r} names no step defined above this cell", _after_fix(dep, above)
+                f"after: {dep!r} names no step defined above this cell",
+                unknown_step_fix(dep, above),
             )
     try:
         tag = f"--gpus {wanted.gpus}" if magic else f"limit:{GPU}:{wanted.gpus}"
@@ -180,15 +181,6 @@ def _check(wanted: StepSettings, cells: list[Any], at: _At, magic: bool) -> None
             )
     except TagError as err:
         raise at.error(err.message, err.fix) from err
-
-
-def _after_fix(dep: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(dep, known, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean {close[0]!r}?"
-    return "a step may only run after steps above it; known steps: " + (
-        ", ".join(known) or "none yet"
-    )
 
 
 def _write(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,7 +253,7 @@ class _Walk:
                 raise self.error(
                     cell,
                     f"prev:{dep} names no step defined above this cell",
-                    self._prev_fix(dep, known),
+                    unknown_step_fix(dep, known, lambda name: f"prev:{name}"),
                 )
             if dep not in step.explicit_after:
                 step.explicit_after.append(dep)
@@ -271,15 +271,6 @@ class _Walk:
         if d.cache is not None:
             step.cache = d.cache
             self._own_cache.add(step.name)
-
-    @staticmethod
-    def _prev_fix(dep: str, known: list[str]) -> str:
-        close = difflib.get_close_matches(dep, known, n=1, cutoff=0.6)
-        if close:
-            return f"did you mean prev:{close[0]}?"
-        return "a step may only depend on steps above it; known steps: " + (
-            ", ".join(known) or "none yet"
-        )
 
     def _metrics_not_last(self, cell: Cell) -> NotebookError:
         first = self.sections["metrics"][0]
@@ -376,3 +367,14 @@ class _Walk:
                 "move that code into a step, or make it a pipeline parameter",
             )
         return facts
+
+
+def unknown_step_fix(dep: str, known: list[str], spell: Callable[[str], str] = repr) -> str:
+    """The fix for an upstream step ``dep`` that no step above defines: the closest of the
+    ``known`` step names (written as ``spell`` writes it), or which steps there are."""
+    close = difflib.get_close_matches(dep, known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {spell(close[0])}?"
+    return "a step may only run after steps above it; known steps: " + (
+        ", ".join(known) or "none yet"
+    )

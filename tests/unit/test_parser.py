@@ -266,7 +266,7 @@ ERRORS = [
         [(["step:b", "prev:c"], "x = 1"), ("step:c", "y = 1")],
         0,
         "prev:c names no step defined above",
-        "only depend on steps above",
+        "only run after steps above",
         id="prev-forward",
     ),
     pytest.param(
