@@ -76,11 +76,15 @@ export function boxHeight(
 export class DagViewport {
   readonly node = h('div', { class: 'kfnb-DagViewport' });
 
-  /** `maxHeight()`: how tall the box may grow, in px (asked at each fit). */
+  /**
+   * `maxHeight()`: how tall the box may grow, in px (asked at each fit); `onOpen`: when given,
+   * a fourth button opens the drawing larger (in a main-area tab).
+   */
   constructor(
     extraClass = '',
     private readonly _maxHeight: () => number = () =>
-      Math.max(240, Math.round(window.innerHeight * 0.6))
+      Math.max(240, Math.round(window.innerHeight * 0.6)),
+    onOpen?: () => void
   ) {
     this._box = h('div', { class: `kfnb-Dag ${extraClass}`.trim() });
     const button = (
@@ -109,6 +113,9 @@ export class DagViewport {
       button('zoomOut', 'Zoom out', '−', () => this.zoomBy(1 / STEP)),
       button('fit', 'Fit to view', '⤢', () => this.fit())
     );
+    if (onOpen) {
+      this._tools.append(button('open', 'Open in a tab', '↗', onOpen));
+    }
     this.node.append(this._tools, this._box);
     this._zoom = zoom<SVGSVGElement, unknown>()
       .scaleExtent([MIN_SCALE, MAX_SCALE])

@@ -17,6 +17,7 @@ import {
   isAbort
 } from './api';
 import { CellBadges, CellTools } from './celltools';
+import { DagTab } from './dagtab';
 import { Busy, ErrorBox } from './feedback';
 import { PipelineView } from './pipelineview';
 
@@ -49,7 +50,8 @@ export class NotebookSection {
   ) {
     this.pipeline = new PipelineView({
       goToCell: index => this.goToCell(index, true),
-      selectStep: step => this._selectStep(step)
+      selectStep: step => this._selectStep(step),
+      openTab: () => this.openTab()
     });
     this.cellTools = new CellTools((index, step) => {
       const nb = this._nb;
@@ -171,10 +173,24 @@ export class NotebookSection {
     this._describedKey = key;
     this._errors.clear('describe');
     this.pipeline.setView(view);
+    if (this._tab && !this._tab.isDisposed) {
+      this._tab.setPipeline(view.ok ? view.pipeline : null, path);
+    }
     this.cellTools.setPipeline(view);
     this._badges?.setView(view);
     this._showSelection();
     this._viewChanged.emit(view);
+  }
+
+  /** Show the followed notebook's DAG in a main-area tab (one tab, kept up to date). */
+  openTab(): void {
+    if (!this._tab || this._tab.isDisposed) {
+      this._tab = new DagTab(step => this._selectStep(step, true));
+      this._app.shell.add(this._tab, 'main', { mode: 'split-right' });
+    }
+    this._tab.setPipeline(this.pipeline.pipeline, this.path() ?? '');
+    this._showSelection();
+    this._app.shell.activateById(this._tab.id);
   }
 
   /** Make cell `index` active and visible (`focus`: bring the notebook forward too). */
@@ -200,6 +216,7 @@ export class NotebookSection {
 
   dispose(): void {
     this.follow(null);
+    this._tab?.dispose();
     this._describer.dispose();
     this.cellTools.dispose();
     this.pipeline.dispose();
@@ -232,19 +249,24 @@ export class NotebookSection {
       this.pipeline.pipeline?.steps.find(st => st.cells.includes(index))
         ?.name ?? null;
     this.pipeline.setSelected(step);
+    if (this._tab && !this._tab.isDisposed) {
+      this._tab.setSelected(step);
+    }
   }
 
-  /** A node of the notebook's DAG was clicked: go to the step's first cell. */
-  private _selectStep(step: string): void {
+  /** A node of the notebook's DAG was clicked: go to the step's first cell (`focus`: bring
+   * the notebook forward, as from the DAG's tab). */
+  private _selectStep(step: string, focus = false): void {
     const cells =
       this.pipeline.pipeline?.steps.find(st => st.name === step)?.cells ?? [];
     if (cells.length) {
-      this.goToCell(Math.min(...cells), false);
+      this.goToCell(Math.min(...cells), focus);
     }
   }
 
   private _nb: NotebookPanel | null = null;
   private _badges: CellBadges | null = null;
+  private _tab: DagTab | null = null;
   private _describeAbort: AbortController | null = null;
   private _describedKey = '';
   private readonly _describer = new Debouncer(

@@ -14,12 +14,17 @@ import { h, pythonLiteral } from './dom';
 export interface IPipelineActions {
   goToCell(index: number): void;
   selectStep(step: string): void;
+  /** Show the DAG larger, in a main-area tab that follows the notebook. */
+  openTab(): void;
 }
 
 export class PipelineView {
   readonly node = h('div', { class: 'kfnb-PipelineView' });
 
   constructor(private readonly _actions: IPipelineActions) {
+    this._viewport = new DagViewport('', undefined, () =>
+      this._actions.openTab()
+    );
     this.node.append(
       this._summary,
       this._viewport.node,
@@ -191,7 +196,7 @@ export class PipelineView {
   private _key = '';
   private _selected: string | null = null;
   private readonly _summary = h('p', { class: 'kfnb-PipelineView-summary' });
-  private readonly _viewport = new DagViewport();
+  private readonly _viewport: DagViewport;
   private readonly _problems = h('div', {
     class: 'kfnb-PipelineView-problems'
   });

@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
-import { boxHeight, fitTransform } from '../src/dagviewport';
+import { boxHeight, DagViewport, fitTransform } from '../src/dagviewport';
 
 describe('fitTransform', () => {
   it('shrinks a wide drawing to the width and centres it vertically', () => {
@@ -73,5 +73,25 @@ describe('boxHeight', () => {
 
   it('never enlarges a small drawing', () => {
     expect(boxHeight({ width: 100, height: 200 }, 1000, 1000)).toBe(212);
+  });
+});
+
+describe('DagViewport', () => {
+  it('offers to open the drawing in a tab only when asked to', () => {
+    const open = vi.fn();
+    const withTab = new DagViewport('', () => 300, open);
+    const button = withTab.node.querySelector<HTMLButtonElement>(
+      '.kfnb-DagViewport-open'
+    );
+    expect(button?.getAttribute('aria-label')).toBe('Open in a tab');
+    button?.click();
+    expect(open).toHaveBeenCalledTimes(1);
+    const plain = new DagViewport();
+    expect(plain.node.querySelector('.kfnb-DagViewport-open')).toBeNull();
+    expect(
+      plain.node.querySelectorAll('.kfnb-DagViewport-tools button')
+    ).toHaveLength(3);
+    withTab.dispose();
+    plain.dispose();
   });
 });

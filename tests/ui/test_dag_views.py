@@ -142,6 +142,31 @@ def test_a_wide_pipeline_fits_the_panel_and_zooms_and_pans(
     expect(dag.locator('.kfnb-Node[data-step="svm"]')).to_have_class(
         re.compile(r"kfnb-Node--selected")
     )
+
+    # too small to read in the panel: open it in a tab, where it is drawn full size
+    panel.locator(".kfnb-PipelineView .kfnb-DagViewport-open").click()
+    tab = page.locator("#kfnb-dag-tab")
+    expect(tab).to_be_visible()
+    expect(page.locator(".lm-TabBar-tab", has_text="Pipeline: wide.ipynb")).to_have_count(1)
+    big = tab.locator(".kfnb-Dag")
+    expect(big.locator(".kfnb-Node")).to_have_count(len(WIDE_STEPS))
+    # beside the notebook (split right) at 1280x800 the tab is ~470 px wide: twice the scale
+    tab_scale = "Number(document.querySelector('#kfnb-dag-tab .kfnb-Dag').dataset.scale)"
+    wait_until(page, f"() => {tab_scale} > {max(0.5, 1.8 * fitted)}")
+    tab_box = big.bounding_box()
+    assert tab_box is not None
+    for step, box in zip(WIDE_STEPS, boxes(big.locator(".kfnb-Node")), strict=True):
+        assert inside(box, tab_box), (step, box, tab_box)
+    expect(big.locator('.kfnb-Node[data-step="svm"]')).to_have_class(
+        re.compile(r"kfnb-Node--selected")
+    )
+    save_screenshot(page, screenshots, "panel-dag-tab.png")
+    # a click on a node there goes to the step's first cell in the notebook
+    big.locator('.kfnb-Node[data-step="report"]').click()
+    wait_until(page, "() => window.jupyterapp.shell.currentWidget?.content?.activeCellIndex === 11")
+    expect(dag.locator('.kfnb-Node[data-step="report"]')).to_have_class(
+        re.compile(r"kfnb-Node--selected")
+    )
     assert page_errors == []
 
 
