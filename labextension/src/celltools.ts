@@ -173,6 +173,56 @@ export class CellTools {
       .map(c => c.step!);
   }
 
+  /** A checkbox for each step above the cell (and each `after` it names that is not). */
+  private _afterChoices(index: number, info: ICellInfo): HTMLElement {
+    const prev = h('div', {
+      class: 'kfnb-CellTools-prev',
+      role: 'group',
+      'aria-label': 'after'
+    });
+    const above = this._stepsAbove(index);
+    const known = new Set(above);
+    for (const step of [...above, ...info.after.filter(p => !known.has(p))]) {
+      const box = h('input', {
+        type: 'checkbox',
+        value: step,
+        checked: info.after.includes(step)
+      });
+      prev.append(
+        h(
+          'label',
+          { class: 'kfnb-Chip', title: `run after ${step}` },
+          box,
+          step
+        )
+      );
+    }
+    if (!prev.childElementCount) {
+      prev.append(h('span', { class: 'kfnb-Muted' }, 'no steps above'));
+    }
+    return prev;
+  }
+
+  /** What the step receives anyway (data edges need no `after`); nothing when nothing. */
+  private _received(current: string | null): HTMLElement | string {
+    const step = this._view?.pipeline?.steps.find(st => st.name === current);
+    const inputs = Object.entries(step?.inputs ?? {});
+    if (!inputs.length) {
+      return '';
+    }
+    return h(
+      'div',
+      { class: 'kfnb-Field' },
+      h('span', {}),
+      h(
+        'span',
+        { class: 'kfnb-Muted kfnb-CellTools-inputs' },
+        'receives ',
+        inputs.map(([n, from]) => `${n} ← ${from}`).join(', ')
+      )
+    );
+  }
+
   private _form(index: number, info: ICellInfo): HTMLElement {
     const current = info.starts ? info.step : null;
     const name = h('input', {
@@ -199,47 +249,8 @@ export class CellTools {
       'aria-label': 'container image',
       spellcheck: 'false'
     });
-    const prev = h('div', {
-      class: 'kfnb-CellTools-prev',
-      role: 'group',
-      'aria-label': 'after'
-    });
-    const above = this._stepsAbove(index);
-    const known = new Set(above);
-    for (const step of [...above, ...info.after.filter(p => !known.has(p))]) {
-      const box = h('input', {
-        type: 'checkbox',
-        value: step,
-        checked: info.after.includes(step)
-      });
-      prev.append(
-        h(
-          'label',
-          { class: 'kfnb-Chip', title: `run after ${step}` },
-          box,
-          step
-        )
-      );
-    }
-    if (!prev.childElementCount) {
-      prev.append(h('span', { class: 'kfnb-Muted' }, 'no steps above'));
-    }
-    // what the step receives anyway: data edges need no `after`
-    const step = this._view?.pipeline?.steps.find(st => st.name === current);
-    const inputs = Object.entries(step?.inputs ?? {});
-    const received = inputs.length
-      ? h(
-          'div',
-          { class: 'kfnb-Field' },
-          h('span', {}),
-          h(
-            'span',
-            { class: 'kfnb-Muted kfnb-CellTools-inputs' },
-            'receives ',
-            inputs.map(([n, from]) => `${n} ← ${from}`).join(', ')
-          )
-        )
-      : '';
+    const prev = this._afterChoices(index, info);
+    const received = this._received(current);
     const apply = h(
       'button',
       { class: 'jp-mod-styled jp-mod-accept kfnb-CellTools-apply' },

@@ -209,33 +209,7 @@ function drawNode(
       node.caption
     )
   );
-  // badges: right-aligned on the caption's line, or left-aligned on a third line
-  const tall = height > TALL;
-  const widths = node.badges.map(b => b.text.length * CHAR_W + 10);
-  let x = tall
-    ? left + 10 + widths.reduce((sum, w) => sum + w + 4, 0) - 4
-    : left + width - 10;
-  const y = tall ? top + height - 20 : top + 24;
-  node.badges
-    .map((badge, i) => ({ badge, w: widths[i] }))
-    .reverse()
-    .forEach(({ badge, w }) => {
-      x -= w;
-      g.append(
-        s(
-          'g',
-          { class: `kfnb-Badge kfnb-Badge--${badge.kind}` },
-          s('title', {}, badge.title),
-          s('rect', { x, y, width: w, height: 14, rx: 7 }),
-          s(
-            'text',
-            { x: x + w / 2, y: y + 10.5, 'text-anchor': 'middle' },
-            badge.text
-          )
-        )
-      );
-      x -= 4;
-    });
+  g.append(...drawBadges(node, left, top, width, height));
   if (options.onSelect) {
     const select = options.onSelect;
     g.addEventListener('click', () => select(step.name));
@@ -247,6 +221,44 @@ function drawNode(
     });
   }
   return g;
+}
+
+/** A node's resource badges: right-aligned on its caption's line, or left-aligned on a third
+ * line when the layout made the nodes tall for them. */
+function drawBadges(
+  node: ILayoutNode,
+  left: number,
+  top: number,
+  width: number,
+  height: number
+): SVGGElement[] {
+  const tall = height > TALL;
+  const widths = node.badges.map(b => b.text.length * CHAR_W + 10);
+  let x = tall
+    ? left + 10 + widths.reduce((sum, w) => sum + w + 4, 0) - 4
+    : left + width - 10;
+  const y = tall ? top + height - 20 : top + 24;
+  const drawn: SVGGElement[] = []; // right to left, as they are placed
+  for (let i = node.badges.length - 1; i >= 0; i--) {
+    const badge = node.badges[i];
+    const w = widths[i];
+    x -= w;
+    drawn.push(
+      s(
+        'g',
+        { class: `kfnb-Badge kfnb-Badge--${badge.kind}` },
+        s('title', {}, badge.title),
+        s('rect', { x, y, width: w, height: 14, rx: 7 }),
+        s(
+          'text',
+          { x: x + w / 2, y: y + 10.5, 'text-anchor': 'middle' },
+          badge.text
+        )
+      )
+    );
+    x -= 4;
+  }
+  return drawn;
 }
 
 const STATUS_GLYPH: Record<string, string> = {

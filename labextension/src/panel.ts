@@ -80,6 +80,13 @@ export class KfnbPanel extends Widget {
       this.node.dataset.feed = mode;
     });
 
+    this._build();
+    this._tracker.currentChanged.connect((_, nb) => this._follow(nb));
+    this._follow(this._tracker.currentWidget);
+  }
+
+  /** The panel's DOM: header, warnings, errors, and the four sections. */
+  private _build(): void {
     const header = h(
       'header',
       { class: 'kfnb-Panel-header' },
@@ -111,8 +118,6 @@ export class KfnbPanel extends Widget {
         this._content
       )
     );
-    this._tracker.currentChanged.connect((_, nb) => this._follow(nb));
-    this._follow(this._tracker.currentWidget);
   }
 
   /** Ask the server who it is and show the result; resolves once the panel shows it. */

@@ -161,6 +161,32 @@ export class PipelineRunView implements IRunView {
 
   private _stepRow(run: IRun, st: IStepRun): HTMLElement {
     const selected = st.name === this._step;
+    const row = h(
+      'li',
+      {
+        class: `kfnb-StepRow kfnb-StepRow--${st.status}${selected ? ' kfnb-StepRow--selected' : ''}`,
+        'data-step': st.name,
+        'data-status': st.status
+      },
+      h(
+        'div',
+        { class: 'kfnb-StepRow-main' },
+        statusIcon(st.status),
+        h('span', { class: 'kfnb-StepRow-name' }, st.name),
+        ...stepFacts(st),
+        h('span', { class: 'kfnb-StepRow-duration' }, durationText(st)),
+        this._logButton(st, selected),
+        this._notebookButton(run, st)
+      )
+    );
+    const error = this._stepError(st);
+    if (error) {
+      row.append(error);
+    }
+    return row;
+  }
+
+  private _logButton(st: IStepRun, selected: boolean): HTMLElement {
     const log = h(
       'button',
       {
@@ -171,6 +197,10 @@ export class PipelineRunView implements IRunView {
       'Log'
     );
     log.addEventListener('click', () => this.selectStep(st.name));
+    return log;
+  }
+
+  private _notebookButton(run: IRun, st: IStepRun): HTMLElement {
     const ran = !['PENDING', 'SKIPPED'].includes(st.status);
     const open = h(
       'button',
@@ -189,60 +219,28 @@ export class PipelineRunView implements IRunView {
         .openNotebook(run, st.name)
         .finally(() => (open.disabled = false));
     });
+    return open;
+  }
+
+  /** A failed (or skipped) step's error; a link to its cell when it names one. */
+  private _stepError(st: IStepRun): HTMLElement | null {
     const error = st.error as {
       message?: string;
       evalue?: string;
       cell?: number;
     } | null;
-    const row = h(
-      'li',
-      {
-        class: `kfnb-StepRow kfnb-StepRow--${st.status}${selected ? ' kfnb-StepRow--selected' : ''}`,
-        'data-step': st.name,
-        'data-status': st.status
-      },
-      h(
-        'div',
-        { class: 'kfnb-StepRow-main' },
-        statusIcon(st.status),
-        h('span', { class: 'kfnb-StepRow-name' }, st.name),
-        st.status === 'CACHED'
-          ? h(
-              'span',
-              {
-                class: 'kfnb-StepRow-cached',
-                title: `results reused from ${st.cached_from ?? 'an earlier run'}`
-              },
-              'cached'
-            )
-          : '',
-        st.attempt > 1
-          ? h('span', { class: 'kfnb-Muted' }, `attempt ${st.attempt}`)
-          : '',
-        st.gpus?.length
-          ? h(
-              'span',
-              { class: 'kfnb-Muted', title: 'GPU ids' },
-              `GPU ${st.gpus.join(',')}`
-            )
-          : '',
-        h('span', { class: 'kfnb-StepRow-duration' }, durationText(st)),
-        log,
-        open
-      )
-    );
-    if (error && (st.status === 'FAILED' || st.status === 'SKIPPED')) {
-      const text = error.message ?? error.evalue ?? JSON.stringify(error);
-      const line = h('p', { class: 'kfnb-StepRow-error' }, text);
-      if (typeof error.cell === 'number') {
-        const cell = error.cell;
-        line.classList.add('kfnb-mod-clickable');
-        line.title = `Go to cell ${cell}`;
-        line.addEventListener('click', () => this._actions.goToCell(cell));
-      }
-      row.append(line);
+    if (!error || (st.status !== 'FAILED' && st.status !== 'SKIPPED')) {
+      return null;
     }
-    return row;
+    const text = error.message ?? error.evalue ?? JSON.stringify(error);
+    const line = h('p', { class: 'kfnb-StepRow-error' }, text);
+    if (typeof error.cell === 'number') {
+      const cell = error.cell;
+      line.classList.add('kfnb-mod-clickable');
+      line.title = `Go to cell ${cell}`;
+      line.addEventListener('click', () => this._actions.goToCell(cell));
+    }
+    return line;
   }
 
   private _logSection(run: IRun): HTMLElement | string {
@@ -320,4 +318,30 @@ function defaultStep(run: IRun): string | null {
     run.steps.find(st => st.status === 'FAILED')?.name ??
     null
   );
+}
+
+/** What a step row says besides its status: cached, its attempt, its GPUs. */
+function stepFacts(st: IStepRun): Array<HTMLElement | string> {
+  return [
+    st.status === 'CACHED'
+      ? h(
+          'span',
+          {
+            class: 'kfnb-StepRow-cached',
+            title: `results reused from ${st.cached_from ?? 'an earlier run'}`
+          },
+          'cached'
+        )
+      : '',
+    st.attempt > 1
+      ? h('span', { class: 'kfnb-Muted' }, `attempt ${st.attempt}`)
+      : '',
+    st.gpus?.length
+      ? h(
+          'span',
+          { class: 'kfnb-Muted', title: 'GPU ids' },
+          `GPU ${st.gpus.join(',')}`
+        )
+      : ''
+  ];
 }

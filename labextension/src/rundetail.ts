@@ -102,7 +102,21 @@ export class RunDetail {
 
   private _render(): void {
     const run = this._run!;
-    const header = h(
+    const buttons = this._buttons(run);
+    this.node.replaceChildren(
+      this._header(run),
+      buttons.childElementCount ? buttons : '',
+      run.error
+        ? h('p', { class: 'kfnb-Error kfnb-RunDetail-error' }, run.error)
+        : '',
+      paramsLine(run),
+      this._view?.node ?? '',
+      this._metricsTable()
+    );
+  }
+
+  private _header(run: IRun): HTMLElement {
+    return h(
       'div',
       { class: 'kfnb-RunDetail-header' },
       statusIcon(run.status),
@@ -116,6 +130,10 @@ export class RunDetail {
       h('span', { class: 'kfnb-Muted' }, run.backend),
       h('span', { class: 'kfnb-RunDetail-duration' }, durationText(run))
     );
+  }
+
+  /** The run's buttons: its parent, Cancel while it runs, its remote UI. */
+  private _buttons(run: IRun): HTMLElement {
     const actions = h('div', { class: 'kfnb-Actions' });
     if (run.parent_id) {
       const up = h(
@@ -147,44 +165,9 @@ export class RunDetail {
     }
     const url = run.remote?.url;
     if (typeof url === 'string' && url) {
-      actions.append(
-        h(
-          'a',
-          {
-            class: 'kfnb-RunDetail-remote',
-            href: url,
-            target: '_blank',
-            rel: 'noopener noreferrer',
-            title: 'Open this run in the Kubeflow Pipelines UI'
-          },
-          launchIcon.element({ tag: 'span', className: 'kfnb-Icon' }),
-          'Open in Kubeflow Pipelines'
-        )
-      );
+      actions.append(remoteLink(url));
     }
-    const params = Object.entries(run.params ?? {});
-    this.node.replaceChildren(
-      header,
-      actions.childElementCount ? actions : '',
-      run.error
-        ? h('p', { class: 'kfnb-Error kfnb-RunDetail-error' }, run.error)
-        : '',
-      params.length
-        ? h(
-            'p',
-            { class: 'kfnb-RunDetail-params' },
-            h('span', { class: 'kfnb-Muted' }, 'params '),
-            params
-              .map(
-                ([k, v]) =>
-                  `${k}=${pythonLiteral(run.pipeline?.parameters[k]?.type ?? null, v)}`
-              )
-              .join(', ')
-          )
-        : '',
-      this._view?.node ?? '',
-      this._metricsTable()
-    );
+    return actions;
   }
 
   private async _showParent(run: IRun): Promise<void> {
@@ -304,4 +287,39 @@ function formatValue(value: number | null): string {
   return Math.abs(value) >= 1e-3 && Math.abs(value) < 1e6
     ? value.toPrecision(4)
     : value.toExponential(3);
+}
+
+/** A link to the run in its backend's own UI (Kubeflow Pipelines). */
+function remoteLink(url: string): HTMLElement {
+  return h(
+    'a',
+    {
+      class: 'kfnb-RunDetail-remote',
+      href: url,
+      target: '_blank',
+      rel: 'noopener noreferrer',
+      title: 'Open this run in the Kubeflow Pipelines UI'
+    },
+    launchIcon.element({ tag: 'span', className: 'kfnb-Icon' }),
+    'Open in Kubeflow Pipelines'
+  );
+}
+
+/** `params n=6, scale=2.0`, each value as Python writes it; nothing without parameters. */
+function paramsLine(run: IRun): HTMLElement | string {
+  const params = Object.entries(run.params ?? {});
+  if (!params.length) {
+    return '';
+  }
+  return h(
+    'p',
+    { class: 'kfnb-RunDetail-params' },
+    h('span', { class: 'kfnb-Muted' }, 'params '),
+    params
+      .map(
+        ([k, v]) =>
+          `${k}=${pythonLiteral(run.pipeline?.parameters[k]?.type ?? null, v)}`
+      )
+      .join(', ')
+  );
 }
