@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...dag import Pipeline
+from ...gpus import GpuLease
 from ...hashing import step_hashes
 from ...spec import pipeline_spec
 from ...tracking import TERMINAL_RUN, Store
@@ -89,12 +90,15 @@ class LocalConfig:
         "ipc", "ZeroMQ transport of kernels: ipc or tcp", env="KFNB_KERNEL_TRANSPORT", hidden=True
     )
 
-    def pool(self, env: Mapping[str, str]) -> Pool:
+    def pool(self, env: Mapping[str, str], home: Path | None = None) -> Pool:
+        """This machine's pool; with ``home`` (``KFNB_HOME``) its GPUs are also leased
+        machine-wide (``kfnb.gpus``), shared with other processes' runs and jobs."""
         return Pool(
             max_parallel=self.max_parallel or default_parallelism(),
             cpus=self.cpus if self.cpus is not None else float(os.cpu_count() or 1),
             memory=self.memory if self.memory is not None else machine_memory(),
             gpus=list(self.gpus) if self.gpus is not None else detect_gpus(env),
+            lease=GpuLease(home / "gpus") if home is not None else None,
         )
 
 
@@ -146,7 +150,7 @@ class LocalBackend(Backend):
         )
 
     def submit(self, pipeline: Pipeline, params: Mapping[str, Any], store: Store) -> RunHandle:
-        pool = self.config.pool(self.settings.env)
+        pool = self.config.pool(self.settings.env, self.settings.home)
         for step in pipeline.steps:
             pool.check(step)
         store.recover()

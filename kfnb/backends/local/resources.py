@@ -8,7 +8,10 @@ the whole pool could ever give fails when the run is submitted, not hours later.
 
 Steps that declare no CPU or memory limit are not counted against those; ``max_parallel`` bounds
 them. GPU ids come from ``KFNB_GPUS`` (e.g. ``0,1``; empty means none), else from a set
-``CUDA_VISIBLE_DEVICES``, else from ``nvidia-smi``; the config may also give them.
+``CUDA_VISIBLE_DEVICES``, else from ``nvidia-smi``; the config may also give them. With a
+``lease`` (``kfnb.gpus.GpuLease`` in ``KFNB_HOME``), a GPU is also taken from the machine-wide
+lease, so runs of other processes (and training jobs) never get the same GPU at the same time;
+a step whose GPUs are held elsewhere waits, and ``gpu_wait`` says for whom.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ...dag import GPU, Step
+from ...gpus import GpuLease, Held
 from .. import BackendError
 
 _SUFFIX = {
@@ -103,12 +107,21 @@ class Grant:
 
     request: Request
     gpus: list[str] = field(default_factory=list)
+    held: Held | None = None  # the machine-wide lease of ``gpus``
 
 
 class Pool:
     """The slots, CPUs, memory and GPUs of this machine, shared by the running steps."""
 
-    def __init__(self, *, max_parallel: int, cpus: float, memory: float, gpus: list[str]) -> None:
+    def __init__(
+        self,
+        *,
+        max_parallel: int,
+        cpus: float,
+        memory: float,
+        gpus: list[str],
+        lease: GpuLease | None = None,
+    ) -> None:
         if max_parallel < 1:
             raise BackendError(f"max_parallel must be at least 1, not {max_parallel}")
         self.max_parallel = max_parallel
@@ -120,6 +133,8 @@ class Pool:
         self._free_cpu = cpus
         self._free_memory = memory
         self._free_gpus = list(gpus)
+        self.lease = lease
+        self._gpu_wait: dict[str, str] = {}
 
     def check(self, step: Step) -> None:
         """Raise ``BackendError`` if ``step`` can never run here."""
@@ -144,8 +159,9 @@ class Pool:
                 fix="lower its limit:memory",
             )
 
-    def acquire(self, step: Step) -> Grant | None:
-        """Take what ``step`` needs if it is all free now; else None."""
+    def acquire(self, step: Step, holder: str = "") -> Grant | None:
+        """Take what ``step`` needs if it is all free now; else None. ``holder`` names the
+        step to other processes waiting for its GPUs (``run R step S``)."""
         r = Request.of(step)
         with self._lock:
             if (
@@ -155,13 +171,33 @@ class Pool:
                 or r.gpus > len(self._free_gpus)
             ):
                 return None
+            held = None
+            if r.gpus and self.lease is not None:
+                held = self.lease.take(self._free_gpus, r.gpus, holder or f"step {step.name}")
+                if held is None:
+                    holders = self.lease.holders(self._free_gpus)
+                    self._gpu_wait[step.name] = (
+                        ", ".join(f"GPU {gpu} is held by {who}" for gpu, who in holders.items())
+                        or "the GPUs were taken meanwhile"
+                    )
+                    return None
+            self._gpu_wait.pop(step.name, None)
             self._slots -= 1
             self._free_cpu -= r.cpu
             self._free_memory -= r.memory
-            gpus, self._free_gpus = self._free_gpus[: r.gpus], self._free_gpus[r.gpus :]
-            return Grant(r, gpus)
+            gpus = held.gpus if held is not None else self._free_gpus[: r.gpus]
+            self._free_gpus = [g for g in self._free_gpus if g not in gpus]
+            return Grant(r, gpus, held)
+
+    def gpu_wait(self, step: str) -> str | None:
+        """Why ``step`` did not get its GPUs at its last try although this pool had them free:
+        who holds them elsewhere (None: it did not wait for that)."""
+        return self._gpu_wait.get(step)
 
     def release(self, grant: Grant) -> None:
+        if grant.held is not None:
+            grant.held.release()
+            grant.held = None
         with self._lock:
             self._slots += 1
             self._free_cpu += grant.request.cpu

@@ -110,6 +110,7 @@ class Scheduler:
         self._ended_q: queue.Queue[_Running | None] = queue.Queue()
         self._kernels_wanted = 0
         self._last_cancel_check = 0.0
+        self._gpu_waits: dict[str, str] = {}  # step -> the GPU wait last reported
         self.reserve = Reserve(paths.work / "reserve")
         self.finished = threading.Event()  # run() returned, whatever the store could record
         self.final_status: str | None = None  # the status the run ended with, recorded or not
@@ -276,14 +277,27 @@ class Scheduler:
     # -- starting steps -------------------------------------------------------------------------
     def _launch(self) -> None:
         for step in self._launchable():
-            grant = self.pool.acquire(step)
+            grant = self.pool.acquire(step, f"run {self.run_id} step {step.name}")
             if grant is None:
+                self._note_gpu_wait(step.name)
                 continue
+            self._gpu_waits.pop(step.name, None)
             try:
                 self._start(step, grant)
             except BaseException:
                 self.pool.release(grant)
                 raise
+
+    def _note_gpu_wait(self, name: str) -> None:
+        """A step waits for GPUs another process holds: say so once (and again when the
+        holders change), as a warning event the CLI, widgets and panel show."""
+        why = self.pool.gpu_wait(name)
+        if why is None or self._gpu_waits.get(name) == why:
+            return
+        self._gpu_waits[name] = why
+        self.store.event(
+            self.run_id, "warning", {"step": name, "message": f"waiting for GPUs: {why}"}
+        )
 
     def _start(self, step: Step, grant: Grant) -> None:
         name = step.name
