@@ -35,6 +35,7 @@ __all__ = [
     "log_param",
     "run",
     "runs",
+    "train",
     "warm",
 ]
 
@@ -46,6 +47,7 @@ _LAZY = {
     "log_metric": "tracking",
     "log_param": "tracking",
     "warm": "api",
+    "train": "training",
 }
 
 

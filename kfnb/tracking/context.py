@@ -10,6 +10,9 @@ a number fails in Jupyter just as it would in the pipeline. With ``KFNB_METRICS_
 Katib trial) ``log_metric`` also prints ``name=value`` lines for Katib's StdOut collector. With
 ``KFNB_METRICS_FILE`` set (a step running in a Kubeflow Pipelines pod, where no store exists) both
 append JSON lines to that file, which the step's runner turns into its KFP metrics artifact.
+
+In a training job (``KFNB_TRAIN_DIR`` set) every rank runs the same code, so only rank 0
+records (``RANK``), unless ``KFNB_METRICS_ALL_RANKS=1``; each metric's source is its rank.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ def _warn_once(function: str) -> None:
 def log_metric(name: str, value: Any, step: int | None = None) -> None:
     """Record a value of metric ``name`` for the current run (``step``: its x, e.g. the epoch)."""
     number = metric_value(name, value)
+    if _quiet_rank():
+        return
     printed = os.environ.get(STDOUT_ENV, "").strip().lower() in _TRUE
     if printed:
         print(f"{name}={number!r}", file=sys.stdout, flush=True)
@@ -81,8 +86,18 @@ def log_metric(name: str, value: Any, step: int | None = None) -> None:
     store.log_metric(run_id, name, number, step=step, source=source)
 
 
+def _quiet_rank() -> bool:
+    """A training rank other than 0, and not every rank records."""
+    env = os.environ
+    if not env.get("KFNB_TRAIN_DIR") or env.get("RANK", "0").strip() in ("", "0"):
+        return False
+    return env.get("KFNB_METRICS_ALL_RANKS", "").strip().lower() not in _TRUE
+
+
 def log_param(name: str, value: Any) -> None:
     """Record parameter ``name`` of the current run (JSON; ``repr`` for what JSON cannot hold)."""
+    if _quiet_rank():
+        return
     filed = _append({"param": name, "value": value})
     run = current_run()
     if run is None:

@@ -218,6 +218,17 @@ class Runs:
             conn.execute("UPDATE runs SET remote = ? WHERE id = ?", (to_json(remote), rid))
             return load(conn, rid, self.runs_dir)
 
+    def set_runner(self, run_id: str, pid: int) -> Run:
+        with self._db.write() as conn:
+            rid = resolve(conn, run_id)
+            started, identity = record(pid)
+            conn.execute(
+                "UPDATE runs SET runner_pid = ?, runner_host = ?, runner_started_at = ?, "
+                "runner_identity = ? WHERE id = ?",
+                (pid, socket.gethostname(), started, identity, rid),
+            )
+            return load(conn, rid, self.runs_dir)
+
     def get(self, run_id: str) -> Run:
         with self._db.read() as conn:
             return load(conn, resolve(conn, run_id), self.runs_dir)

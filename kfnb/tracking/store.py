@@ -126,6 +126,12 @@ class Store:
         """Add ``fields`` to a remote run's ``remote`` record (its id there, once known...)."""
         return self._runs.set_remote(run_id, fields)
 
+    def set_runner(self, run_id: str, pid: int) -> Run:
+        """Hand a run to another runner process (``pid`` on this host): a job's supervisor
+        takes it over from the kernel that submitted it, so ``recover()`` follows the process
+        that really drives it."""
+        return self._runs.set_runner(run_id, pid)
+
     def get_run(self, run_id: str) -> Run:
         return self._runs.get(run_id)
 

@@ -1,0 +1,272 @@
+"""Local training jobs (`kfnb.train`) with real torchrun and gloo ranks: from a notebook function
+in a real kernel, a failing rank, cancel, a launcher that dies, and the machine's GPU lease."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+from procs import processes_of, wait_for
+
+from kfnb.tracking import Store
+
+pytest.importorskip("torch")
+
+TRAIN = """\
+def train(lr: float = 0.1, epochs: int = 3):
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    total = torch.tensor([float(X.sum()) * config["scale"] * lr])
+    dist.all_reduce(total)
+    for epoch in range(epochs):
+        kfnb.log_metric("loss", total.item() / (epoch + 1), step=epoch)
+    print(f"rank {rank} of {dist.get_world_size()}: total {total.item()}")
+    dist.destroy_process_group()
+"""
+
+
+def test_a_two_rank_job_trains_a_notebook_function_that_reads_notebook_globals(
+    tmp_path: Path, store: Store
+) -> None:
+    nb = new_notebook(
+        cells=[
+            new_code_cell("import kfnb\nimport numpy as np\n\nX = np.arange(8.0)"),
+            new_code_cell("config = {'scale': 3}"),
+            new_code_cell(TRAIN),
+            new_code_cell(
+                "job = kfnb.train(train, {'lr': 0.5}, procs_per_node=2, wait=True)\n"
+                "print(job.status, job.error)"
+            ),
+        ]
+    )
+    client = NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    assert printed.strip() == "SUCCEEDED None", nb.cells[-1].outputs
+
+    (run,) = store.list_runs(kind="train")
+    assert run.status == "SUCCEEDED" and run.backend == "local"
+    assert run.params == {"lr": 0.5, "epochs": 3}  # typed: the float and the default int
+    assert [(s.name, s.status) for s in run.steps] == [
+        ("rank-0", "SUCCEEDED"),
+        ("rank-1", "SUCCEEDED"),
+    ]
+    # sum(0..7) = 28, * scale 3 * lr 0.5 = 42 on each rank, all-reduced over 2 ranks: 84;
+    # rank 0 alone records
+    metrics = store.metrics(run.id)
+    assert [(m.name, m.value, m.step, m.source) for m in metrics] == [
+        ("loss", 84.0, 0, "rank-0"),
+        ("loss", 42.0, 1, "rank-0"),
+        ("loss", 28.0, 2, "rank-0"),
+    ]
+    job = Path(run.artifacts_dir)
+    assert (job / "logs" / "rank-1.log").read_text() == "rank 1 of 2: total 84.0\n"
+    merged = (job / "logs" / "all.log").read_text().splitlines()
+    assert sorted(merged) == [
+        "[rank 0] rank 0 of 2: total 84.0",
+        "[rank 1] rank 1 of 2: total 84.0",
+    ]
+    # the program is a real module: the notebook's imports, its values saved beside it
+    program = (job / "program" / "program.py").read_text()
+    assert "import kfnb" in program and "def train(" in program
+    assert "_kfnb_load_values(__file__, ['X', 'config'])" in program
+    assert {p.stem for p in (job / "program" / "values").iterdir()} >= {"X", "config"}
+
+
+def _module(tmp_path: Path, source: str) -> str:
+    """A module file ``jobs_N.py`` holding ``source``; its name."""
+    name = f"jobs_{len(list(tmp_path.glob('jobs_*.py')))}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    return name
+
+
+def _launch(tmp_path: Path, module: str, call: str, env: dict[str, str] | None = None) -> str:
+    """In a separate Python process (standing for a kernel): import ``module``, evaluate
+    ``call`` (a kfnb.train call), print the job's id, and stay alive until killed."""
+    code = (
+        f"import sys, time, kfnb; sys.path.insert(0, {str(tmp_path)!r})\n"
+        f"from {module} import *\n"
+        f"job = {call}\n"
+        "print(job.id, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    proc.send_signal(signal.SIGKILL)  # the "kernel" dies at once: the job must not
+    _, err = proc.communicate(timeout=30)
+    assert line, err
+    return line
+
+
+def test_a_failing_rank_is_the_jobs_error_with_its_own_traceback(
+    tmp_path: Path, store: Store
+) -> None:
+    module = _module(
+        tmp_path,
+        """
+        def shard(rank):
+            if rank == 1:
+                raise ValueError(f"bad shard {rank}")
+
+        def train():
+            import torch.distributed as dist
+
+            dist.init_process_group("gloo")
+            shard(dist.get_rank())
+            dist.barrier()
+        """,
+    )
+    run_id = _launch(tmp_path, module, "kfnb.train(train, procs_per_node=2)")
+    from kfnb.training import attach
+
+    job = attach(run_id)
+    assert job.wait(120) == "FAILED"
+    assert job.error == "rank 1 failed: ValueError: bad shard 1"
+    steps = {s.name: s for s in job.record.steps}
+    assert steps["rank-1"].status == "FAILED"
+    assert steps["rank-1"].error is not None
+    trace = steps["rank-1"].error["traceback"]
+    assert 'raise ValueError(f"bad shard {rank}")' in trace and "in shard" in trace
+    assert steps["rank-0"].status == "FAILED"
+    assert steps["rank-0"].error == {"message": "stopped: rank 1 failed"}
+    assert "ValueError: bad shard 1" in job.logs(1)
+
+
+def test_cancel_stops_the_whole_tree(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = _module(
+        tmp_path,
+        """
+        def train(seconds: float = 300):
+            import time
+            print("started", flush=True)
+            time.sleep(seconds)
+        """,
+    )
+    mark = f"cancel-{os.getpid()}"
+    run_id = _launch(
+        tmp_path, module, "kfnb.train(train, procs_per_node=2)", {"KFNB_TEST_MARK": mark}
+    )
+    from kfnb.training import attach
+
+    job = attach(run_id)
+    wait_for(lambda: "started" in job.logs(0) and "started" in job.logs(1), "both ranks")
+    # supervisor, torchrun's agent, two ranks
+    assert len(processes_of(mark)) >= 4, processes_of(mark)
+    job.cancel()
+    assert job.wait(60) == "CANCELED"
+    wait_for(lambda: not processes_of(mark), "every process of the job to end", timeout=30)
+    assert {s.status for s in job.record.steps} == {"CANCELED"}
+
+
+def test_a_job_outlives_its_launcher_and_is_reattached(tmp_path: Path, store: Store) -> None:
+    module = _module(
+        tmp_path,
+        """
+        import kfnb
+
+        def train(steps: int = 3):
+            import time
+            for step in range(steps):
+                time.sleep(1)
+                kfnb.log_metric("step", step, step=step)
+        """,
+    )
+    run_id = _launch(tmp_path, module, "kfnb.train(train)")  # one process: plain python
+    assert store.recover() == []  # its launcher is dead, its supervisor is not
+    from kfnb.training import attach
+
+    job = attach(run_id[:15])
+    assert job.wait(60) == "SUCCEEDED", job.error
+    assert job.metrics == {"step": [0.0, 1.0, 2.0]}
+
+
+def test_jobs_and_pipeline_steps_never_hold_the_same_gpu(
+    tmp_path: Path, store: Store, write_notebook: Callable[..., Path]
+) -> None:
+    """One fake GPU (KFNB_GPUS=0) for two training jobs and a pipeline's GPU step."""
+    record = tmp_path / "gpu-use.jsonl"
+    use = (
+        "import json, os, time\n"
+        "start = time.time()\n"
+        "time.sleep(2)\n"
+        f"with open({str(record)!r}, 'a') as f:\n"
+        "    f.write(json.dumps({'gpus': os.environ['CUDA_VISIBLE_DEVICES'], 'start': start,"
+        " 'end': time.time()}) + '\\n')\n"
+    )
+    module = _module(tmp_path, "def train():\n" + textwrap.indent(use, "    "))
+    env = {"KFNB_GPUS": "0"}
+    jobs = [_launch(tmp_path, module, "kfnb.train(train, gpus_per_node=1)", env) for _ in range(2)]
+    notebook = write_notebook("gpu_step", (["step:fit", "limit:nvidia.com/gpu:1"], use))
+    kfnb_cli = str(Path(sys.executable).with_name("kfnb"))
+    pipeline = subprocess.run(
+        [kfnb_cli, "run", str(notebook), "--json"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert pipeline.returncode == 0, pipeline.stderr
+    from kfnb.training import attach
+
+    for run_id in jobs:
+        assert attach(run_id).wait(120) == "SUCCEEDED"
+    uses = sorted(
+        (json.loads(line) for line in record.read_text().splitlines()), key=lambda u: u["start"]
+    )
+    assert [u["gpus"] for u in uses] == ["0", "0", "0"]
+    for before, after in itertools.pairwise(uses):
+        assert before["end"] <= after["start"], uses
+    waits = [
+        e.data["message"]
+        for r in store.list_runs()
+        for e in store.events(r.id)
+        if e.kind == "warning"
+    ]
+    assert waits and all(w.startswith("waiting for GPUs: GPU 0 is held by ") for w in waits)
+
+
+def test_a_job_asking_for_more_gpus_than_the_machine_has_fails_at_submit(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kfnb
+    from kfnb.backends import BackendError
+
+    monkeypatch.setenv("KFNB_GPUS", "0,1")
+    module = _module(tmp_path, "def train():\n    pass\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        fn = __import__(module).train
+    finally:
+        sys.path.remove(str(tmp_path))
+    with pytest.raises(BackendError) as err:
+        kfnb.train(fn, gpus_per_node=4)
+    assert str(err.value) == (
+        "the job asks for 4 GPUs, but this machine has 2 (GPU ids: 0, 1). Fix: ask for fewer "
+        "GPUs, set KFNB_GPUS to the ids to use, or run on a cluster (backend='trainjob')"
+    )
+    assert store.list_runs() == []  # nothing recorded, nothing started
