@@ -28,7 +28,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .commands import dispatch
 
     skip_slow_optional_imports()
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `kfnb train fit.py --procs 2 -- --lr 0.1`: what follows -- is the script's
+    passed = words[words.index("--") + 1 :] if "--" in words else []
+    if "--" in words:
+        words = words[: words.index("--")]
+    args = build_parser().parse_args(words)
+    if passed:
+        if getattr(args, "command", None) != "train":
+            build_parser().error("arguments after -- are for `kfnb train` scripts only")
+        args.argv = [*args.argv, *passed]
     debug = args.debug
     try:
         settings = Settings.load()

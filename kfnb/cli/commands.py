@@ -200,6 +200,33 @@ def run_(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if record.status == "SUCCEEDED" else 1
 
 
+def train_(args: argparse.Namespace, settings: Settings) -> int:
+    from .. import progress
+    from ..training import train
+
+    argv = list(args.argv)
+    job = train(
+        args.script,
+        argv=argv,
+        procs_per_node=args.procs,
+        gpus_per_node=args.gpus,
+        nodes=args.nodes,
+        backend=args.backend,
+    )
+    out = sys.stderr if args.json else sys.stdout
+    print(f"started training job {job.id} ({args.procs} process(es), {args.gpus} GPU(s))", file=out)
+    if args.detach:
+        print(f"follow it with: kfnb logs -f {job.id}", file=out)
+    else:
+        job.follow(out)
+    record = job.record
+    if args.json:
+        print(dumps(record.to_dict(), indent=2))
+    else:
+        print("\n".join(progress.summary(record)), file=out)
+    return 0 if args.detach or record.status == "SUCCEEDED" else 1
+
+
 # -- runs, show, logs, cancel -------------------------------------------------------------------
 def _refresh(record: Run, store: Store, settings: Settings) -> Run:
     """Bring a remote run that is still going on up to date (a warning if its backend cannot
@@ -335,6 +362,7 @@ COMMANDS: dict[str, Command] = {
     "materialize": materialize,
     "compile": compile_,
     "run": run_,
+    "train": train_,
     "runs": runs,
     "show": show,
     "logs": logs,

@@ -50,6 +50,8 @@ def build_parser(prog: str | None = None, *, magic: bool = False) -> argparse.Ar
         _add_materialize(sub)
     _add_compile(sub, notebook)
     _add_run(sub, notebook, magic)
+    if not magic:
+        _add_train(sub)
     _add_runs(sub)
     _add_run_commands(sub)
     backends = sub.add_parser("backends", help="where runs can go, and each backend's options")
@@ -176,6 +178,43 @@ def _add_run(sub: Any, notebook: dict[str, Any], magic: bool) -> None:
             "follow later with `kfnb show RUN`",
         )
         run.add_argument("--json", action="store_true", help="print the final run record as JSON")
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a training job, shared by `kfnb train` and the `%%train` cell magic."""
+    parser.add_argument("--procs", type=int, default=1, help="processes (ranks) per node")
+    parser.add_argument(
+        "--gpus", type=int, default=0, help="GPUs per node, leased machine-wide (default: 0)"
+    )
+    parser.add_argument("--nodes", type=int, default=1, help="nodes (cluster backends)")
+    parser.add_argument("--backend", default="local", help="where to train (default: local)")
+
+
+def train_cell_parser() -> argparse.ArgumentParser:
+    """The ``%%train`` cell magic's line (the cell is the program)."""
+    parser = _MagicParser(
+        prog="%%train", description="Train this cell's code as torchrun ranks on leased GPUs."
+    )
+    add_train_options(parser)
+    parser.add_argument(
+        "--wait", action="store_true", help="print the ranks' merged log until the job ends"
+    )
+    return parser
+
+
+def _add_train(sub: Any) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train a Python script as torchrun ranks (follows their merged log)",
+        epilog="Arguments after -- go to the script: kfnb train fit.py --procs 2 -- --lr 0.1",
+    )
+    train.add_argument("script", type=Path, help="the Python script each rank runs")
+    add_train_options(train)
+    train.add_argument(
+        "--detach", action="store_true", help="start it and return; it goes on without this"
+    )
+    train.add_argument("--json", action="store_true", help="print the final run record as JSON")
+    train.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
 
 
 def _add_runs(sub: Any) -> None:

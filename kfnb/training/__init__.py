@@ -1,14 +1,15 @@
 """GPU training from the notebook: ``kfnb.train(fn, args, procs_per_node=2, gpus_per_node=2)``.
 
-A function becomes a program (``program``: a real module with the notebook code and values it
-needs, its arguments typed by its signature), which a training backend runs: ``local``
-(``local``: torchrun on this machine's leased GPUs, driven by a supervisor process,
-``supervise``, that outlives the kernel). The job is a ``train`` run in the store
-(``job.TrainJob``), with one step per rank.
+A function (or a cell, ``%%train``; or a script, ``kfnb train script.py``) becomes a program
+(``program``: a real module with the notebook code and values it needs, its arguments typed by
+its signature), which a training backend runs: ``local`` (``local``: torchrun on this machine's
+leased GPUs, driven by a supervisor process, ``supervise``, that outlives the kernel). The job is
+a ``train`` run in the store (``job.TrainJob``), with one step per rank.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,17 @@ from ..backends import BackendError
 from .job import TrainJob
 from .program import Program, ProgramError
 
-__all__ = ["Program", "ProgramError", "TrainJob", "attach", "train"]
+__all__ = ["Program", "ProgramError", "TrainJob", "attach", "submit", "train"]
 
 BACKENDS = ("local",)
 
 
 def train(
-    fn: Any,
+    target: Any,
     args: Mapping[str, Any] | None = None,
     *,
     arg_strings: Iterable[tuple[str, str]] = (),
+    argv: Iterable[str] = (),
     procs_per_node: int = 1,
     gpus_per_node: int = 0,
     nodes: int = 1,
@@ -35,16 +37,52 @@ def train(
     cwd: str | Path | None = None,
     wait: bool = False,
 ) -> TrainJob:
-    """Train ``fn(**args)`` with ``procs_per_node`` processes (torchrun ranks) on
-    ``gpus_per_node`` GPUs; return the job (``wait=True``: once it ended)."""
+    """Train ``target`` with ``procs_per_node`` processes (torchrun ranks) on ``gpus_per_node``
+    GPUs: a function (called with ``args``, typed by its signature; ``arg_strings`` are texts
+    to convert) or the path of a Python script (run with ``argv``). Returns the job at once
+    (``wait=True``: once it ended)."""
+    if isinstance(target, (str, os.PathLike)):
+        if args or tuple(arg_strings):
+            raise BackendError(
+                "a script takes command-line arguments, not typed args",
+                fix="pass argv=[...] (on the command line: after --)",
+            )
+        script = Path(target)
+        program = Program.from_script(script, argv)
+        folder = script.resolve().parent
+        cwd = cwd if cwd is not None else folder
+    else:
+        program = Program.from_function(target, args, arg_strings)
+    return submit(
+        program,
+        procs_per_node=procs_per_node,
+        gpus_per_node=gpus_per_node,
+        nodes=nodes,
+        backend=backend,
+        env=env,
+        cwd=cwd,
+        wait=wait,
+    )
+
+
+def submit(
+    program: Program,
+    *,
+    procs_per_node: int = 1,
+    gpus_per_node: int = 0,
+    nodes: int = 1,
+    backend: str = "local",
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    wait: bool = False,
+) -> TrainJob:
+    """Start ``program`` on ``backend``; the one entry point of every training surface."""
+    from ..backends import get_backend
     from ..settings import Settings
     from . import local
 
     if backend not in BACKENDS:
         raise BackendError(f"no training backend {backend!r}", fix=f"known: {', '.join(BACKENDS)}")
-    from ..backends import get_backend
-
-    program = Program.from_function(fn, args, arg_strings)
     settings = Settings.load()
     # the machine's GPUs as the local pipeline backend sees them (its `gpus` option, KFNB_GPUS)
     gpu_ids = get_backend("local").configure(settings, {}).gpus
@@ -75,8 +113,6 @@ def attach(run_id: str) -> TrainJob:
 
 def _notebook() -> str | None:
     """The notebook of the kernel this runs in (as ``%kfnb`` finds it), if any."""
-    import os
-
     for key in ("JPY_SESSION_NAME", "__session__"):
         value = os.environ.get(key)
         if value:

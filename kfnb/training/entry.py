@@ -105,3 +105,22 @@ def _record_error(job: Path, n: int, err: BaseException) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
     os.replace(tmp, path)
+
+
+def run_file(
+    program_file: str,
+    name: str,
+    namespace: dict[str, Any],
+    argv: list[str] | None = None,
+    path: str | None = None,
+) -> None:
+    """Run the file ``name`` beside the program in ``namespace`` (a cell in the program's
+    globals; a script as ``__main__`` with ``argv`` and its folder ``path`` on ``sys.path``)."""
+    file = Path(program_file).resolve().parent / name
+    code = compile(file.read_text(), str(file), "exec")
+    namespace.setdefault("__file__", str(file))
+    if argv is not None:
+        sys.argv = [str(file), *argv]
+    if path is not None:
+        sys.path.insert(0, path)
+    exec(code, namespace)

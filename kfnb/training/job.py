@@ -4,6 +4,7 @@ from the process that launched it or any other (``kfnb.training.attach(run_id)``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TextIO
 
 from ..backends import LOG_PAGE, LogPage, StoreRunHandle
 from ..backends.base import read_log_file
@@ -35,6 +36,24 @@ class TrainJob(StoreRunHandle):
     def read_merged(self, offset: int = 0, limit: int | None = LOG_PAGE) -> LogPage:
         path = Path(self.record.artifacts_dir) / MERGED_LOG
         return read_log_file(str(path), offset, limit, self.status in TERMINAL_RUN)
+
+    def follow(self, out: TextIO) -> str:
+        """Print the merged log to ``out`` as it grows until the job ends (Ctrl-C cancels it);
+        return the final status."""
+        offset = 0
+        try:
+            while True:
+                ended = self.done
+                page = self.read_merged(offset, None)
+                offset = page.offset
+                print(page.text, end="", file=out, flush=True)
+                if ended:
+                    return self.status
+                self.wait(timeout=0.3)
+        except KeyboardInterrupt:
+            print("\nkfnb: cancelling the job...", file=out, flush=True)
+            self.cancel()
+            return self.wait()
 
     def __repr__(self) -> str:
         return f"<TrainJob {self.id} {self.status}>"

@@ -209,12 +209,15 @@ class Supervisor:
                 self.store.set_step_status(self.run_id, name, "CANCELED")
             elif n in errors:
                 e = errors[n]
+                after = (
+                    "" if e is first or first is None else f" (after rank {first['rank']} failed)"
+                )
                 self.store.set_step_status(
                     self.run_id,
                     name,
                     "FAILED",
                     error={
-                        "message": f"{e['type']}: {e['message']}",
+                        "message": f"{e['type']}: {e['message']}{after}",
                         "ename": e["type"],
                         "evalue": e["message"],
                         "traceback": e["traceback"],

@@ -135,3 +135,42 @@ def test_the_written_program_runs_on_its_own(tmp_path: Path) -> None:
     assert json.loads(done.stdout) == {"total": 51.0, "name": "solo", "tags": ["x"]}
     sizes = program.value_bytes(tmp_path / "program")
     assert set(sizes) == {"SETTINGS", "ROWS"} and all(size > 0 for size in sizes.values())
+
+
+def test_a_cell_runs_at_the_top_level_after_what_it_uses(tmp_path: Path) -> None:
+    # the namespace the notebook code was defined in (a kernel's is __main__)
+    namespace = {"__name__": __name__, "ROWS": [1, 2], "to_json": to_json, "helper": helper}
+    cell = "total = sum(helper(r) for r in ROWS)\nprint(to_json({'total': total}))\n"
+    program = Program.from_cell(cell, namespace)
+    assert set(program.values) == {"ROWS", "SETTINGS"}  # SETTINGS: what Scaler reads
+    assert "from json import dumps as to_json" in program.source
+    assert "def helper" in program.source and "class Scaler" in program.source
+    path = program.write(tmp_path / "program")
+    assert (tmp_path / "program" / "cell.py").read_text() == cell
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"total": 2 * 4 * 3 + 2 * len(osp.sep)}
+
+
+def test_a_cell_with_ipython_syntax_is_refused() -> None:
+    with pytest.raises(ProgramError) as err:
+        Program.from_cell("x = 1\n!nvidia-smi\n", {"__name__": "__main__"})
+    assert str(err.value).startswith("line 2 of the cell is IPython syntax")
+
+
+def test_a_script_runs_as_main_with_its_arguments_and_neighbours(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "shapes.py").write_text("SIDES = 4\n")
+    script = tmp_path / "src" / "train.py"
+    script.write_text(
+        "import sys\nfrom shapes import SIDES\n"
+        "if __name__ == '__main__':\n    print(SIDES, sys.argv[1:])\n"
+    )
+    program = Program.from_script(script, ["--epochs", "3"])
+    assert program.name == "train"
+    path = program.write(tmp_path / "job")
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "4 ['--epochs', '3']\n"
+    with pytest.raises(ProgramError, match="cannot read the script"):
+        Program.from_script(tmp_path / "missing.py")
