@@ -18,7 +18,7 @@ from ..backends import BackendError
 from .job import TrainJob
 from .program import Program, ProgramError
 
-__all__ = ["Program", "ProgramError", "TrainJob", "attach", "submit", "train"]
+__all__ = ["Program", "ProgramError", "TrainJob", "attach", "local_gpus", "submit", "train"]
 
 BACKENDS = ("local",)
 
@@ -77,15 +77,12 @@ def submit(
     wait: bool = False,
 ) -> TrainJob:
     """Start ``program`` on ``backend``; the one entry point of every training surface."""
-    from ..backends import get_backend
     from ..settings import Settings
     from . import local
 
     if backend not in BACKENDS:
         raise BackendError(f"no training backend {backend!r}", fix=f"known: {', '.join(BACKENDS)}")
     settings = Settings.load()
-    # the machine's GPUs as the local pipeline backend sees them (its `gpus` option, KFNB_GPUS)
-    gpu_ids = get_backend("local").configure(settings, {}).gpus
     job = local.submit(
         program,
         settings.store(),
@@ -96,11 +93,23 @@ def submit(
         notebook=_notebook(),
         env=env,
         settings_env=settings.env,
-        gpu_ids=list(gpu_ids) if gpu_ids is not None else None,
+        gpu_ids=local_gpus(),
     )
     if wait:
         job.wait()
     return job
+
+
+def local_gpus() -> list[str]:
+    """The GPU ids local jobs may lease (``KFNB_GPUS``, else ``CUDA_VISIBLE_DEVICES``, else
+    ``nvidia-smi``), found without initialising CUDA in this process."""
+    from ..backends import get_backend
+    from ..backends.local.resources import detect_gpus
+    from ..settings import Settings
+
+    settings = Settings.load()
+    given = get_backend("local").configure(settings, {}).gpus
+    return list(given) if given is not None else detect_gpus(settings.env)
 
 
 def attach(run_id: str) -> TrainJob:

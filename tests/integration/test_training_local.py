@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
@@ -331,3 +332,19 @@ def test_kfnb_train_runs_a_script_with_its_arguments(tmp_path: Path, store: Stor
     assert lines[0] == f"started training job {run.id} (2 process(es), 0 GPU(s))"
     assert sorted(lines[1:3]) == ["[rank 0] rank 0 lr 0.25", "[rank 1] rank 1 lr 0.25"]
     assert lines[3].startswith("fit: succeeded in ") and lines[3].endswith(f"(run {run.id})")
+
+
+def test_the_ddp_example_learns_the_digits_on_two_ranks(tmp_path: Path, store: Store) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "train_ddp.ipynb"
+    nb = nbformat.read(example, as_version=4)
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs).splitlines()
+    assert printed[0].strip() == "SUCCEEDED", printed
+    (run,) = store.list_runs(kind="train")
+    accuracy = [m.value for m in store.metrics(run.id, "accuracy")]
+    assert len(accuracy) == 40 and accuracy[-1] > 0.9, accuracy
+    assert printed[1] == f"test accuracy after 40 epochs: {accuracy[-1]:.3f}"
+    assert sum(line.startswith("[rank ") for line in printed) == 2
