@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .backends import BackendError, RunHandle, RunView, StoreRunHandle, get_backend, open_backend
 from .dag import Pipeline
+from .display import RunDisplay
 from .params import resolve_params
 from .settings import Settings
 from .tracking import StepRun, Store
@@ -20,10 +21,10 @@ from .tracking import StepRun, Store
 if TYPE_CHECKING:
     from .backends.kfp.compiler import Compiled
     from .kernels import KernelPool
-    from .widgets import RunsTable, RunWidget
+    from .widgets import RunsTable
 
 
-class PipelineRun(RunView):
+class PipelineRun(RunDisplay, RunView):
     """A pipeline run: its status, steps, metrics, logs and the values its steps produced."""
 
     def __init__(self, store: Store, run_id: str, handle: RunHandle | None = None) -> None:
@@ -33,31 +34,6 @@ class PipelineRun(RunView):
     def __repr__(self) -> str:
         r = self.record
         return f"<PipelineRun {r.id} {r.name!r} {r.status}>"
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """In a notebook kernel with ipywidgets: the live ``RunWidget`` (widget view, a static
-        HTML snapshot, text); elsewhere the run as text."""
-        if _widgets_usable():
-            return self.widget().bundle()
-        from .format import run_lines as render
-
-        return {"text/plain": "\n".join(render(self.record))}
-
-    def _ipython_display_(self) -> None:
-        """``display(run)`` or a bare ``run`` in a cell: the live widget under a display id, so
-        the saved notebook keeps the final state; plain text elsewhere."""
-        if _widgets_usable():
-            self.widget().display()
-            return
-        from IPython.display import display
-
-        display(self._repr_mimebundle_(), raw=True)
-
-    def widget(self, poll: float = 0.5) -> RunWidget:
-        """A ``kfnb.widgets.RunWidget`` following this run."""
-        from .widgets import RunWidget
-
-        return RunWidget(self, poll=poll)
 
     @property
     def status(self) -> str:
@@ -171,21 +147,6 @@ def runs(
     if store is None:
         store = (settings if settings is not None else Settings.load()).store()
     return RunsTable(notebook, store=store, limit=limit)
-
-
-def _widgets_usable() -> bool:
-    """Whether this process is a notebook kernel (IPython with a kernel) with ipywidgets."""
-    import importlib.util
-    import sys
-
-    if "IPython" not in sys.modules:
-        return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return False
-    return importlib.util.find_spec("ipywidgets") is not None
 
 
 def get_run(

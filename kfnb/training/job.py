@@ -8,13 +8,19 @@ from typing import TextIO
 
 from ..backends import LOG_PAGE, LogPage, StoreRunHandle
 from ..backends.base import read_log_file
+from ..display import RunDisplay
 from ..tracking import TERMINAL_RUN
 from .supervise import MERGED_LOG
 
 
-class TrainJob(StoreRunHandle):
+class TrainJob(RunDisplay, StoreRunHandle):
     """``wait()``, ``cancel()``, ``status``; ``metrics`` (name -> values in order),
     ``logs(rank=None)``: one rank's log, or all ranks merged with ``[rank N]`` prefixes."""
+
+    @property
+    def handle(self) -> TrainJob:
+        """Its own handle (the widget's Stop cancels through it)."""
+        return self
 
     @property
     def metrics(self) -> dict[str, list[float]]:

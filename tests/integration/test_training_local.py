@@ -348,3 +348,46 @@ def test_the_ddp_example_learns_the_digits_on_two_ranks(tmp_path: Path, store: S
     assert len(accuracy) == 40 and accuracy[-1] > 0.9, accuracy
     assert printed[1] == f"test accuracy after 40 epochs: {accuracy[-1]:.3f}"
     assert sum(line.startswith("[rank ") for line in printed) == 2
+
+
+def test_the_job_widget_follows_ranks_metrics_and_logs_and_stops_the_job(
+    tmp_path: Path, store: Store
+) -> None:
+    import time
+
+    module = _module(
+        tmp_path,
+        """
+        import kfnb
+
+        def train(epochs: int = 400):
+            import time
+            for epoch in range(epochs):
+                kfnb.log_metric("loss", 1.0 / (epoch + 1), step=epoch)
+                print("epoch", epoch, flush=True)
+                time.sleep(0.1)
+        """,
+    )
+    from kfnb.training import attach
+
+    job = attach(_launch(tmp_path, module, "kfnb.train(train, procs_per_node=2)"))
+    widget = job.widget(poll=0.1)
+    wait_for(
+        lambda: (
+            len(widget.state()["series"].get("loss", [])) >= 3
+            and "epoch 2" in widget.state()["log"]
+        ),
+        "the widget to plot the loss and show a rank's log",
+    )
+    state = widget.state()
+    assert state["status"] == "RUNNING"
+    assert state["steps"] == {"rank-0": "RUNNING", "rank-1": "RUNNING"}
+    assert state["log_step"] in ("rank-0", "rank-1") and not state["cancel_disabled"]
+    widget.cancel_button.click()  # Stop
+    assert job.wait(60) == "CANCELED"
+    deadline = time.monotonic() + 10
+    while widget.state()["status"] != "CANCELED" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert widget.state()["status"] == "CANCELED"
+    html = widget.bundle(widget_view=False)["text/html"]
+    assert 'data-step="rank-1"' in html and 'data-title="loss"' in html
