@@ -200,19 +200,31 @@ def run_(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if record.status == "SUCCEEDED" else 1
 
 
+def train_how(args: argparse.Namespace) -> dict[str, Any]:
+    """``kfnb.training.submit``'s keywords from the shared training options."""
+    return {
+        "procs_per_node": args.procs,
+        "gpus_per_node": args.gpus,
+        "nodes": args.nodes,
+        "backend": args.backend,
+        "image": args.image,
+        "namespace": args.namespace,
+        "cpu": args.cpu,
+        "memory": args.memory,
+        "dry_run": args.dry_run,
+    }
+
+
 def train_(args: argparse.Namespace, settings: Settings) -> int:
     from .. import progress
     from ..training import train
 
-    argv = list(args.argv)
-    job = train(
-        args.script,
-        argv=argv,
-        procs_per_node=args.procs,
-        gpus_per_node=args.gpus,
-        nodes=args.nodes,
-        backend=args.backend,
-    )
+    job = train(args.script, argv=list(args.argv), **train_how(args))
+    if args.dry_run:
+        import yaml
+
+        print(yaml.safe_dump(job, sort_keys=False), end="")
+        return 0
     out = sys.stderr if args.json else sys.stdout
     print(f"started training job {job.id} ({args.procs} process(es), {args.gpus} GPU(s))", file=out)
     if args.detach:

@@ -187,7 +187,19 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "--gpus", type=int, default=0, help="GPUs per node, leased machine-wide (default: 0)"
     )
     parser.add_argument("--nodes", type=int, default=1, help="nodes (cluster backends)")
-    parser.add_argument("--backend", default="local", help="where to train (default: local)")
+    parser.add_argument(
+        "--backend",
+        default="local",
+        help="where to train: local (default), trainjob (Kubeflow Trainer), pytorchjob",
+    )
+    cluster = parser.add_argument_group("cluster backends (trainjob, pytorchjob)")
+    cluster.add_argument("--image", help="the image each node runs (Python, torch and kfnb)")
+    cluster.add_argument("--namespace", help="default: the kubeconfig context's, or the pod's")
+    cluster.add_argument("--cpu", help="CPUs per node, e.g. 8")
+    cluster.add_argument("--memory", help="memory per node, e.g. 32Gi")
+    cluster.add_argument(
+        "--dry-run", action="store_true", help="print the manifest instead of submitting it"
+    )
 
 
 def train_cell_parser() -> argparse.ArgumentParser:

@@ -46,6 +46,7 @@ def train(line: str, cell: str) -> Any:
     from IPython import get_ipython
     from IPython.core.error import UsageError
 
+    from ..cli.commands import train_how
     from ..cli.parser import train_cell_parser
     from ..errors import KfnbError
     from ..training import Program, submit
@@ -55,16 +56,11 @@ def train(line: str, cell: str) -> Any:
         raise RuntimeError("%%train runs inside IPython")
     try:
         args = train_cell_parser().parse_args(shlex.split(line))
-        job = submit(
-            Program.from_cell(cell, shell.user_ns),
-            procs_per_node=args.procs,
-            gpus_per_node=args.gpus,
-            nodes=args.nodes,
-            backend=args.backend,
-            cwd=os.getcwd(),
-        )
+        job = submit(Program.from_cell(cell, shell.user_ns), cwd=os.getcwd(), **train_how(args))
     except (KfnbError, ValueError) as err:
         raise UsageError(str(err)) from None
+    if args.dry_run:
+        return job  # the manifest
     print(f"training job {job.id}: {args.procs} process(es), {args.gpus} GPU(s)", flush=True)
     if args.wait:
         status = job.follow(sys.stdout)

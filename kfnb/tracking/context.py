@@ -11,8 +11,11 @@ Katib trial) ``log_metric`` also prints ``name=value`` lines for Katib's StdOut 
 ``KFNB_METRICS_FILE`` set (a step running in a Kubeflow Pipelines pod, where no store exists) both
 append JSON lines to that file, which the step's runner turns into its KFP metrics artifact.
 
-In a training job (``KFNB_TRAIN_DIR`` set) every rank runs the same code, so only rank 0
-records (``RANK``), unless ``KFNB_METRICS_ALL_RANKS=1``; each metric's source is its rank.
+In a training job (``KFNB_TRAIN_DIR`` set locally, ``KFNB_METRIC_LINES`` in a cluster job's
+pods) every rank runs the same code, so only rank 0 records (``RANK``), unless
+``KFNB_METRICS_ALL_RANKS=1``; each metric's source is its rank. With ``KFNB_METRIC_LINES=1``
+(a pod, where no store exists) ``log_metric`` prints ``KFNB_METRIC {json}`` lines, which the
+job's follower reads from the pod's log into the store.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ RUN_ENV = "KFNB_RUN_ID"
 STEP_ENV = "KFNB_STEP"
 STDOUT_ENV = "KFNB_METRICS_STDOUT"
 METRICS_FILE_ENV = "KFNB_METRICS_FILE"
+METRIC_LINES_ENV = "KFNB_METRIC_LINES"
+METRIC_LINE_PREFIX = "KFNB_METRIC "
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -76,6 +81,10 @@ def log_metric(name: str, value: Any, step: int | None = None) -> None:
     printed = os.environ.get(STDOUT_ENV, "").strip().lower() in _TRUE
     if printed:
         print(f"{name}={number!r}", file=sys.stdout, flush=True)
+    if os.environ.get(METRIC_LINES_ENV, "").strip().lower() in _TRUE:
+        line = dumps({"name": name, "value": number, "step": step})
+        print(f"{METRIC_LINE_PREFIX}{line}", file=sys.stdout, flush=True)
+        printed = True
     filed = _append({"metric": name, "value": number, "step": step})
     run = current_run()
     if run is None:
@@ -89,7 +98,8 @@ def log_metric(name: str, value: Any, step: int | None = None) -> None:
 def _quiet_rank() -> bool:
     """A training rank other than 0, and not every rank records."""
     env = os.environ
-    if not env.get("KFNB_TRAIN_DIR") or env.get("RANK", "0").strip() in ("", "0"):
+    in_job = env.get("KFNB_TRAIN_DIR") or env.get(METRIC_LINES_ENV)
+    if not in_job or env.get("RANK", "0").strip() in ("", "0"):
         return False
     return env.get("KFNB_METRICS_ALL_RANKS", "").strip().lower() not in _TRUE
 

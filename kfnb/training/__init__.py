@@ -3,8 +3,10 @@
 A function (or a cell, ``%%train``; or a script, ``kfnb train script.py``) becomes a program
 (``program``: a real module with the notebook code and values it needs, its arguments typed by
 its signature), which a training backend runs: ``local`` (``local``: torchrun on this machine's
-leased GPUs, driven by a supervisor process, ``supervise``, that outlives the kernel). The job is
-a ``train`` run in the store (``job.TrainJob``), with one step per rank.
+leased GPUs, driven by a supervisor process, ``supervise``, that outlives the kernel), or
+``trainjob`` / ``pytorchjob`` (``cluster``: a Kubeflow TrainJob or PyTorchJob, the program
+travelling inside it, ``manifests``). The job is a ``train`` run in the store
+(``job.TrainJob``), with one step per rank (local) or node (cluster).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .program import Program, ProgramError
 
 __all__ = ["Program", "ProgramError", "TrainJob", "attach", "local_gpus", "submit", "train"]
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "trainjob", "pytorchjob")
 
 
 def train(
@@ -29,18 +31,14 @@ def train(
     *,
     arg_strings: Iterable[tuple[str, str]] = (),
     argv: Iterable[str] = (),
-    procs_per_node: int = 1,
-    gpus_per_node: int = 0,
-    nodes: int = 1,
-    backend: str = "local",
-    env: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
-    wait: bool = False,
-) -> TrainJob:
-    """Train ``target`` with ``procs_per_node`` processes (torchrun ranks) on ``gpus_per_node``
-    GPUs: a function (called with ``args``, typed by its signature; ``arg_strings`` are texts
-    to convert) or the path of a Python script (run with ``argv``). Returns the job at once
-    (``wait=True``: once it ended)."""
+    **how: Any,
+) -> Any:
+    """Train ``target``: a function (called with ``args``, typed by its signature;
+    ``arg_strings`` are texts to convert) or the path of a Python script (run with ``argv``).
+    ``how`` is ``submit``'s: ``procs_per_node``, ``gpus_per_node``, ``nodes``, ``backend``,
+    ``image``, ``namespace``, ``cpu``, ``memory``, ``env``, ``wait``, ``dry_run``. Returns the
+    job at once (``wait=True``: once it ended; ``dry_run=True``: the cluster manifest)."""
     if isinstance(target, (str, os.PathLike)):
         if args or tuple(arg_strings):
             raise BackendError(
@@ -49,20 +47,10 @@ def train(
             )
         script = Path(target)
         program = Program.from_script(script, argv)
-        folder = script.resolve().parent
-        cwd = cwd if cwd is not None else folder
+        cwd = cwd if cwd is not None else script.resolve().parent
     else:
         program = Program.from_function(target, args, arg_strings)
-    return submit(
-        program,
-        procs_per_node=procs_per_node,
-        gpus_per_node=gpus_per_node,
-        nodes=nodes,
-        backend=backend,
-        env=env,
-        cwd=cwd,
-        wait=wait,
-    )
+    return submit(program, cwd=cwd, **how)
 
 
 def submit(
@@ -75,26 +63,57 @@ def submit(
     env: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
     wait: bool = False,
-) -> TrainJob:
-    """Start ``program`` on ``backend``; the one entry point of every training surface."""
+    image: str | None = None,
+    namespace: str | None = None,
+    cpu: str | None = None,
+    memory: str | None = None,
+    dry_run: bool = False,
+) -> Any:
+    """Start ``program`` on ``backend``: the one entry point of every training surface. The
+    job (``TrainJob``); with ``dry_run`` (cluster backends) the manifest it would submit."""
     from ..settings import Settings
-    from . import local
+    from . import cluster, local
 
     if backend not in BACKENDS:
         raise BackendError(f"no training backend {backend!r}", fix=f"known: {', '.join(BACKENDS)}")
     settings = Settings.load()
-    job = local.submit(
-        program,
-        settings.store(),
-        procs=procs_per_node,
-        gpus=gpus_per_node,
-        nodes=nodes,
-        cwd=Path(cwd) if cwd is not None else None,
-        notebook=_notebook(),
-        env=env,
-        settings_env=settings.env,
-        gpu_ids=local_gpus(),
-    )
+    job: TrainJob
+    if backend in cluster.KINDS:
+        kind = cluster.KINDS[backend]
+        ask: dict[str, Any] = {
+            "image": image,
+            "nodes": nodes,
+            "procs": procs_per_node,
+            "gpus": gpus_per_node,
+            "cpu": cpu,
+            "memory": memory,
+            "env": env,
+            "notebook": _notebook(),
+        }
+        if dry_run:
+            return cluster.dry_run(program, kind, namespace=namespace, **ask)
+        job = cluster.submit(
+            program, settings.store(), kind, cluster.Target(namespace=namespace), **ask
+        )
+    else:
+        if dry_run:
+            raise BackendError(
+                "dry_run shows what a cluster backend would submit; the local backend has "
+                "nothing to show",
+                fix="pass backend='trainjob' or 'pytorchjob' with dry_run",
+            )
+        job = local.submit(
+            program,
+            settings.store(),
+            procs=procs_per_node,
+            gpus=gpus_per_node,
+            nodes=nodes,
+            cwd=Path(cwd) if cwd is not None else None,
+            notebook=_notebook(),
+            env=env,
+            settings_env=settings.env,
+            gpu_ids=local_gpus(),
+        )
     if wait:
         job.wait()
     return job
@@ -113,11 +132,20 @@ def local_gpus() -> list[str]:
 
 
 def attach(run_id: str) -> TrainJob:
-    """The training job ``run_id`` (or a unique prefix), from any process."""
+    """The training job ``run_id`` (or a unique prefix), from any process; a cluster job is
+    followed through its cluster (``refresh``, ``wait`` and ``cancel`` reach it)."""
     from ..settings import Settings
+    from . import cluster
 
     store = Settings.load().store()
-    return TrainJob(store, store.resolve_id(run_id))
+    rid = store.resolve_id(run_id)
+    backend = store.get_run(rid).backend
+    if backend in cluster.KINDS:
+        record = store.get_run(rid)
+        remote = record.remote or {}
+        api, _ = cluster.connect(cluster.Target(namespace=remote.get("namespace")))
+        return cluster.ClusterJob(store, rid, api, cluster.KINDS[backend])
+    return TrainJob(store, rid)
 
 
 def _notebook() -> str | None:
