@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .backends import BackendError, RunHandle, RunView, StoreRunHandle, get_backend, open_backend
 from .dag import Pipeline
 from .display import RunDisplay
+from .handles import attach
 from .params import resolve_params
 from .settings import Settings
 from .tracking import StepRun, Store
@@ -159,7 +160,7 @@ def get_run(
     record = store.get_run(run_id)
     handle = None
     if record.remote is not None and not record.done:
-        handle = open_backend(record.backend, settings).attach(store, record.id)
+        handle = attach(store, record.id, settings)
     return PipelineRun(store, record.id, handle)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from tornado.ioloop import PeriodicCallback
 
-from kfnb.backends import open_backend
+from kfnb.handles import attach
 from kfnb.settings import Settings
 from kfnb.tracking import Store
 
@@ -36,7 +36,7 @@ def refresh_open_runs(store: Store, settings: Settings, failing: dict[str, str])
     open_runs = store.list_runs(limit=None, remote=True, status=("PENDING", "RUNNING", "CANCELING"))
     for record in open_runs:
         try:
-            open_backend(record.backend, settings).attach(store, record.id).refresh()
+            attach(store, record.id, settings).refresh()
         except Exception as err:  # logged; the next tick tries again
             text = f"{type(err).__name__}: {err}"
             if failing.get(record.id) != text:

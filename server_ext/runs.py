@@ -25,8 +25,9 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 
 import kfnb
-from kfnb.backends import LOG_PAGE, RunView, get_backend, open_backend
+from kfnb.backends import LOG_PAGE, RunView, get_backend
 from kfnb.errors import KfnbError
+from kfnb.handles import attach
 from kfnb.layout import with_layout
 from kfnb.settings import Settings
 from kfnb.tracking import Run, Store
@@ -129,7 +130,7 @@ def cancel_run(store: Store, settings: Settings, run_id: str) -> Run:
         raise Conflict(
             f"run {record.id} already ended ({record.status}); there is nothing to cancel"
         )
-    open_backend(record.backend, settings).attach(store, record.id).cancel()
+    attach(store, record.id, settings).cancel()
     return store.get_run(record.id)
 
 

@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..backends import RunView, availability, get_backend, open_backend
+from ..backends import RunView, availability, get_backend
 from ..backends import describe as describe_backends
 from ..config import nearest
 from ..dag import Pipeline
 from ..errors import KfnbError
+from ..handles import attach
 from ..jsonio import dumps
 from ..settings import Settings
 from ..tracking import Run, Store
@@ -246,7 +247,7 @@ def _refresh(record: Run, store: Store, settings: Settings) -> Run:
     if record.remote is None or record.done:
         return record
     try:
-        open_backend(record.backend, settings).attach(store, record.id).refresh()
+        attach(store, record.id, settings).refresh()
     except KfnbError as err:
         print(f"kfnb: warning: run {record.id} shows its last known state: {err}", file=sys.stderr)
     return store.get_run(record.id)
@@ -352,7 +353,7 @@ def cancel(args: argparse.Namespace, settings: Settings) -> int:
     if record.status in TERMINAL_RUN:
         print(f"run {record.id} already ended: {record.status}")
         return 0
-    handle = open_backend(record.backend, settings).attach(store, record.id)
+    handle = attach(store, record.id, settings)
     handle.cancel()
     handle.wait(timeout=60)
     record = store.get_run(record.id)

@@ -14,11 +14,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends import BackendError
 from .job import TrainJob
 from .program import Program, ProgramError
+
+if TYPE_CHECKING:
+    from ..tracking import Run, Store
 
 __all__ = ["Program", "ProgramError", "TrainJob", "attach", "local_gpus", "submit", "train"]
 
@@ -135,17 +138,20 @@ def attach(run_id: str) -> TrainJob:
     """The training job ``run_id`` (or a unique prefix), from any process; a cluster job is
     followed through its cluster (``refresh``, ``wait`` and ``cancel`` reach it)."""
     from ..settings import Settings
-    from . import cluster
 
     store = Settings.load().store()
-    rid = store.resolve_id(run_id)
-    backend = store.get_run(rid).backend
-    if backend in cluster.KINDS:
-        record = store.get_run(rid)
+    return attach_record(store, store.get_run(run_id))
+
+
+def attach_record(store: Store, record: Run) -> TrainJob:
+    """A handle on the recorded training job ``record``."""
+    from . import cluster
+
+    if record.backend in cluster.KINDS:
         remote = record.remote or {}
         api, _ = cluster.connect(cluster.Target(namespace=remote.get("namespace")))
-        return cluster.ClusterJob(store, rid, api, cluster.KINDS[backend])
-    return TrainJob(store, rid)
+        return cluster.ClusterJob(store, record.id, api, cluster.KINDS[record.backend])
+    return TrainJob(store, record.id)
 
 
 def _notebook() -> str | None:

@@ -21,9 +21,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..backends import RunHandle, RunView, open_backend
+from ..backends import RunHandle, RunView
 from ..errors import KfnbError
 from ..format import run_lines as render
+from ..handles import attach
 from ..settings import Settings
 from ..tracking import TERMINAL_STEP, Event, Run, Store
 from .dag import Edge, dag_svg, pipeline_edges
@@ -150,8 +151,7 @@ class RunWidget(widgets.VBox):
 
     def _remote_handle(self) -> RunHandle:
         if self._handle is None:
-            backend = open_backend(self.record.backend, self.settings)
-            self._handle = backend.attach(self.store, self.run_id)
+            self._handle = attach(self.store, self.run_id, self.settings)
         return self._handle
 
     def cancel(self) -> None:

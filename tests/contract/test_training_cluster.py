@@ -218,3 +218,20 @@ def test_kfnb_train_dry_run_prints_a_valid_manifest(
     assert k8s._validate("trainjobs", manifest) is None  # the CRD schema, made strict
     program = unpacked(manifest)["program.py"].decode()
     assert "argv=['--lr', '0.1']" in program
+
+
+def test_kfnb_cancel_and_the_servers_refresher_reach_a_cluster_job(
+    k8s: FakeKubernetes, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kfnb.cli import main
+    from kfnb.server_ext.remote import refresh_open_runs
+    from kfnb.settings import Settings
+
+    job = kfnb.train(fit, backend="pytorchjob", image="img:1")
+    name = job.record.remote["name"]
+    k8s.set_conditions("pytorchjobs", "team-a", name, "Running")
+    assert refresh_open_runs(store, Settings.load(), {}) == [job.id]  # as the panel's server does
+    assert store.get_run(job.id).status == "RUNNING"
+    assert main(["cancel", job.id]) == 0
+    assert capsys.readouterr().out.strip() == f"run {job.id}: CANCELED"
+    assert k8s.deleted == [("pytorchjobs", name, "Foreground")]
