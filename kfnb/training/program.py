@@ -86,7 +86,7 @@ class Program:
             )
         collected = _Collector(fn.__globals__, getattr(fn, "__module__", None))
         collected.function(fn)
-        parameters, required = _parameters(fn)
+        parameters, required = signature_parameters(fn)
         program = cls(
             name=fn.__name__,
             source=collected.module(fn.__name__),
@@ -222,7 +222,8 @@ class Program:
         }
 
 
-def _parameters(fn: Any) -> tuple[dict[str, Param], tuple[str, ...]]:
+def signature_parameters(fn: Any) -> tuple[dict[str, Param], tuple[str, ...]]:
+    """The function's arguments as typed parameters, and those without a default."""
     params: dict[str, Param] = {}
     required: list[str] = []
     for p in inspect.signature(fn).parameters.values():

@@ -2,7 +2,9 @@
 
 - ``RunWidget``: one run, live (DAG, progress, step logs, metrics), with a static snapshot;
 - ``RunsTable``: recent runs side by side, sortable, a metric plotted across runs;
-- ``Launcher``: a form for a notebook's parameters and a Run button.
+- ``Launcher``: a form for a notebook's parameters and a Run button;
+- ``TrainLauncher``: a form for a training function's arguments, backend, nodes, processes,
+  GPUs and image, and a Train button.
 
 The widgets are imported on first use; the pure-Python parts (``dag``, ``plot``, ``snapshot``,
 ``follow``) need no ipywidgets.
@@ -16,10 +18,16 @@ if TYPE_CHECKING:
     from .launcher import Launcher
     from .run import RunWidget
     from .table import RunsTable
+    from .train_launcher import TrainLauncher
 
-__all__ = ["Launcher", "RunWidget", "RunsTable"]
+__all__ = ["Launcher", "RunWidget", "RunsTable", "TrainLauncher"]
 
-_LAZY = {"Launcher": "launcher", "RunWidget": "run", "RunsTable": "table"}
+_LAZY = {
+    "Launcher": "launcher",
+    "RunWidget": "run",
+    "RunsTable": "table",
+    "TrainLauncher": "train_launcher",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -56,6 +56,41 @@ def option_field(option: Option) -> Any:
     return widgets.Text(value=text, placeholder="default", **common)
 
 
+def form_values(
+    fields: dict[str, Any], types: dict[str, str]
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The parameter values in a form: typed values (numbers, flags, text), and the
+    ``(name, text)`` of list, dict and untyped parameters, which are read as the command line's
+    ``-p NAME VALUE`` is read (one rule for both). An empty text is left out (a required
+    argument then says it is missing)."""
+    typed: dict[str, Any] = {}
+    texts: list[tuple[str, str]] = []
+    for name, w in fields.items():
+        if types[name] in ("list", "dict", "any") and isinstance(w.value, str):
+            if w.value.strip():
+                texts.append((name, w.value))
+        else:
+            typed[name] = w.value
+    return typed, texts
+
+
+def error_html(err: BaseException | str) -> str:
+    """An error as the forms show it: the message (where first), then its fix."""
+    if isinstance(err, KfnbError):
+        text = f"{err.where}: {err.message}" if err.where else err.message
+        detail = (
+            f'<div class="kfnb-error-fix"><b>Fix:</b> {html.escape(err.fix)}</div>'
+            if err.fix
+            else ""
+        )
+    else:
+        text, detail = str(err), ""
+    return (
+        f'<div class="kfnb-error" style="color:#c62828;white-space:pre-wrap">'
+        f"{html.escape(text, quote=False)}{detail}</div>"
+    )
+
+
 class OptionsForm(widgets.VBox):
     """The options of one backend; ``changed()`` -> only those the user changed."""
 
@@ -154,32 +189,10 @@ class Launcher(widgets.VBox):
         self.options_box.children = [self.options]
 
     def _show_error(self, err: BaseException | str) -> None:
-        if isinstance(err, KfnbError):
-            text = f"{err.where}: {err.message}" if err.where else err.message
-            detail = (
-                f'<div class="kfnb-error-fix"><b>Fix:</b> {html.escape(err.fix)}</div>'
-                if err.fix
-                else ""
-            )
-        else:
-            text, detail = str(err), ""
-        self.error.value = (
-            f'<div class="kfnb-error" style="color:#c62828;white-space:pre-wrap">'
-            f"{html.escape(text, quote=False)}{detail}</div>"
-        )
+        self.error.value = error_html(err)
 
     def values(self) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        """The parameter values in the form: typed values (numbers, flags, text), and the
-        ``(name, text)`` of list, dict and untyped parameters, which ``kfnb.run`` reads as
-        the command line's ``-p NAME VALUE`` is read (one rule for both)."""
-        typed: dict[str, Any] = {}
-        texts: list[tuple[str, str]] = []
-        for name, w in self.fields.items():
-            if self.types[name] in ("list", "dict", "any") and isinstance(w.value, str):
-                texts.append((name, w.value))
-            else:
-                typed[name] = w.value
-        return typed, texts
+        return form_values(self.fields, self.types)
 
     def start(self) -> Any:
         """What the Run button does: start the run, show it below; the ``PipelineRun`` or None

@@ -391,3 +391,50 @@ def test_the_job_widget_follows_ranks_metrics_and_logs_and_stops_the_job(
     assert widget.state()["status"] == "CANCELED"
     html = widget.bundle(widget_view=False)["text/html"]
     assert 'data-step="rank-1"' in html and 'data-title="loss"' in html
+
+
+def test_the_train_launcher_builds_its_form_from_the_signature_and_trains(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kfnb.widgets import TrainLauncher
+
+    module = _module(
+        tmp_path,
+        """
+        import kfnb
+
+        def fit(seed: int, lr: float = 0.05, epochs: int = 2, tags: list | None = None):
+            kfnb.log_metric("score", seed * lr * epochs)
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fit = __import__(module).fit
+    launcher = TrainLauncher(fit)
+    kinds = {k: (type(w).__name__, w.value) for k, w in launcher.fields.items()}
+    assert kinds == {
+        "seed": ("Text", ""),  # required: typed in
+        "lr": ("FloatText", 0.05),
+        "epochs": ("IntText", 2),
+        "tags": ("Text", "null"),
+    }
+    assert launcher.nodes.disabled and launcher.yaml_button.disabled  # local: one machine
+    assert launcher.start() is None  # seed missing: said in the form, nothing started
+    assert "fit() needs a value for 'seed'" in launcher.error.value
+    assert store.list_runs() == []
+    launcher.fields["seed"].value = "3"
+    launcher.fields["epochs"].value = 4
+    launcher.procs.value = 2
+    job = launcher.start()
+    assert job is not None and job.wait(120) == "SUCCEEDED", job.error if job else None
+    assert job.record.params == {"seed": 3, "lr": 0.05, "epochs": 4, "tags": None}
+    assert job.metrics == {"score": [0.6000000000000001]}
+    assert [s.name for s in job.record.steps] == ["rank-0", "rank-1"]
+
+    launcher.backend.value = "trainjob"
+    assert not launcher.yaml_button.disabled
+    assert launcher.manifest() is None and "needs an image" in launcher.error.value
+    launcher.image.value = "registry.example/ml:1"
+    launcher.nodes.value = 2
+    text = launcher.manifest()
+    assert text is not None and "kind: TrainJob" in text and "numNodes: 2" in text
+    assert len(store.list_runs()) == 1  # Show YAML sends and records nothing
