@@ -155,9 +155,12 @@ def attach_record(store: Store, record: Run) -> TrainJob:
 
 
 def _notebook() -> str | None:
-    """The notebook of the kernel this runs in (as ``%kfnb`` finds it), if any."""
-    for key in ("JPY_SESSION_NAME", "__session__"):
-        value = os.environ.get(key)
-        if value:
-            return value
-    return None
+    """The notebook of the kernel this runs in, as ``%kfnb`` finds it (an absolute path, as
+    pipeline runs record theirs, so the panel lists the notebook's jobs with its runs)."""
+    from ..errors import KfnbError
+    from ..magics.session import notebook_path
+
+    try:
+        return str(notebook_path(None).resolve())
+    except KfnbError:
+        return None

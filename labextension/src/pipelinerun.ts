@@ -20,6 +20,8 @@ import { statusIcon } from './status';
 
 export class PipelineRunView implements IRunView {
   readonly node = h('div', { class: 'kfnb-PipelineRun' });
+  /** Whether its steps have executed notebooks to open (pipeline steps do). */
+  protected readonly showsNotebooks: boolean = true;
 
   constructor(private readonly _actions: IRunActions) {}
 
@@ -104,7 +106,7 @@ export class PipelineRunView implements IRunView {
       ? [log.scrollTop, log.scrollHeight - log.clientHeight]
       : null;
     this.node.replaceChildren(
-      this._dagOf(run),
+      this.head(run),
       h(
         'ul',
         { class: 'kfnb-StepRows' },
@@ -122,8 +124,9 @@ export class PipelineRunView implements IRunView {
     }
   }
 
-  /** The DAG of the pipeline the run ran, its step states and the selected step on it. */
-  private _dagOf(run: IRun): HTMLElement {
+  /** What goes above the step rows: the DAG of the pipeline the run ran, its step states and
+   * the selected step on it. */
+  protected head(run: IRun): HTMLElement {
     const pipeline = run.pipeline;
     if (!pipeline) {
       this._svg = null;
@@ -176,7 +179,7 @@ export class PipelineRunView implements IRunView {
         ...stepFacts(st),
         h('span', { class: 'kfnb-StepRow-duration' }, durationText(st)),
         this._logButton(st, selected),
-        this._notebookButton(run, st)
+        this.showsNotebooks ? this._notebookButton(run, st) : ''
       )
     );
     const error = this._stepError(st);

@@ -17,6 +17,7 @@ import {
 } from './api';
 import { h, pythonLiteral } from './dom';
 import { PipelineRunView, signature } from './pipelinerun';
+import { TrainRunView } from './trainrun';
 import { durationText } from './runs';
 import {
   IRunActions,
@@ -27,6 +28,7 @@ import {
 import { statusIcon, statusWord } from './status';
 
 registerRunView('pipeline', actions => new PipelineRunView(actions));
+registerRunView('train', actions => new TrainRunView(actions));
 
 export type { IRunActions } from './runviews';
 
