@@ -218,9 +218,30 @@ def train_how(args: argparse.Namespace) -> dict[str, Any]:
 
 def train_(args: argparse.Namespace, settings: Settings) -> int:
     from .. import progress
-    from ..training import train
+    from ..training import train, train_step
 
-    job = train(args.script, argv=list(args.argv), **train_how(args))
+    if args.step is not None or args.target.suffix == ".ipynb":
+        if args.step is None:
+            raise KfnbError(
+                f"{args.target} is a notebook: which of its steps should the ranks run?",
+                fix="pass --step NAME (kfnb describe NOTEBOOK lists the steps)",
+            )
+        if args.argv:
+            raise KfnbError(
+                "arguments after -- are for scripts; a step takes pipeline parameters",
+                fix="pass them as -p NAME VALUE",
+            )
+        job = train_step(
+            args.target, args.step, param_strings=list(map(tuple, args.param)), **train_how(args)
+        )
+    else:
+        if args.param:
+            raise KfnbError(
+                "-p sets a notebook step's pipeline parameters; a script takes its arguments "
+                "after --",
+                fix=f"kfnb train {args.target} -- --NAME VALUE",
+            )
+        job = train(args.target, argv=list(args.argv), **train_how(args))
     if args.dry_run:
         import yaml
 

@@ -217,10 +217,16 @@ def train_cell_parser() -> argparse.ArgumentParser:
 def _add_train(sub: Any) -> None:
     train = sub.add_parser(
         "train",
-        help="train a Python script as torchrun ranks (follows their merged log)",
-        epilog="Arguments after -- go to the script: kfnb train fit.py --procs 2 -- --lr 0.1",
+        help="train a script or a pipeline step as torchrun ranks (follows their merged log)",
+        epilog="Arguments after -- go to the script: kfnb train fit.py --procs 2 -- --lr 0.1. "
+        "A step: kfnb train nb.ipynb --step train --procs 2 -p lr 0.1 (the steps it needs "
+        "run first, as a pipeline run here; the step cache keeps that quick).",
     )
-    train.add_argument("script", type=Path, help="the Python script each rank runs")
+    train.add_argument(
+        "target", type=Path, help="the Python script each rank runs, or a notebook (--step)"
+    )
+    train.add_argument("--step", help="the notebook's step each rank runs")
+    _add_params(train)
     add_train_options(train)
     train.add_argument(
         "--detach", action="store_true", help="start it and return; it goes on without this"

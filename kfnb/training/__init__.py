@@ -23,7 +23,16 @@ from .program import Program, ProgramError
 if TYPE_CHECKING:
     from ..tracking import Run, Store
 
-__all__ = ["Program", "ProgramError", "TrainJob", "attach", "local_gpus", "submit", "train"]
+__all__ = [
+    "Program",
+    "ProgramError",
+    "TrainJob",
+    "attach",
+    "local_gpus",
+    "submit",
+    "train",
+    "train_step",
+]
 
 BACKENDS = ("local", "trainjob", "pytorchjob")
 
@@ -54,6 +63,65 @@ def train(
     else:
         program = Program.from_function(target, args, arg_strings)
     return submit(program, cwd=cwd, **how)
+
+
+def train_step(
+    notebook: str | Path,
+    step: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    param_strings: Iterable[tuple[str, str]] = (),
+    **how: Any,
+) -> Any:
+    """Train pipeline step ``step`` of ``notebook``: every rank runs the notebook's prelude and
+    the step's cells. The steps it depends on run first, as a pipeline run on this machine (the
+    step cache makes that instant when they ran before); their values are the step's inputs.
+    ``how`` is ``submit``'s."""
+    import dataclasses
+
+    from ..api import run
+    from ..dag import Pipeline
+    from ..marshal import load
+    from ..params import resolve_params
+
+    pipeline = Pipeline.from_notebook(notebook)
+    target = pipeline.step(step)
+    values = resolve_params(pipeline, params, param_strings)
+    before = _upstream(pipeline, step)
+    inputs: dict[str, Any] = {}
+    if before:
+        sub = dataclasses.replace(
+            pipeline,
+            steps=[s for s in pipeline.steps if s.name in before],
+            metrics=[m for m in pipeline.metrics if m.step in before],
+        )
+        upstream = run(sub, values, wait=True)
+        if upstream.status != "SUCCEEDED":
+            raise BackendError(
+                f"the steps {step!r} needs ({', '.join(sorted(before))}) did not succeed: "
+                f"run {upstream.id} ended {upstream.status}",
+                fix=f"see `kfnb show {upstream.id}`, fix the notebook, then train again",
+            )
+        data = Path(upstream.record.artifacts_dir) / "data"
+        inputs = {
+            var: load(data / provider, var, step=step)
+            for var, provider in sorted(target.inputs.items())
+        }
+    program = Program.from_step(pipeline, step, inputs, values)
+    cwd = how.pop("cwd", None) or Path(notebook).resolve().parent
+    return submit(program, cwd=cwd, **how)
+
+
+def _upstream(pipeline: Any, step: str) -> set[str]:
+    """Every step ``step`` depends on, directly or not."""
+    found: set[str] = set()
+    todo = list(pipeline.step(step).after)
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += pipeline.step(name).after
+    return found
 
 
 def submit(

@@ -15,6 +15,7 @@ Environment (set by the supervisor, ``kfnb.training.supervise``; torchrun adds `
 from __future__ import annotations
 
 import json
+import linecache
 import os
 import sys
 import time
@@ -124,3 +125,16 @@ def run_file(
     if path is not None:
         sys.path.insert(0, path)
     exec(code, namespace)
+
+
+def run_cells(program_file: str, name: str, namespace: dict[str, Any]) -> None:
+    """Run the notebook cells listed in ``name`` (``{"notebook", "cells": [{index, source}]}``)
+    in ``namespace``, in order; a traceback names the notebook and the cell."""
+    listed = json.loads((Path(program_file).resolve().parent / name).read_text())
+    notebook = Path(listed.get("notebook") or "notebook").name
+    for cell in listed["cells"]:
+        where = f"{notebook}, cell {cell['index']}"
+        source = cell["source"]
+        # so tracebacks show the cell's lines, as IPython's do
+        linecache.cache[where] = (len(source), None, source.splitlines(True), where)
+        exec(compile(source, where, "exec"), namespace)

@@ -438,3 +438,47 @@ def test_the_train_launcher_builds_its_form_from_the_signature_and_trains(
     text = launcher.manifest()
     assert text is not None and "kind: TrainJob" in text and "numNodes: 2" in text
     assert len(store.list_runs()) == 1  # Show YAML sends and records nothing
+
+
+def test_kfnb_train_runs_a_pipeline_step_on_every_rank_after_its_upstream(
+    tmp_path: Path, store: Store, write_notebook: Callable[..., Path]
+) -> None:
+    notebook = write_notebook(
+        "steps",
+        ("imports", "import numpy as np\nimport kfnb"),
+        ("pipeline-parameters", "lr = 0.1\nepochs = 2"),
+        ("step:load", "X = np.arange(8.0)\nprint('loaded', len(X))"),
+        (
+            "step:train",
+            "import torch.distributed as dist\n"
+            "dist.init_process_group('gloo')\n"
+            "for epoch in range(epochs):\n"
+            "    kfnb.log_metric('loss', float(X.sum()) * lr / (epoch + 1), step=epoch)\n"
+            "print(f'rank {dist.get_rank()} trained on {len(X)} rows')\n"
+            "dist.destroy_process_group()",
+        ),
+        ("step:report", "print('never run by kfnb train')"),
+    )
+    kfnb_cli = str(Path(sys.executable).with_name("kfnb"))
+    argv = [kfnb_cli, "train", str(notebook), "--step", "train", "--procs", "2"]
+    argv += ["-p", "lr", "0.5"]
+    for attempt in (1, 2):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "[rank 1] rank 1 trained on 8 rows" in done.stdout
+        pipelines = store.list_runs(kind="pipeline")
+        assert len(pipelines) == attempt
+        # the step the trained one needs ran as a pipeline run: the second time from the cache
+        assert [(s.name, s.status) for s in pipelines[0].steps] == [
+            ("load", "SUCCEEDED" if attempt == 1 else "CACHED")
+        ]
+    job = store.list_runs(kind="train")[0]
+    assert job.name == "train" and job.status == "SUCCEEDED"
+    assert job.params == {"lr": 0.5, "epochs": 2}
+    assert [m.value for m in store.metrics(job.id)] == [14.0, 7.0]
+
+    failing = subprocess.run(
+        [kfnb_cli, "train", str(notebook), "--procs", "2"], capture_output=True, text=True
+    )
+    assert failing.returncode == 2
+    assert "which of its steps should the ranks run?" in failing.stderr
