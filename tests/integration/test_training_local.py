@@ -482,3 +482,44 @@ def test_kfnb_train_runs_a_pipeline_step_on_every_rank_after_its_upstream(
     )
     assert failing.returncode == 2
     assert "which of its steps should the ranks run?" in failing.stderr
+
+
+def test_a_job_survives_the_kernel_that_launched_it(tmp_path: Path, store: Store) -> None:
+    """A real kernel launches a job and is killed (SIGKILL, as a crash or a forced restart
+    does); the job goes on, and this process re-attaches to it."""
+    from jupyter_client.manager import KernelManager
+
+    from kfnb.training import attach
+
+    (tmp_path / "slow.py").write_text(
+        "import kfnb\n\n"
+        "def train(steps: int = 4):\n"
+        "    import time\n"
+        "    for step in range(steps):\n"
+        "        time.sleep(0.5)\n"
+        "        kfnb.log_metric('step', step, step=step)\n"
+    )
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(tmp_path))
+    try:
+        client = km.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        client.execute_interactive(
+            "import sys; sys.path.insert(0, '.')\n"
+            "import kfnb\nfrom slow import train\n"
+            "job = kfnb.train(train)",
+            timeout=60,
+        )
+        (run,) = store.list_runs(kind="train")
+        kernel_pid = km.provisioner.process.pid  # type: ignore[union-attr]
+        client.stop_channels()
+        os.kill(kernel_pid, signal.SIGKILL)
+        km.provisioner.process.wait()  # type: ignore[union-attr]
+    finally:
+        km.cleanup_resources()
+    assert store.get_run(run.id).status in ("PENDING", "RUNNING")  # killed mid-job
+    assert store.recover() == []  # its supervisor, not the dead kernel, drives it
+    job = attach(run.id)
+    assert job.wait(60) == "SUCCEEDED", job.error
+    assert job.metrics == {"step": [0.0, 1.0, 2.0, 3.0]}
