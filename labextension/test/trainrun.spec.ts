@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { IRun, IStepRun } from '../src/api';
 import { runViewFactory } from '../src/runviews';
 import '../src/rundetail'; // registers the views
 import { TrainRunView, trainSummary } from '../src/trainrun';
+import { configurePage } from './server';
 
 const actions = {
   cancel: async () => undefined,
@@ -56,6 +57,31 @@ function trainRun(spec: Record<string, unknown>, steps: IStepRun[]): IRun {
   } as IRun;
 }
 
+// the selected rank's log, as the server pages it
+const logRequests: string[] = [];
+beforeEach(() => {
+  configurePage();
+  logRequests.length = 0;
+  vi.stubGlobal(
+    'fetch',
+    vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init);
+      logRequests.push(new URL(request.url).pathname);
+      return new Response(
+        JSON.stringify({
+          text: 'ValueError: bad shard 1\n',
+          offset: 24,
+          done: true
+        }),
+        { status: 200, headers: { 'Content-Type': 'application/json' } }
+      );
+    })
+  );
+});
+afterEach(() => {
+  vi.unstubAllGlobals();
+});
+
 describe('a training job in the panel', () => {
   it('says what the job asked for', () => {
     const run = trainRun(
@@ -79,7 +105,7 @@ describe('a training job in the panel', () => {
     );
   });
 
-  it('is the view registered for train runs: rank rows, no DAG, no notebooks', () => {
+  it('is the view registered for train runs: rank rows, no DAG, no notebooks', async () => {
     const view = runViewFactory('train')(actions);
     expect(view).toBeInstanceOf(TrainRunView);
     view.show(
@@ -101,6 +127,12 @@ describe('a training job in the panel', () => {
     expect(node.querySelectorAll('.kfnb-StepRow-log')).toHaveLength(2);
     expect(node.querySelector('.kfnb-StepRow-error')?.textContent).toBe(
       'ValueError: bad shard 1'
+    );
+    // the failed rank's log is shown, paged from the step log route
+    await vi.waitFor(() =>
+      expect(logRequests).toContain(
+        '/lab-base/kfnb/api/runs/r1/steps/rank-0/log'
+      )
     );
     view.dispose();
   });

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,8 +91,8 @@ def test_a_two_rank_job_trains_a_notebook_function_that_reads_notebook_globals(
 
 
 def _module(tmp_path: Path, source: str) -> str:
-    """A module file ``jobs_N.py`` holding ``source``; its name."""
-    name = f"jobs_{len(list(tmp_path.glob('jobs_*.py')))}"
+    """A module file ``jobs_<unique>.py`` holding ``source``; its name."""
+    name = f"jobs_{uuid.uuid4().hex[:12]}"  # unique: tests that import it share sys.modules
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
     return name
 
