@@ -22,8 +22,9 @@ from typing import Any
 
 from ..cli.parser import UsageError, build_parser
 from ..errors import KfnbError
+from ..session import notebook_path
 from ..settings import Settings
-from .session import display_path, notebook_path, unsaved_warning
+from .session import display_path, unsaved_warning
 
 
 def kfnb_magic(line: str) -> None:

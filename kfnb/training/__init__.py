@@ -226,7 +226,7 @@ def _notebook() -> str | None:
     """The notebook of the kernel this runs in, as ``%kfnb`` finds it (an absolute path, as
     pipeline runs record theirs, so the panel lists the notebook's jobs with its runs)."""
     from ..errors import KfnbError
-    from ..magics.session import notebook_path
+    from ..session import notebook_path
 
     try:
         return str(notebook_path(None).resolve())

@@ -279,7 +279,7 @@ def test_describe_the_kernels_own_notebook(
 
 def test_which_notebook(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kfnb.errors import KfnbError
-    from kfnb.magics.session import notebook_path
+    from kfnb.session import notebook_path
 
     folder = project.parent
     assert notebook_path(None, {}, {"JPY_SESSION_NAME": "sub/demo.ipynb"}, folder) == project
