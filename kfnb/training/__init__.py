@@ -151,20 +151,20 @@ def submit(
     job: TrainJob
     if backend in cluster.KINDS:
         kind = cluster.KINDS[backend]
-        ask: dict[str, Any] = {
-            "image": image,
-            "nodes": nodes,
-            "procs": procs_per_node,
-            "gpus": gpus_per_node,
-            "cpu": cpu,
-            "memory": memory,
-            "env": env,
-            "notebook": _notebook(),
-        }
+        ask = cluster.Ask(
+            image=image,
+            nodes=nodes,
+            procs=procs_per_node,
+            gpus=gpus_per_node,
+            cpu=cpu,
+            memory=memory,
+            env=env,
+            notebook=_notebook(),
+        )
         if dry_run:
-            return cluster.dry_run(program, kind, namespace=namespace, **ask)
+            return cluster.dry_run(program, kind, ask, namespace)
         job = cluster.submit(
-            program, settings.store(), kind, cluster.Target(namespace=namespace), **ask
+            program, settings.store(), kind, cluster.Target(namespace=namespace), ask
         )
     else:
         if dry_run:

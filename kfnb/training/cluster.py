@@ -129,46 +129,46 @@ def connect(target: Target, env: Mapping[str, str] | None = None) -> tuple[Any, 
     return k8s.client.ApiClient(configuration), namespace or "default"
 
 
-def shape(
-    program: Program,
-    folder: Path,
-    *,
-    run_id: str,
-    namespace: str,
-    image: str | None,
-    nodes: int,
-    procs: int,
-    gpus: int,
-    cpu: str | None = None,
-    memory: str | None = None,
-    env: Mapping[str, str] | None = None,
-    notebook: str | None = None,
-) -> JobShape:
+@dataclass(frozen=True)
+class Ask:
+    """What a cluster job asks for (``submit`` and ``dry_run`` alike)."""
+
+    image: str | None
+    nodes: int = 1
+    procs: int = 1
+    gpus: int = 0
+    cpu: str | None = None
+    memory: str | None = None
+    env: Mapping[str, str] | None = None
+    notebook: str | None = None
+
+
+def shape(program: Program, folder: Path, *, run_id: str, namespace: str, ask: Ask) -> JobShape:
     """What the job asks for; the program written into ``folder`` and packed."""
-    if not image:
+    if not ask.image:
         raise BackendError(
             "a cluster job needs an image (with Python, torch and kfnb installed)",
             fix="pass image='registry/name:tag' (kfnb train ... --image REF)",
         )
-    if nodes < 1 or procs < 1 or gpus < 0:
+    if ask.nodes < 1 or ask.procs < 1 or ask.gpus < 0:
         raise BackendError(
             f"nodes and procs_per_node must be at least 1 and gpus_per_node not negative "
-            f"(got nodes={nodes}, procs_per_node={procs}, gpus_per_node={gpus})"
+            f"(got nodes={ask.nodes}, procs_per_node={ask.procs}, gpus_per_node={ask.gpus})"
         )
     program.write(folder)
     return JobShape(
         name=job_name(program.name, run_id),
         namespace=namespace,
-        image=image,
+        image=ask.image,
         program=pack(folder, program.value_bytes(folder)),
-        nodes=nodes,
-        procs_per_node=procs,
-        gpus_per_node=gpus,
-        cpu=cpu,
-        memory=memory,
-        env=dict(env or {}),
+        nodes=ask.nodes,
+        procs_per_node=ask.procs,
+        gpus_per_node=ask.gpus,
+        cpu=ask.cpu,
+        memory=ask.memory,
+        env=dict(ask.env or {}),
         run_id=run_id,
-        notebook=notebook,
+        notebook=ask.notebook,
     )
 
 
@@ -193,58 +193,31 @@ def api_error(err: Any, what: str, kind: Kind, namespace: str) -> BackendError:
     )
 
 
-def submit(
-    program: Program,
-    store: Store,
-    kind: Kind,
-    target: Target,
-    *,
-    image: str | None,
-    nodes: int = 1,
-    procs: int = 1,
-    gpus: int = 0,
-    cpu: str | None = None,
-    memory: str | None = None,
-    env: Mapping[str, str] | None = None,
-    notebook: str | None = None,
-) -> ClusterJob:
+def submit(program: Program, store: Store, kind: Kind, target: Target, ask: Ask) -> ClusterJob:
     api, namespace = connect(target)
     run = store.create_run(
         kind="train",
         name=program.name,
         backend=kind.backend,
-        notebook=notebook,
+        notebook=ask.notebook,
         notebook_hash=None,
         params={k: v for k, v in program.args.items() if _jsonable(v)},
-        steps=[f"node-{n}" for n in range(nodes)],
+        steps=[f"node-{n}" for n in range(ask.nodes)],
         remote={"kind": kind.kind, "namespace": namespace, "name": None},
         spec={
             "train": {
                 "entry": program.entry,
-                "procs_per_node": procs,
-                "gpus_per_node": gpus,
-                "nodes": nodes,
+                "procs_per_node": ask.procs,
+                "gpus_per_node": ask.gpus,
+                "nodes": ask.nodes,
                 "values": sorted(program.values),
-                "image": image,
+                "image": ask.image,
             }
         },
     )
     folder = Path(run.artifacts_dir)
     try:
-        job = shape(
-            program,
-            folder / "program",
-            run_id=run.id,
-            namespace=namespace,
-            image=image,
-            nodes=nodes,
-            procs=procs,
-            gpus=gpus,
-            cpu=cpu,
-            memory=memory,
-            env=env,
-            notebook=notebook,
-        )
+        job = shape(program, folder / "program", run_id=run.id, namespace=namespace, ask=ask)
         manifest = kind.manifest(job)
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
         k8s = _kubernetes()
@@ -263,38 +236,12 @@ def submit(
     return ClusterJob(store, run.id, api, kind)
 
 
-def dry_run(
-    program: Program,
-    kind: Kind,
-    *,
-    image: str | None,
-    namespace: str | None = None,
-    nodes: int = 1,
-    procs: int = 1,
-    gpus: int = 0,
-    cpu: str | None = None,
-    memory: str | None = None,
-    env: Mapping[str, str] | None = None,
-    notebook: str | None = None,
-) -> dict[str, Any]:
+def dry_run(program: Program, kind: Kind, ask: Ask, namespace: str | None = None) -> dict[str, Any]:
     """The manifest ``submit`` would create; nothing is recorded or sent."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="kfnb-dry-run-") as tmp:
-        job = shape(
-            program,
-            Path(tmp),
-            run_id="",
-            namespace=namespace or "default",
-            image=image,
-            nodes=nodes,
-            procs=procs,
-            gpus=gpus,
-            cpu=cpu,
-            memory=memory,
-            env=env,
-            notebook=notebook,
-        )
+        job = shape(program, Path(tmp), run_id="", namespace=namespace or "default", ask=ask)
     return kind.manifest(job)
 
 

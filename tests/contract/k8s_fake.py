@@ -54,9 +54,10 @@ def strict(schema: Any) -> Any:
     return schema
 
 
-def _schema(plural: str) -> dict[str, Any]:
-    crd = yaml.safe_load((CRDS / CRD_FILES[plural]).read_text())
-    return strict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+def crd(plural: str) -> dict[str, Any]:
+    """The official schema of ``plural`` (trainjobs, pytorchjobs), made strict."""
+    loaded = yaml.safe_load((CRDS / CRD_FILES[plural]).read_text())
+    return strict(loaded["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 
 
 class FakeKubernetes:
@@ -141,7 +142,7 @@ class FakeKubernetes:
     # -- the server -----------------------------------------------------------------------------
     def _validate(self, plural: str, body: dict[str, Any]) -> str | None:
         if plural not in self._schemas:
-            self._schemas[plural] = _schema(plural)
+            self._schemas[plural] = crd(plural)
         try:
             jsonschema.validate(body, self._schemas[plural])
         except jsonschema.ValidationError as err:

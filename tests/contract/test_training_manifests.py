@@ -1,6 +1,6 @@
 """The custom resources of cluster training jobs (TrainJob, PyTorchJob) against the official
-CRD schemas in ../shared/specs (made strict: a field the CRD does not know is an error here,
-where the API server would drop it silently), and what they carry."""
+CRD schemas in tests/fixtures/crds (made strict by k8s_fake: a field the CRD does not know is an
+error here, where the API server would drop it silently), and what they carry."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
+from k8s_fake import crd
 
 from kfnb.backends import BackendError
 from kfnb.training.manifests import (
@@ -27,30 +27,6 @@ from kfnb.training.manifests import (
     pytorchjob,
     trainjob,
 )
-
-CRDS = Path(__file__).resolve().parents[1] / "fixtures" / "crds"  # provenance: SOURCES.md
-
-
-def crd_schema(file: str) -> dict[str, Any]:
-    crd = yaml.safe_load((CRDS / file).read_text())
-    return strict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
-
-
-def strict(schema: Any) -> Any:
-    """The schema with ``additionalProperties: false`` wherever it lists properties and keeps
-    no unknown fields (``x-kubernetes-preserve-unknown-fields``)."""
-    if isinstance(schema, dict):
-        out = {k: strict(v) for k, v in schema.items()}
-        if (
-            "properties" in out
-            and "additionalProperties" not in out
-            and not out.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            out["additionalProperties"] = False
-        return out
-    if isinstance(schema, list):
-        return [strict(v) for v in schema]
-    return schema
 
 
 def shape(**kw: Any) -> JobShape:
@@ -85,7 +61,7 @@ def pack_text(files: dict[str, str]) -> str:
 @pytest.mark.parametrize("nodes", [1, 3])
 def test_a_trainjob_validates_and_keeps_its_gpus_beside_memory(nodes: int) -> None:
     job = trainjob(shape(nodes=nodes))
-    jsonschema.validate(job, crd_schema("trainer.kubeflow.org_trainjobs.yaml"))
+    jsonschema.validate(job, crd("trainjobs"))
     trainer = job["spec"]["trainer"]
     assert job["spec"]["runtimeRef"]["name"] == "torch-distributed"
     assert trainer["numNodes"] == nodes and trainer["numProcPerNode"] == 4
@@ -107,7 +83,7 @@ def test_a_trainjob_validates_and_keeps_its_gpus_beside_memory(nodes: int) -> No
 @pytest.mark.parametrize(("nodes", "workers"), [(1, None), (4, 3)])
 def test_a_pytorchjob_validates_with_a_master_and_workers(nodes: int, workers: int | None) -> None:
     job = pytorchjob(shape(nodes=nodes, cpu="8"))
-    jsonschema.validate(job, crd_schema("kubeflow.org_pytorchjobs.yaml"))
+    jsonschema.validate(job, crd("pytorchjobs"))
     specs = job["spec"]["pytorchReplicaSpecs"]
     assert specs["Master"]["replicas"] == 1
     assert (specs["Worker"]["replicas"] if "Worker" in specs else None) == workers
