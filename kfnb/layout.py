@@ -14,8 +14,10 @@ same layout, byte for byte):
    scheduling, as Coffman-Graham; a layer's steps with the longest way down go first).
 3. *Waypoints*: an edge spanning several rows gets a waypoint in each row between (as wide as
    its label, or narrow), so it bends around the nodes there.
-4. *Order*: barycentre sweeps down and up plus adjacent swaps, several rounds; the order with
-   the fewest crossings wins.
+4. *Order*: rows start in notebook order with the waypoints spread between the row's steps
+   (so the edges into a wrapped fan-out pass between its first row's steps instead of around
+   them); then barycentre sweeps down and up plus adjacent swaps, several rounds; the order
+   with the fewest crossings wins.
 5. *x*: each row is pulled toward the median of its neighbours' positions, alternately from
    above and below, keeping the gaps (a weighted isotonic regression per row, exact).
 6. *Ports, labels*: edges leave (enter) a node spread along its bottom (top) side, ordered by
@@ -529,8 +531,13 @@ def _grid(
     rows: list[list[str]] = [[] for _ in range(max(row.values(), default=-1) + 1)]
     for node in nodes.values():
         rows[node.row].append(node.id)
-    for ids in rows:  # start: notebook order, waypoints after the step their edge leaves
-        ids.sort(key=first.__getitem__)
+    for ids in rows:  # start: notebook order, waypoints spread between the row's steps
+        steps = sorted((n for n in ids if nodes[n].step), key=first.__getitem__)
+        ways = sorted((n for n in ids if not nodes[n].step), key=lambda n: first[n][::-1])
+        start: list[str] = []
+        for i in range(max(len(steps), len(ways))):
+            start += steps[i : i + 1] + ways[i : i + 1]
+        ids[:] = start
     return _Grid(rows, edges), nodes
 
 
