@@ -175,6 +175,20 @@ def test_a_wide_fan_out_wraps_onto_a_row_below_through_waypoints() -> None:
     assert not any(overlaps(a, b) for a, b in combinations(labels, 2))
 
 
+def test_edges_into_a_wrapped_fan_out_pass_between_its_first_rows_steps() -> None:
+    """Not around them: the drawing stays as narrow as its widest row, and symmetric."""
+    placed = layout(GRAPHS["fan5"])
+    x = {n["step"]: n["x"] for n in placed["nodes"]}
+    layer = {n["step"]: n["layer"] for n in placed["nodes"]}
+    first = sorted(x[s] for s in "abcde" if layer[s] == 1)
+    for edge in placed["edges"]:
+        if edge["source"] == "r" and layer[edge["target"]] == 2:
+            through = edge["points"][1][0]  # its waypoint in the first row
+            assert first[0] < through < first[-1], (edge, first)
+    row_width = 3 * placed["node_width"]
+    assert placed["width"] < row_width + 4 * placed["node_width"] / 2, placed["width"]
+
+
 def test_after_links_are_edges_too_and_edges_merge() -> None:
     v = view(
         list("abc"),
