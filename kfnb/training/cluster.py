@@ -201,19 +201,10 @@ def submit(program: Program, store: Store, kind: Kind, target: Target, ask: Ask)
         backend=kind.backend,
         notebook=ask.notebook,
         notebook_hash=None,
-        params={k: v for k, v in program.args.items() if _jsonable(v)},
+        params=program.recorded_args(),
         steps=[f"node-{n}" for n in range(ask.nodes)],
         remote={"kind": kind.kind, "namespace": namespace, "name": None},
-        spec={
-            "train": {
-                "entry": program.entry,
-                "procs_per_node": ask.procs,
-                "gpus_per_node": ask.gpus,
-                "nodes": ask.nodes,
-                "values": sorted(program.values),
-                "image": ask.image,
-            }
-        },
+        spec=program.spec(procs=ask.procs, gpus=ask.gpus, nodes=ask.nodes, image=ask.image),
     )
     folder = Path(run.artifacts_dir)
     try:
@@ -243,14 +234,6 @@ def dry_run(program: Program, kind: Kind, ask: Ask, namespace: str | None = None
     with tempfile.TemporaryDirectory(prefix="kfnb-dry-run-") as tmp:
         job = shape(program, Path(tmp), run_id="", namespace=namespace or "default", ask=ask)
     return kind.manifest(job)
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-        return True
-    except (TypeError, ValueError):
-        return False
 
 
 class ClusterJob(TrainJob):
@@ -314,26 +297,31 @@ class ClusterJob(TrainJob):
                     )
                 except k8s.client.ApiException:
                     text = ""
-                self._append_log(node, log, text or "")
+                self._append_log(node, log, text or "", phase in ("Succeeded", "Failed"))
             wanted = {"Running": "RUNNING", "Succeeded": "SUCCEEDED", "Failed": "FAILED"}.get(phase)
             if wanted and steps[node].status != wanted and steps[node].status != "SUCCEEDED":
                 self.store.set_step_status(self.id, node, wanted, log=str(log))  # type: ignore[arg-type]
 
-    def _append_log(self, node: str, path: Path, text: str) -> None:
-        """Copy what is new of a pod's log; node 0's ``KFNB_METRIC`` lines become metrics."""
+    def _append_log(self, node: str, path: Path, text: str, ended: bool) -> None:
+        """Copy the complete lines of a pod's log not copied yet (all of it once the pod
+        ended); node 0's ``KFNB_METRIC`` lines among them become metrics. The copy's size is
+        where the next look starts, so no line is read twice, or cut in two, across refreshes
+        and processes."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        old = path.read_text() if path.exists() else ""
-        if not text.startswith(old):  # the pod restarted: its log began again
-            old = ""
-            path.write_text("")
-        new = text[len(old) :]
-        if not new:
+        old = path.stat().st_size if path.exists() else 0
+        data = text.encode()
+        if len(data) < old:  # the pod restarted: its log began again
+            path.write_bytes(b"")
+            old = 0
+        end = len(data) if ended else data.rfind(b"\n", old) + 1
+        if end <= old:
             return
-        with path.open("a") as f:
+        new = data[old:end]
+        with path.open("ab") as f:
             f.write(new)
         if node != "node-0":
             return
-        for line in new.splitlines():
+        for line in new.decode(errors="replace").splitlines():
             if line.startswith(METRIC_LINE_PREFIX):
                 try:
                     m = json.loads(line[len(METRIC_LINE_PREFIX) :])

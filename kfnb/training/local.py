@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ..backends import BackendError
 from ..backends.local.resources import detect_gpus
@@ -81,17 +80,9 @@ def submit(
         backend="local",
         notebook=notebook,
         notebook_hash=None,
-        params=_json_args(program.args),
+        params=program.recorded_args(),
         steps=[f"rank-{n}" for n in range(procs)],
-        spec={
-            "train": {
-                "entry": program.entry,
-                "procs_per_node": procs,
-                "gpus_per_node": gpus,
-                "nodes": 1,
-                "values": sorted(program.values),
-            }
-        },
+        spec=program.spec(procs=procs, gpus=gpus, nodes=1),
     )
     job = Path(run.artifacts_dir)
     program.write(job / "program")
@@ -109,17 +100,6 @@ def submit(
     )
     _start_supervisor(store, run.id, job)
     return TrainJob(store, run.id)
-
-
-def _json_args(args: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
-    for name, value in args.items():
-        try:
-            json.dumps(value)
-            out[name] = value
-        except (TypeError, ValueError):
-            out[name] = repr(value)
-    return out
 
 
 def _start_supervisor(store: Store, run_id: str, job: Path) -> None:

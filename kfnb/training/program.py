@@ -245,6 +245,30 @@ class Program:
             )
         return out
 
+    def recorded_args(self) -> dict[str, Any]:
+        """The arguments as the run store keeps them: JSON values, ``repr`` for the rest."""
+        out: dict[str, Any] = {}
+        for name, value in self.args.items():
+            try:
+                json.dumps(value)
+                out[name] = value
+            except (TypeError, ValueError):
+                out[name] = repr(value)
+        return out
+
+    def spec(self, *, procs: int, gpus: int, nodes: int, image: str | None = None) -> dict:
+        """What a ``train`` run keeps of what it ran (``spec.train``)."""
+        train: dict[str, Any] = {
+            "entry": self.entry,
+            "procs_per_node": procs,
+            "gpus_per_node": gpus,
+            "nodes": nodes,
+            "values": sorted(self.values),
+        }
+        if image is not None:
+            train["image"] = image
+        return {"train": train}
+
     def _typed(self, name: str) -> bool:
         return self.parameters[name].type != "any"
 

@@ -235,3 +235,24 @@ def test_kfnb_cancel_and_the_servers_refresher_reach_a_cluster_job(
     assert main(["cancel", job.id]) == 0
     assert capsys.readouterr().out.strip() == f"run {job.id}: CANCELED"
     assert k8s.deleted == [("pytorchjobs", name, "Foreground")]
+
+
+def test_a_metric_line_cut_between_two_refreshes_is_read_once_whole(
+    k8s: FakeKubernetes, store: Store
+) -> None:
+    job = kfnb.train(fit, backend="trainjob", image="img:1")
+    name = job.record.remote["name"]
+    labels = {
+        "jobset.sigs.k8s.io/jobset-name": name,
+        "batch.kubernetes.io/job-completion-index": "0",
+    }
+    line = 'KFNB_METRIC {"name": "loss", "value": 2.5, "step": 0}\n'
+    k8s.add_pod("team-a", f"{name}-0", labels, "Running", "node", "start\n" + line[:20])
+    k8s.set_conditions("trainjobs", "team-a", name, "Running")
+    job.refresh()
+    assert job.logs("node-0") == "start\n" and job.metrics == {}  # the cut line waits
+    k8s.set_pod("team-a", f"{name}-0", log="start\n" + line)
+    job.refresh()
+    job.refresh()
+    assert job.logs("node-0") == "start\n" + line
+    assert job.metrics == {"loss": [2.5]}
