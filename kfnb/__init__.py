@@ -24,7 +24,11 @@ from .dag import Param, Pipeline, Step
 from .errors import KfnbError
 
 __all__ = [
+    "Choice",
+    "Float",
+    "Int",
     "KfnbError",
+    "Median",
     "Param",
     "Pipeline",
     "Step",
@@ -36,6 +40,7 @@ __all__ = [
     "run",
     "runs",
     "train",
+    "tune",
     "warm",
 ]
 
@@ -48,6 +53,11 @@ _LAZY = {
     "log_param": "tracking",
     "warm": "api",
     "train": "training",
+    "tune": "tuning",
+    "Float": "tuning",
+    "Int": "tuning",
+    "Choice": "tuning",
+    "Median": "tuning",
 }
 
 

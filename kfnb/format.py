@@ -25,6 +25,7 @@ MARKS: dict[str, str] = {
     "SKIPPED": "-",
     "CANCELING": "■",
     "CANCELED": "■",
+    "PRUNED": "✂",
 }
 
 #: Step or run status -> (fill, text colour) of its badge or DAG node.
@@ -36,6 +37,7 @@ STATUS_COLORS: dict[str, tuple[str, str]] = {
     "CACHED": ("#00897b", "#ffffff"),
     "SKIPPED": ("#e0e0e0", "#616161"),
     "CANCELED": ("#cfd8dc", "#455a64"),
+    "PRUNED": ("#ffe082", "#5d4037"),
 }
 
 _UNKNOWN_COLORS = ("#9e9e9e", "#ffffff")

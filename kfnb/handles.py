@@ -1,7 +1,8 @@
 """A handle on any recorded run, whatever made it: the one way surfaces reach a run to refresh,
 wait for or cancel it (``kfnb show`` and ``cancel``, the widgets, the server's refresher and
 cancel route, ``kfnb.get_run``). Pipelines go through their backend's ``attach``; training jobs
-through ``kfnb.training`` (a cluster job through its cluster)."""
+through ``kfnb.training`` (a cluster job through its cluster); studies and their trials through
+``kfnb.tuning`` (a Katib experiment through its cluster)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def attach(store: Store, run_id: str, settings: Settings) -> RunHandle:
         from .training import attach_record
 
         return attach_record(store, record)
+    if record.kind in ("tune", "trial"):
+        from .tuning import attach_record as attach_study
+
+        return attach_study(store, record, settings)
     from .backends import open_backend
 
     return open_backend(record.backend, settings).attach(store, record.id)

@@ -217,8 +217,16 @@ class Backend(abc.ABC):
 
     # -- what a backend does --------------------------------------------------------------------
     @abc.abstractmethod
-    def submit(self, pipeline: Pipeline, params: Mapping[str, Any], store: Store) -> RunHandle:
-        """Check the pipeline fits this backend, record a run (with ``kfnb.spec``) and start it."""
+    def submit(
+        self,
+        pipeline: Pipeline,
+        params: Mapping[str, Any],
+        store: Store,
+        *,
+        parent_id: str | None = None,
+    ) -> RunHandle:
+        """Check the pipeline fits this backend, record a run (with ``kfnb.spec``) and start it;
+        ``parent_id``: the run it belongs to (a study's trial, a sweep), recorded as its parent."""
 
     def attach(self, store: Store, run_id: str) -> RunHandle:
         """A handle on a run this backend started earlier, maybe in another process."""

@@ -32,6 +32,7 @@ from .errors import (
 )
 from .models import (
     CHILD_KINDS,
+    RESUMABLE_KINDS,
     RUN_KINDS,
     TERMINAL_RUN,
     TERMINAL_STEP,
@@ -48,6 +49,7 @@ from .store import Store, default_home
 
 __all__ = [
     "CHILD_KINDS",
+    "RESUMABLE_KINDS",
     "RUN_KINDS",
     "TERMINAL_RUN",
     "TERMINAL_STEP",

@@ -10,10 +10,12 @@ descendants, as the store reads it in one go. Each run keeps its ``spec``, what 
 pipeline its IR with edges: ``kfnb.spec``), so it is drawn from its record, never from the
 notebook's current state. It moves through KFP's statuses::
 
-    PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELING -> CANCELED
+    PENDING -> RUNNING -> SUCCEEDED | FAILED | PRUNED | CANCELING -> CANCELED
     PENDING -> CANCELED | FAILED;  CANCELING -> FAILED | SUCCEEDED (the run ended first)
 
-and nothing leaves a terminal status. A **step** starts ``PENDING`` and ends ``SUCCEEDED``,
+``PRUNED`` is a tuning trial stopped early by its study's pruner. Nothing leaves a terminal
+status, except that a study or sweep (``RESUMABLE_KINDS``) that was stopped or lost its runner
+may be resumed (``Store.resume_run``: back to RUNNING, its finished children kept). A **step** starts ``PENDING`` and ends ``SUCCEEDED``,
 ``FAILED``, ``SKIPPED`` (an upstream step did not succeed), ``CANCELED`` or ``CACHED`` (an
 earlier result was reused). ``attempt`` counts its starts: a retry goes ``FAILED -> RUNNING``,
 which is allowed only while the run has not ended; a finished run's steps are final.
@@ -34,7 +36,9 @@ from typing import Any, Literal, get_args
 from ..jsonio import jsonable
 from .errors import InvalidParent, StepNotFound, UnknownRunKind
 
-RunStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELING", "CANCELED"]
+RunStatus = Literal[
+    "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELING", "CANCELED", "PRUNED"
+]
 StepStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CACHED"]
 
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
@@ -49,13 +53,17 @@ CHILD_KINDS: Mapping[str, frozenset[str]] = {
     "trial": frozenset({"pipeline", "train"}),
     "batch": frozenset({"pipeline"}),
 }
-TERMINAL_RUN: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
+TERMINAL_RUN: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "PRUNED"})
+#: kinds of run whose runner may pick them up again after they stopped (``Store.resume_run``):
+#: a study or a sweep goes on with the children it lacks, its finished children kept
+RESUMABLE_KINDS: frozenset[str] = frozenset({"tune", "batch"})
 TERMINAL_STEP: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CACHED"})
 
 RUN_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "PENDING": frozenset({"RUNNING", "CANCELED", "FAILED"}),
-    "RUNNING": frozenset({"SUCCEEDED", "FAILED", "CANCELING", "CANCELED"}),
-    "CANCELING": frozenset({"CANCELED", "FAILED", "SUCCEEDED"}),
+    # PRUNED: a tuning trial its study stopped early (the pruner judged it unpromising)
+    "RUNNING": frozenset({"SUCCEEDED", "FAILED", "CANCELING", "CANCELED", "PRUNED"}),
+    "CANCELING": frozenset({"CANCELED", "FAILED", "SUCCEEDED", "PRUNED"}),
 }
 STEP_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "PENDING": frozenset({"RUNNING", "SKIPPED", "CANCELED", "CACHED", "FAILED"}),

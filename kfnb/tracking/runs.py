@@ -31,6 +31,7 @@ from .ids import new_run_id, resolve
 from .liveness import record
 from .loading import load, load_rows
 from .models import (
+    RESUMABLE_KINDS,
     RUN_STATUSES,
     RUN_TRANSITIONS,
     TERMINAL_RUN,
@@ -227,6 +228,39 @@ class Runs:
                 "runner_identity = ? WHERE id = ?",
                 (pid, socket.gethostname(), started, identity, rid),
             )
+            return load(conn, rid, self.runs_dir)
+
+    def set_spec(self, run_id: str, spec: Mapping[str, Any]) -> Run:
+        with self._db.write() as conn:
+            rid = resolve(conn, run_id)
+            conn.execute("UPDATE runs SET spec = ? WHERE id = ?", (to_json(dict(spec)), rid))
+            append_event(conn, rid, "spec", {}, time.time())
+            return load(conn, rid, self.runs_dir)
+
+    def resume(self, run_id: str, pid: int) -> Run:
+        """Back to RUNNING under runner ``pid``: a stopped study or sweep going on."""
+        with self._db.write() as conn:
+            rid, status = run_status(conn, run_id)
+            kind = conn.execute("SELECT kind FROM runs WHERE id = ?", (rid,)).fetchone()[0]
+            if kind not in RESUMABLE_KINDS:
+                raise InvalidTransition(
+                    rid, status, "RUNNING", reason=f"a {kind} run cannot be resumed"
+                )
+            if status not in ("FAILED", "CANCELED"):
+                raise InvalidTransition(
+                    rid,
+                    status,
+                    "RUNNING",
+                    reason="only a stopped (CANCELED) or failed run is resumed",
+                )
+            started, identity = record(pid)
+            conn.execute(
+                "UPDATE runs SET status = 'RUNNING', finished_at = NULL, error = NULL, "
+                "cancel_requested_at = NULL, runner_pid = ?, runner_host = ?, "
+                "runner_started_at = ?, runner_identity = ? WHERE id = ?",
+                (pid, socket.gethostname(), started, identity, rid),
+            )
+            append_event(conn, rid, "run", {"status": "RUNNING", "resumed": True}, time.time())
             return load(conn, rid, self.runs_dir)
 
     def get(self, run_id: str) -> Run:

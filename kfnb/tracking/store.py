@@ -132,6 +132,16 @@ class Store:
         that really drives it."""
         return self._runs.set_runner(run_id, pid)
 
+    def set_spec(self, run_id: str, spec: Mapping[str, Any]) -> Run:
+        """Replace a run's spec (a study's trial budget grew...); appends a ``spec`` event."""
+        return self._runs.set_spec(run_id, spec)
+
+    def resume_run(self, run_id: str, pid: int | None = None) -> Run:
+        """Take a stopped (CANCELED) or failed study or sweep (``RESUMABLE_KINDS``) up again:
+        RUNNING under runner ``pid`` (default: this process), error and end cleared, its
+        children as they are. ``InvalidTransition`` for any other run."""
+        return self._runs.resume(run_id, os.getpid() if pid is None else pid)
+
     def get_run(self, run_id: str) -> Run:
         return self._runs.get(run_id)
 

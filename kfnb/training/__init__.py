@@ -139,9 +139,11 @@ def submit(
     cpu: str | None = None,
     memory: str | None = None,
     dry_run: bool = False,
+    parent_id: str | None = None,
 ) -> Any:
     """Start ``program`` on ``backend``: the one entry point of every training surface. The
-    job (``TrainJob``); with ``dry_run`` (cluster backends) the manifest it would submit."""
+    job (``TrainJob``); with ``dry_run`` (cluster backends) the manifest it would submit;
+    ``parent_id``: the run it belongs to (a study's trial)."""
     from ..settings import Settings
     from . import cluster, local
 
@@ -164,7 +166,12 @@ def submit(
         if dry_run:
             return cluster.dry_run(program, kind, ask, namespace)
         job = cluster.submit(
-            program, settings.store(), kind, cluster.Target(namespace=namespace), ask
+            program,
+            settings.store(),
+            kind,
+            cluster.Target(namespace=namespace),
+            ask,
+            parent_id=parent_id,
         )
     else:
         if dry_run:
@@ -184,6 +191,7 @@ def submit(
             env=env,
             settings_env=settings.env,
             gpu_ids=local_gpus(),
+            parent_id=parent_id,
         )
     if wait:
         job.wait()

@@ -193,10 +193,19 @@ def api_error(err: Any, what: str, kind: Kind, namespace: str) -> BackendError:
     )
 
 
-def submit(program: Program, store: Store, kind: Kind, target: Target, ask: Ask) -> ClusterJob:
+def submit(
+    program: Program,
+    store: Store,
+    kind: Kind,
+    target: Target,
+    ask: Ask,
+    *,
+    parent_id: str | None = None,
+) -> ClusterJob:
     api, namespace = connect(target)
     run = store.create_run(
         kind="train",
+        parent_id=parent_id,
         name=program.name,
         backend=kind.backend,
         notebook=ask.notebook,

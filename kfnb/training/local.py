@@ -70,12 +70,14 @@ def submit(
     env: Mapping[str, str] | None = None,
     settings_env: Mapping[str, str] | None = None,
     gpu_ids: list[str] | None = None,
+    parent_id: str | None = None,
 ) -> TrainJob:
     """Start ``program`` on this machine; the job's handle once its supervisor runs."""
     ids = check_resources(procs, gpus, nodes, settings_env or os.environ, gpu_ids)
     store.recover()
     run = store.create_run(
         kind="train",
+        parent_id=parent_id,
         name=program.name,
         backend="local",
         notebook=notebook,

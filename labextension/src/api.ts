@@ -112,7 +112,8 @@ export type IKernelPool = Schemas['Pool'];
 export const TERMINAL_RUN: ReadonlySet<string> = new Set<RunStatus>([
   'SUCCEEDED',
   'FAILED',
-  'CANCELED'
+  'CANCELED',
+  'PRUNED'
 ]);
 export const TERMINAL_STEP: ReadonlySet<string> = new Set<StepStatus>([
   'SUCCEEDED',

@@ -19,6 +19,7 @@ const ICONS: Record<string, LabIcon> = {
   FAILED: closeIcon,
   CANCELING: stopIcon,
   CANCELED: stopIcon,
+  PRUNED: stopIcon,
   SKIPPED: circleEmptyIcon,
   CACHED: refreshIcon
 };
@@ -30,6 +31,7 @@ const WORDS: Record<string, string> = {
   FAILED: 'failed',
   CANCELING: 'canceling',
   CANCELED: 'canceled',
+  PRUNED: 'pruned',
   SKIPPED: 'skipped',
   CACHED: 'cached'
 };

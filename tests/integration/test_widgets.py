@@ -397,7 +397,7 @@ def test_a_remote_run_is_refreshed_through_its_backend(store: Store) -> None:
         name = "fake-remote"
         config_class = NoOptions
 
-        def submit(self, pipeline: Any, params: Any, store: Store) -> Any:
+        def submit(self, pipeline: Any, params: Any, store: Store, **_: Any) -> Any:
             raise NotImplementedError
 
         def attach(self, store: Store, run_id: str) -> FakeHandle:

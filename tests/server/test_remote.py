@@ -48,7 +48,7 @@ class FakeRemote(Backend):
     name = "fake-remote"
     config_class = NoOptions
 
-    def submit(self, pipeline: Any, params: Any, store: Store) -> RunHandle:
+    def submit(self, pipeline: Any, params: Any, store: Store, **_: Any) -> RunHandle:
         raise NotImplementedError
 
     def attach(self, store: Store, run_id: str) -> RunHandle:

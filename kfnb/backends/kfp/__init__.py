@@ -202,7 +202,14 @@ class KfpBackend(Backend):
         where = f" (namespace {endpoint.namespace})" if endpoint.namespace else ""
         return Availability(cls.name, True, f"Kubeflow Pipelines at {endpoint.host}{where}")
 
-    def submit(self, pipeline: Pipeline, params: Mapping[str, Any], store: Store) -> RunHandle:
+    def submit(
+        self,
+        pipeline: Pipeline,
+        params: Mapping[str, Any],
+        store: Store,
+        *,
+        parent_id: str | None = None,
+    ) -> RunHandle:
         cfg = self.config
         endpoint = cfg.endpoint()
         with tempfile.TemporaryDirectory(prefix="kfnb-kfp-") as tmp:
@@ -218,6 +225,7 @@ class KfpBackend(Backend):
             source = Path(pipeline.source).resolve() if pipeline.source else None
             run = store.create_run(
                 kind="pipeline",
+                parent_id=parent_id,
                 name=pipeline.name,
                 backend=self.name,
                 notebook=str(source) if source else None,

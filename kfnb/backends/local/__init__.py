@@ -102,6 +102,9 @@ class LocalConfig:
         )
 
 
+_POOL_LOCK = threading.Lock()
+
+
 class LocalRunHandle(RunHandle):
     """A run going on in a scheduler thread of this process."""
 
@@ -135,6 +138,7 @@ class LocalBackend(Backend):
     config_class = LocalConfig
     config: LocalConfig
     description = "this machine"
+    _pool: Pool | None = None
 
     @classmethod
     def available(cls, settings: Settings) -> Availability:
@@ -149,14 +153,22 @@ class LocalBackend(Backend):
             f"GPU{'s' * (len(gpus) != 1)}{ids}",
         )
 
-    def submit(self, pipeline: Pipeline, params: Mapping[str, Any], store: Store) -> RunHandle:
-        pool = self.config.pool(self.settings.env, self.settings.home)
+    def submit(
+        self,
+        pipeline: Pipeline,
+        params: Mapping[str, Any],
+        store: Store,
+        *,
+        parent_id: str | None = None,
+    ) -> RunHandle:
+        pool = self.pool()
         for step in pipeline.steps:
             pool.check(step)
         store.recover()
         source = Path(pipeline.source).resolve() if pipeline.source else None
         run = store.create_run(
             kind="pipeline",
+            parent_id=parent_id,
             name=pipeline.name,
             backend=self.name,
             notebook=str(source) if source else None,
@@ -200,6 +212,14 @@ class LocalBackend(Backend):
         thread = threading.Thread(target=scheduler.run, name=f"kfnb-run-{run.id}", daemon=True)
         thread.start()
         return LocalRunHandle(store, run.id, scheduler, thread)
+
+    def pool(self) -> Pool:
+        """This backend's pool of slots, CPUs, memory and GPUs: one per backend object, so the
+        runs submitted through it (a study's trials) share the machine's budget."""
+        with _POOL_LOCK:
+            if self._pool is None:
+                self._pool = self.config.pool(self.settings.env, self.settings.home)
+            return self._pool
 
     def kernel_name(self, pipeline: Pipeline) -> str:
         """The kernelspec steps run on: the config's, else the notebook's, else python3."""
