@@ -29,7 +29,7 @@ from ..tracking.models import RUN_KINDS, RunTree
 from .parser import OPTION_FLAGS, UsageError
 from .render import backends as render_backends
 from .render import render as render_pipeline
-from .render import run_spec, run_tree, runs_table
+from .render import run_spec, run_tree, runs_table, study_table, trial_line
 
 if TYPE_CHECKING:
     from ..api import PipelineRun
@@ -261,6 +261,87 @@ def train_(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if args.detach or record.status == "SUCCEEDED" else 1
 
 
+def tune_(args: argparse.Namespace, settings: Settings) -> int:
+    from ..params import load_params_file
+    from ..tuning import tune
+
+    if (args.notebook is None) == (args.resume is None):
+        raise UsageError(
+            "kfnb tune takes a NOTEBOOK, or --resume STUDY",
+            fix="kfnb tune churn.ipynb --space space.yaml --objective accuracy --maximize",
+        )
+    options = backend_options(args)
+    options.pop("cache", None)
+    for flag in ("namespace", "image"):
+        if getattr(args, flag) is not None and args.backend == "local":
+            raise UsageError(
+                f"--{flag} is an option of the katib backend",
+                fix=f"add --backend katib, or drop --{flag}",
+            )
+    fixed = load_params_file(args.params_file) if args.params_file else None
+    study = tune(
+        args.notebook,
+        args.space,
+        objective=args.objective,
+        direction=args.direction,
+        trials=args.trials,
+        parallel=args.parallel,
+        algorithm=args.algorithm,
+        prune=args.prune,
+        seed=args.seed,
+        max_failed=args.max_failed,
+        params=fixed,
+        param_strings=[(name, text) for name, text in args.param],
+        backend=args.backend,
+        options=options,
+        dry_run=args.dry_run,
+        resume=args.resume,
+        store=open_store(settings) if not args.dry_run else None,
+        settings=settings,
+    )
+    if args.dry_run:
+        import yaml
+
+        print(yaml.safe_dump(study, sort_keys=False), end="")
+        return 0
+    out = sys.stderr if args.json else sys.stdout
+    what = "resumed" if args.resume else "started"
+    print(f"{what} study {study.id} ({study.record.backend})", file=out, flush=True)
+    try:
+        follow_study(study, out)
+    except KeyboardInterrupt:
+        print(
+            f"\nkfnb: stopping the study (resume it with `kfnb tune --resume {study.id}`)...",
+            file=sys.stderr,
+        )
+        study.stop()
+        study.wait()
+    view = study.view()
+    if args.json:
+        print(dumps(view, indent=2))
+    else:
+        print("\n".join(study_table(view)), file=out)
+    return 0 if view["status"] == "SUCCEEDED" else 1
+
+
+def follow_study(study: Any, out: Any) -> None:
+    """Print a line per trial as it ends, with the best so far, until the study ends."""
+    seen: set[str] = set()
+    while True:
+        ended = study.done
+        study.refresh()
+        view = study.view()
+        objective = view["study"].get("objective")
+        for row in view["trials"]:
+            if row["id"] in seen or row["status"] in ("PENDING", "RUNNING"):
+                continue
+            seen.add(row["id"])
+            print(trial_line(row, objective, view["best"]), file=out, flush=True)
+        if ended:
+            return
+        study.wait(timeout=0.5)
+
+
 # -- runs, show, logs, cancel -------------------------------------------------------------------
 def _refresh(record: Run, store: Store, settings: Settings) -> Run:
     """Bring a remote run that is still going on up to date (a warning if its backend cannot
@@ -328,7 +409,12 @@ def show(args: argparse.Namespace, settings: Settings) -> int:
     if record.kind != "pipeline" or record.parent_id:
         parent = f", under run {record.parent_id}" if record.parent_id else ""
         lines.append(f"  kind: {record.kind}{parent}")
-    for section in (run_tree(_rows(tree)), run_spec(record)):
+    sections = [run_tree(_rows(tree)), run_spec(record)]
+    if record.kind == "tune":
+        from ..tuning import study_view
+
+        sections = [study_table(study_view(store, record.id)), run_spec(record)]
+    for section in sections:
         lines += ["", *section] if section else []
     lines += ["", *progress.summary(record)[1:]]
     print("\n".join(lines))
@@ -397,6 +483,7 @@ COMMANDS: dict[str, Command] = {
     "compile": compile_,
     "run": run_,
     "train": train_,
+    "tune": tune_,
     "runs": runs,
     "show": show,
     "logs": logs,

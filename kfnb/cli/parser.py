@@ -52,6 +52,7 @@ def build_parser(prog: str | None = None, *, magic: bool = False) -> argparse.Ar
     _add_run(sub, notebook, magic)
     if not magic:
         _add_train(sub)
+        _add_tune(sub)
     _add_runs(sub)
     _add_run_commands(sub)
     backends = sub.add_parser("backends", help="where runs can go, and each backend's options")
@@ -233,6 +234,53 @@ def _add_train(sub: Any) -> None:
     )
     train.add_argument("--json", action="store_true", help="print the final run record as JSON")
     train.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
+
+
+def _add_tune(sub: Any) -> None:
+    tune = sub.add_parser(
+        "tune",
+        help="tune a notebook's parameters: trials run as pipeline runs (Optuna here, or Katib)",
+        epilog="space.yaml is Katib's parameters list ({name, parameterType, feasibleSpace}) or "
+        "the short form NAME: {float: [lo, hi], log: true} | {int: [lo, hi], step: 1} | "
+        "{choice: [a, b]}. Without --space (and the rest), the notebook's katib_metadata is used.",
+    )
+    tune.add_argument(
+        "notebook", type=Path, nargs="?", help="the notebook to tune (not with --resume)"
+    )
+    tune.add_argument("--space", type=Path, metavar="FILE", help="the search space (YAML)")
+    tune.add_argument("--objective", help="the metric to optimise")
+    direction = tune.add_mutually_exclusive_group()
+    direction.add_argument("--maximize", dest="direction", action="store_const", const="maximize")
+    direction.add_argument("--minimize", dest="direction", action="store_const", const="minimize")
+    tune.add_argument("--trials", type=int, help="trials that end the study (default 20)")
+    tune.add_argument("--parallel", type=int, help="trials at once (default 1)")
+    tune.add_argument("--algorithm", help="tpe (default), random, grid, cmaes, qmc")
+    tune.add_argument(
+        "--prune", choices=["median", "none"], help="early stopping of unpromising trials"
+    )
+    tune.add_argument("--seed", type=int, help="seed of the search algorithm")
+    tune.add_argument("--max-failed", type=int, help="stop the study after this many failures")
+    _add_params(tune)
+    tune.add_argument("-f", "--params-file", type=Path, help="YAML file of fixed parameters")
+    tune.add_argument("--backend", default="local", help="local (default: Optuna here) or katib")
+    tune.add_argument(
+        "-O",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the backend (local: the pipeline backend's, e.g. max_parallel=4; "
+        "katib: namespace, image...)",
+    )
+    tune.add_argument("--namespace", help="katib: the namespace of the Experiment")
+    tune.add_argument("--image", help="katib: the image trials run (Python and kfnb)")
+    tune.add_argument(
+        "--dry-run", action="store_true", help="katib: print the Experiment instead of creating it"
+    )
+    tune.add_argument("--resume", metavar="STUDY", help="go on with a stopped or failed study")
+    tune.add_argument(
+        "--json", action="store_true", help="print the study (best, trials) as JSON at the end"
+    )
 
 
 def _add_runs(sub: Any) -> None:
