@@ -69,6 +69,7 @@ def tune(
     prune: Any = None,
     seed: int | None = None,
     max_failed: int | None = None,
+    initial: Iterable[Mapping[str, Any]] = (),
     params: Mapping[str, Any] | None = None,
     param_strings: Iterable[tuple[str, str]] = (),
     backend: str = "local",
@@ -86,7 +87,8 @@ def tune(
     notebook's ``katib_metadata``. ``params`` fix other parameters for every trial. ``objective``
     is the metric to optimise (``direction`` minimize or maximize), ``trials`` how many trials
     end the study, ``parallel`` how many run at once, ``algorithm`` tpe (default), random, grid,
-    cmaes or qmc, ``prune`` ``"median"`` (or ``kfnb.Median(...)``) for early stopping.
+    cmaes or qmc, ``prune`` ``"median"`` (or ``kfnb.Median(...)``) for early stopping;
+    ``initial`` parameter sets are tried first (a known baseline).
     ``options`` go to the backend (local: the pipeline backend's options, or a training
     function's ``kfnb.train`` keywords; katib: ``namespace``, ``image``...). Returns the
     ``Study`` at once (``wait=True``: once it ended; ``dry_run``, katib: the Experiment).
@@ -112,7 +114,7 @@ def tune(
             "max_failed": max_failed,
         }
         made = make_target(target, params, param_strings)
-        spec = _spec(made, given, prune, seed)
+        spec = _spec(made, given, prune, seed, [dict(p) for p in initial])
         if dry_run:
             if backend != "katib":
                 raise BackendError(
@@ -135,7 +137,13 @@ def tune(
     return study
 
 
-def _spec(made: Made, given: dict[str, Any], prune: Any, seed: int | None) -> StudySpec:
+def _spec(
+    made: Made,
+    given: dict[str, Any],
+    prune: Any,
+    seed: int | None,
+    initial: list[dict[str, Any]],
+) -> StudySpec:
     from .algorithms import pruning
 
     chosen = {**DEFAULTS, **made.metadata, **{k: v for k, v in given.items() if v is not None}}
@@ -184,6 +192,7 @@ def _spec(made: Made, given: dict[str, Any], prune: Any, seed: int | None) -> St
         max_failed=chosen.get("max_failed"),
         fixed=dict(made.fixed),
         target=made.target_info(),
+        initial=initial,
     ).check()
 
 

@@ -94,8 +94,9 @@ def sampler(name: str, space: Mapping[str, Distribution], seed: int | None) -> A
     if algo == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if algo == "grid":
-        grid = {n: d.grid(n) for n, d in space.items()}
-        return optuna.samplers.GridSampler(grid, seed=seed)
+        # the runner queues every grid point (``grid_points``): Optuna's GridSampler stops its
+        # study from inside ``tell``, which only works under ``optimize``
+        return optuna.samplers.RandomSampler(seed=seed)
     if algo == "cmaes":
         choices = [n for n, d in space.items() if d.kind == "choice"]
         if choices:
@@ -110,6 +111,20 @@ def sampler(name: str, space: Mapping[str, Distribution], seed: int | None) -> A
             raise MissingDependencyError("cmaes", "tune", "algorithm 'cmaes'") from None
         return optuna.samplers.CmaEsSampler(seed=seed)
     return optuna.samplers.QMCSampler(seed=seed, qmc_type="sobol", scramble=seed is not None)
+
+
+def grid_points(space: Mapping[str, Distribution], seed: int | None) -> list[dict[str, Any]]:
+    """Every point of the grid over ``space``, in an order shuffled by ``seed``."""
+    import itertools
+    import random
+
+    names = list(space)
+    points = [
+        dict(zip(names, values, strict=True))
+        for values in itertools.product(*(space[n].grid(n) for n in names))
+    ]
+    random.Random(seed).shuffle(points)
+    return points
 
 
 def pruner(median: Median | None) -> Any:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import KfnbError
 from ..tracking import TERMINAL_RUN, TERMINAL_STEP, Run, Store
-from .algorithms import pruner, sampler
+from .algorithms import grid_points, pruner, sampler
 from .space import grid_size
 from .spec import StudySpec
 
@@ -183,10 +183,17 @@ class StudyRunner:
 
     def _run(self) -> None:
         record = self.store.get_run(self.study_id)
-        if record.status == "PENDING":
-            self.store.set_run_status(self.study_id, "RUNNING")
         folder = Path(record.artifacts_dir)
         ostudy = open_optuna(folder, self.study_id, self.spec)
+        if record.status == "PENDING":  # a new study (a resumed one is RUNNING already)
+            queued = [dict(p) for p in self.spec.initial]
+            if self.spec.algorithm == "grid":
+                queued += [
+                    p for p in grid_points(self.spec.space, self.spec.seed) if p not in queued
+                ]
+            for params in queued:
+                ostudy.enqueue_trial(params, skip_if_exists=False)
+            self.store.set_run_status(self.study_id, "RUNNING")
         self._requeue_orphans(ostudy)
         self._shared = self.target.shared_steps(self.spec.space)
         self._gate_open = not self._shared
@@ -341,14 +348,17 @@ class StudyRunner:
                 continue
             del self.active[number]
             status, error, value = self._outcome(active, child)
+            # the store first: a runner killed between the two leaves Optuna's trial running,
+            # and a resume then takes the stored outcome (``_requeue_orphans``)
+            if status == "SUCCEEDED":
+                self.store.log_metric(active.run_id, self.spec.objective, value)
+            self._set_trial(active.run_id, status, error)
             if status == "SUCCEEDED":
                 ostudy.tell(active.trial, value)
-                self.store.log_metric(active.run_id, self.spec.objective, value)
             elif status == "PRUNED":
                 ostudy.tell(active.trial, state=_state("PRUNED"))
             elif status == "FAILED" or active.canceled:
                 ostudy.tell(active.trial, state=_state("FAIL"))
-            self._set_trial(active.run_id, status, error)
             self._trial_event(number, active.run_id, status)
 
     def _outcome(self, active: _Active, child: Run) -> tuple[str, str | None, float]:
@@ -391,22 +401,29 @@ class StudyRunner:
         self.active.clear()
 
     def _requeue_orphans(self, ostudy: Any) -> None:
-        """Trials a stopped or lost runner left running in Optuna: failed there, redone."""
+        """Trials a stopped or lost runner left running in Optuna: a trial whose outcome the
+        store holds is told it; the others are failed there and their parameters run again."""
         import optuna
 
+        objective = self.spec.objective
         for frozen in ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            run_id = frozen.user_attrs.get("kfnb_run")
+            record = self.store.get_run(run_id) if run_id else None
+            if record is not None and record.status == "SUCCEEDED" and objective in record.metrics:
+                ostudy.tell(frozen.number, record.metrics[objective])
+                continue
+            if record is not None and record.status == "PRUNED":
+                ostudy.tell(frozen.number, state=_state("PRUNED"))
+                continue
             ostudy.tell(frozen.number, state=_state("FAIL"))
             ostudy.enqueue_trial(dict(frozen.params), skip_if_exists=False)
-            run_id = frozen.user_attrs.get("kfnb_run")
-            if not run_id:
+            if record is None:
                 continue
-            record = self.store.get_run(run_id)
             if record.status not in TERMINAL_RUN:
-                self.store.set_run_status(run_id, "FAILED", error="its study's runner stopped")
-            trial_spec = dict((record.spec or {}).get("trial") or {})
-            self.store.set_spec(
-                run_id, {**(record.spec or {}), "trial": {**trial_spec, "retried": True}}
-            )
+                self.store.set_run_status(record.id, "FAILED", error="its study's runner stopped")
+            spec = dict(record.spec or {})
+            spec["trial"] = {**dict(spec.get("trial") or {}), "retried": True}
+            self.store.set_spec(record.id, spec)
 
     def _trial_event(self, number: int, run_id: str, status: str) -> None:
         self.store.event(self.study_id, "trial", {"trial": number, "run": run_id, "status": status})

@@ -34,6 +34,7 @@ class StudySpec:
     max_failed: int | None = None  # stop the study after this many failed trials (None: never)
     fixed: dict[str, Any] = field(default_factory=dict)  # parameters every trial gets as given
     target: dict[str, Any] = field(default_factory=dict)  # {"notebook": path} | {"function": n}
+    initial: list[dict[str, Any]] = field(default_factory=list)  # parameter sets tried first
 
     def check(self) -> StudySpec:
         """Normalised (Katib's algorithm names to kfnb's), or a ``SpaceError`` naming the fix."""
@@ -51,6 +52,14 @@ class StudySpec:
         for name, value in (("trials", self.trials), ("parallel", self.parallel)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpaceError(f"{name} must be a positive integer, not {value!r}")
+        for given in self.initial:
+            unknown = sorted(set(given) - set(self.space))
+            if unknown or not isinstance(given, Mapping):
+                raise SpaceError(
+                    f"initial parameters {given!r} name {', '.join(map(repr, unknown))}, which "
+                    "the search space does not tune",
+                    fix=f"use the space's names: {', '.join(self.space)}",
+                )
         if self.max_failed is not None and self.max_failed < 1:
             raise SpaceError(f"max_failed must be at least 1, not {self.max_failed!r}")
         return replace(self, algorithm=algorithm(self.algorithm).name)
@@ -68,6 +77,7 @@ class StudySpec:
             "max_failed": self.max_failed,
             "fixed": dict(self.fixed),
             "target": dict(self.target),
+            "initial": [dict(p) for p in self.initial],
         }
 
     @classmethod
@@ -84,6 +94,7 @@ class StudySpec:
             max_failed=data.get("max_failed"),
             fixed=dict(data.get("fixed") or {}),
             target=dict(data.get("target") or {}),
+            initial=[dict(p) for p in data.get("initial") or []],
         )
 
 
