@@ -8,6 +8,7 @@ the same for early stopping: ``median`` is Optuna's ``MedianPruner`` and Katib's
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -110,7 +111,9 @@ def sampler(name: str, space: Mapping[str, Distribution], seed: int | None) -> A
         except ImportError:
             raise MissingDependencyError("cmaes", "tune", "algorithm 'cmaes'") from None
         return optuna.samplers.CmaEsSampler(seed=seed)
-    return optuna.samplers.QMCSampler(seed=seed, qmc_type="sobol", scramble=seed is not None)
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.0; kfnb pins Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.QMCSampler(seed=seed, qmc_type="sobol", scramble=seed is not None)
 
 
 def grid_points(space: Mapping[str, Distribution], seed: int | None) -> list[dict[str, Any]]:
