@@ -301,7 +301,11 @@ class StudyRunner:
         if all(states.get(s) in ("SUCCEEDED", "CACHED") for s in self._shared):
             self._gate_open = True
             return
-        broken = [s for s in self._shared if states.get(s) in TERMINAL_STEP]
+        broken = [
+            s
+            for s in self._shared
+            if states.get(s) in TERMINAL_STEP and states.get(s) not in ("SUCCEEDED", "CACHED")
+        ]
         if broken or child.status in TERMINAL_RUN:
             if self._gate.pruned or self._gate.stopped:
                 self._gate = None  # another trial warms the cache

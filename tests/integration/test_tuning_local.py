@@ -81,6 +81,7 @@ def test_steps_that_read_no_tuned_parameter_run_once_for_the_whole_study(
             f"import time\ntime.sleep(0.5)\nopen({str(marks)!r}, 'a').write('x')\n"
             "data = list(range(10))",
         ),
+        ("step:clean", "import time\ntime.sleep(0.3)\ndata = [d * 2 for d in data]"),
         ("step:fit", "score = sum(data) * rate - x"),
         ("step:report", "final = score"),
         ("pipeline-metrics", "print(final)"),
@@ -101,10 +102,12 @@ def test_steps_that_read_no_tuned_parameter_run_once_for_the_whole_study(
     assert len(states) == 6
     loads = [s["load"] for s in states]
     assert loads.count("SUCCEEDED") == 1 and loads.count("CACHED") == 5, loads
+    cleans = [s["clean"] for s in states]  # a second shared step, after the first
+    assert cleans.count("SUCCEEDED") == 1 and cleans.count("CACHED") == 5, cleans
     assert all(s["fit"] == "SUCCEEDED" and s["report"] == "SUCCEEDED" for s in states)
     assert marks.read_text() == "x"  # the data step's code ran once
     for row in study.trials:  # and each trial's value is its own
-        expected = 45 * row["params"]["rate"] - row["params"]["x"]
+        expected = 90 * row["params"]["rate"] - row["params"]["x"]
         assert row["value"] == pytest.approx(expected)
 
 
