@@ -26,10 +26,11 @@ from ..jsonio import dumps
 from ..settings import Settings
 from ..tracking import Run, Store
 from ..tracking.models import RUN_KINDS, RunTree
+from ..tuning.text import study_table, trial_line
 from .parser import OPTION_FLAGS, UsageError
 from .render import backends as render_backends
 from .render import render as render_pipeline
-from .render import run_spec, run_tree, runs_table, study_table, trial_line
+from .render import run_spec, run_tree, runs_table
 
 if TYPE_CHECKING:
     from ..api import PipelineRun

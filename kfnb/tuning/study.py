@@ -67,6 +67,17 @@ class Study(RunDisplay, RunView):
             f"{done}/{view['study'].get('trials')} trials{shown}>"
         )
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The live ``StudyWidget`` in a notebook kernel with ipywidgets; the trials table as
+        text elsewhere."""
+        from ..display import widgets_usable
+
+        if widgets_usable():
+            return self.widget().bundle()
+        from .text import study_table
+
+        return {"text/plain": "\n".join(study_table(self.view()))}
+
     # -- reading ----------------------------------------------------------------------------
     def view(self) -> dict[str, Any]:
         """Everything a surface shows (``kfnb.tuning.view.study_view``)."""
