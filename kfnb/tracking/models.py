@@ -14,8 +14,9 @@ notebook's current state. It moves through KFP's statuses::
     PENDING -> CANCELED | FAILED;  CANCELING -> FAILED | SUCCEEDED (the run ended first)
 
 ``PRUNED`` is a tuning trial stopped early by its study's pruner. Nothing leaves a terminal
-status, except that a study or sweep (``RESUMABLE_KINDS``) that was stopped or lost its runner
-may be resumed (``Store.resume_run``: back to RUNNING, its finished children kept). A **step** starts ``PENDING`` and ends ``SUCCEEDED``,
+status, except that a study or sweep (``RESUMABLE_KINDS``) that was stopped, lost its runner
+or (a study) got more trials may be resumed (``Store.resume_run``: back to RUNNING, its finished
+children kept). A **step** starts ``PENDING`` and ends ``SUCCEEDED``,
 ``FAILED``, ``SKIPPED`` (an upstream step did not succeed), ``CANCELED`` or ``CACHED`` (an
 earlier result was reused). ``attempt`` counts its starts: a retry goes ``FAILED -> RUNNING``,
 which is allowed only while the run has not ended; a finished run's steps are final.

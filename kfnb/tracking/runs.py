@@ -246,12 +246,15 @@ class Runs:
                 raise InvalidTransition(
                     rid, status, "RUNNING", reason=f"a {kind} run cannot be resumed"
                 )
-            if status not in ("FAILED", "CANCELED"):
+            # a study whose budget grew (Study.add_trials) goes on after it succeeded, too
+            grown = kind == "tune" and status == "SUCCEEDED"
+            if status not in ("FAILED", "CANCELED") and not grown:
                 raise InvalidTransition(
                     rid,
                     status,
                     "RUNNING",
-                    reason="only a stopped (CANCELED) or failed run is resumed",
+                    reason="only a stopped (CANCELED) or failed run, or a finished study, "
+                    "is resumed",
                 )
             started, identity = record(pid)
             conn.execute(

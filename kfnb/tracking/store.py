@@ -137,7 +137,8 @@ class Store:
         return self._runs.set_spec(run_id, spec)
 
     def resume_run(self, run_id: str, pid: int | None = None) -> Run:
-        """Take a stopped (CANCELED) or failed study or sweep (``RESUMABLE_KINDS``) up again:
+        """Take a stopped (CANCELED) or failed study or sweep (``RESUMABLE_KINDS``), or a
+        finished study that got more trials, up again:
         RUNNING under runner ``pid`` (default: this process), error and end cleared, its
         children as they are. ``InvalidTransition`` for any other run."""
         return self._runs.resume(run_id, os.getpid() if pid is None else pid)

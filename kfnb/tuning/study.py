@@ -152,9 +152,13 @@ class Study(RunDisplay, RunView):
         study = dict(spec.get("study") or {})
         study["trials"] = int(study.get("trials", 0)) + n
         self.store.set_spec(self.id, {**spec, "study": study})
-        self.handle.refresh()  # a cluster study raises its experiment's budget
-        if self.record.done:
-            return self.resume()
+        try:
+            self.handle.refresh()  # a cluster study raises its experiment's budget
+            if self.record.done:
+                return self.resume()
+        except BaseException:
+            self.store.set_spec(self.id, record.spec or {})  # the budget stays as it was
+            raise
         return self
 
     def resume(self) -> Study:

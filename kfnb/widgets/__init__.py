@@ -4,7 +4,11 @@
 - ``RunsTable``: recent runs side by side, sortable, a metric plotted across runs;
 - ``Launcher``: a form for a notebook's parameters and a Run button;
 - ``TrainLauncher``: a form for a training function's arguments, backend, nodes, processes,
-  GPUs and image, and a Train button.
+  GPUs and image, and a Train button;
+- ``StudyWidget``: a tuning study, live (trials table, best so far, history and parallel
+  coordinates plots, Stop, add trials, run the best), with a static snapshot;
+- ``TuneLauncher``: a search-space editor for a notebook's parameters or a function's
+  arguments, the objective and the search settings, and a Start button.
 
 The widgets are imported on first use; the pure-Python parts (``dag``, ``plot``, ``snapshot``,
 ``follow``) need no ipywidgets.
@@ -17,16 +21,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .launcher import Launcher
     from .run import RunWidget
+    from .study import StudyWidget
     from .table import RunsTable
     from .train_launcher import TrainLauncher
+    from .tune_launcher import TuneLauncher
 
-__all__ = ["Launcher", "RunWidget", "RunsTable", "TrainLauncher"]
+__all__ = ["Launcher", "RunWidget", "RunsTable", "StudyWidget", "TrainLauncher", "TuneLauncher"]
 
 _LAZY = {
     "Launcher": "launcher",
     "RunWidget": "run",
     "RunsTable": "table",
+    "StudyWidget": "study",
     "TrainLauncher": "train_launcher",
+    "TuneLauncher": "tune_launcher",
 }
 
 
