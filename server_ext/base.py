@@ -2,8 +2,9 @@
 
 The contract is ``server_ext/API.md`` (prose) and ``server_ext/openapi.yaml`` (machine-readable);
 the TypeScript side mirrors it in ``labextension/src/api.ts``. The resource modules
-(``handshake``, ``pipelines``, ``backends``, ``runs``, ``events``) import this module only;
-``routes`` imports them and builds the route table, so nothing imports in a circle.
+(``handshake``, ``pipelines``, ``backends``, ``runs``, ``studies``, ``events``) import this module
+(``studies`` also ``runs``, whose ``Run`` it answers); ``routes`` imports them and builds the
+route table, so nothing imports in a circle.
 
 Every route is ``<base_url>/kfnb/api/<name>``, every verb is authenticated and authorized on the
 resource ``kfnb``, and every error leaves as one JSON body ``{"code", "message", "fix",
@@ -30,14 +31,17 @@ from kfnb.backends import BackendError
 from kfnb.errors import KfnbError, NotebookError, PipelineError, SourceError
 from kfnb.params import ParameterError
 from kfnb.tracking import AmbiguousRunId, InvalidTransition, RunNotFound, StepNotFound, Store
+from kfnb.tuning import NotResumable
+from kfnb.tuning.space import SpaceError
 
 from .config import KfnbServerSettings
 from .errors import BadRequest, Conflict, NotFound
 from .paths import ContentsPaths
 
 #: 3: errors carry ``fix`` and ``where`` apart from ``message``; runs carry their pipeline;
-#: ``POST runs`` takes backend ``options`` and ``param_strings``.
-API_VERSION = 4
+#: ``POST runs`` takes backend ``options`` and ``param_strings``. 4: served layouts and cells.
+#: 5: tuning studies (``studies``), the run status PRUNED.
+API_VERSION = 5
 
 T = TypeVar("T")
 
@@ -51,6 +55,7 @@ ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (SourceError, 400),
     (ParameterError, 400),
     (BackendError, 400),
+    (SpaceError, 400),
     (AmbiguousRunId, 400),
     (NotFound, 404),
     (RunNotFound, 404),
@@ -58,6 +63,7 @@ ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (FileNotFoundError, 404),
     (Conflict, 409),
     (InvalidTransition, 409),
+    (NotResumable, 409),
     (KfnbError, 500),
 )
 

@@ -2,8 +2,9 @@
 
 Every route is ``<base_url>/kfnb/api/<name>``; ``openapi.yaml`` documents the same routes
 (``tests/server/test_contract.py`` checks that the two agree). This module imports the resource
-modules; they import ``base`` (and ``errors``, ``paths``), and ``cells`` reads a notebook model as
-``pipelines`` does; nothing imports in a circle.
+modules; they import ``base`` (and ``errors``, ``paths``), ``cells`` reads a notebook model as
+``pipelines`` does and ``studies`` answers a ``Run`` as ``runs`` does; nothing imports in a
+circle.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .runs import (
     StepLogHandler,
     StepNotebookHandler,
 )
+from .studies import StudiesHandler, StudyHandler, TrialsHandler
 
 PART = r"([^/]+)"
 
@@ -41,6 +43,9 @@ ROUTES: tuple[tuple[tuple[str, ...], type[KfnbHandler]], ...] = (
     (("runs", PART, "metrics"), MetricsHandler),
     (("runs", PART, "steps", PART, "log"), StepLogHandler),
     (("runs", PART, "steps", PART, "notebook"), StepNotebookHandler),
+    (("studies",), StudiesHandler),
+    (("studies", PART), StudyHandler),
+    (("studies", PART, "trials"), TrialsHandler),
     (("events",), EventsHandler),
 )
 

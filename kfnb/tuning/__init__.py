@@ -42,6 +42,7 @@ __all__ = [
     "Float",
     "Int",
     "Median",
+    "NotResumable",
     "SpaceError",
     "Study",
     "StudySpec",
@@ -54,6 +55,13 @@ __all__ = [
 ]
 
 BACKENDS = ("local", "katib")
+
+
+class NotResumable(KfnbError):
+    """A study that cannot go on from here: still running, or tuning a function this
+    process does not hold."""
+
+
 DEFAULTS = {"direction": "minimize", "algorithm": "tpe", "trials": 20, "parallel": 1}
 
 
@@ -243,7 +251,7 @@ def _resume(
     store.recover()
     record = store.get_run(record.id)
     if not record.done:
-        raise KfnbError(
+        raise NotResumable(
             f"study {record.id} is still {record.status} (runner pid {record.runner_pid})",
             fix=f"stop it first (kfnb cancel {record.id}), or let it run",
         )
@@ -256,7 +264,7 @@ def _resume(
     if target is None:
         notebook = spec.target.get("notebook")
         if not notebook:
-            raise KfnbError(
+            raise NotResumable(
                 f"study {record.id} tuned the function {spec.target.get('function')}(): pass it "
                 "again to resume",
                 fix=f"kfnb.tune({spec.target.get('function')}, resume={record.id!r})",

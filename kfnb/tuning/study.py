@@ -143,8 +143,9 @@ class Study(RunDisplay, RunView):
 
     cancel = stop
 
-    def add_trials(self, n: int) -> Study:
-        """Raise the study's budget by ``n`` trials; a study that ended goes on (resumes)."""
+    def add_trials(self, n: int, **options: Any) -> Study:
+        """Raise the study's budget by ``n`` trials; a study that ended goes on (resumes, with
+        ``options`` for its backend)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise KfnbError(f"add_trials takes a positive number, not {n!r}")
         record = self.record
@@ -155,18 +156,20 @@ class Study(RunDisplay, RunView):
         try:
             self.handle.refresh()  # a cluster study raises its experiment's budget
             if self.record.done:
-                return self.resume()
+                return self.resume(**options)
         except BaseException:
             self.store.set_spec(self.id, record.spec or {})  # the budget stays as it was
             raise
         return self
 
-    def resume(self) -> Study:
+    def resume(self, **options: Any) -> Study:
         """Go on with a study that was stopped or whose runner died: finished trials stay,
-        the trials it was running run again."""
+        the trials it was running run again (``options``: its backend's, as for ``tune``)."""
         from . import tune
 
-        resumed = tune(self.target, resume=self.id, store=self.store, settings=self.settings)
+        resumed = tune(
+            self.target, resume=self.id, options=options, store=self.store, settings=self.settings
+        )
         self.handle = resumed.handle
         return self
 

@@ -102,6 +102,18 @@ export type IMetricValue = Schemas['Metric'];
 export type ILogChunk = Schemas['LogPage'];
 export type INotebookCopy = Schemas['NotebookCopy'];
 
+/** `POST studies`: a study of the saved notebook (`space`, `objective`, `trials`...). */
+export type IStudyRequest = Schemas['StudyRequest'];
+/** `GET studies/{id}`: the study's settings, counts per state, best trial, trials and plots. */
+export type IStudyView = Schemas['StudyView'];
+/** What a study searches and how (its `StudySpec`, as recorded). */
+export type IStudySettings = Schemas['StudySettings'];
+/** One trial of a study: number, state (PRUNED too), parameters, objective value, duration. */
+export type ITrial = Schemas['Trial'];
+export type ITrialCounts = Schemas['TrialCounts'];
+/** The study's plots as SVG documents drawn by the server. */
+export type IStudyPlots = Schemas['StudyPlots'];
+
 /** A store event: `kind` "run" (`data.status`), "step" (`data.step`, `data.status`)... */
 export type IEvent = Schemas['Event'];
 export type IEventBatch = Schemas['EventPage'];
@@ -254,6 +266,35 @@ export function exportStepNotebook(
     `runs/${enc(id)}/steps/${enc(step)}/notebook`,
     { method: 'POST' }
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Studies (hyperparameter tuning); stop one with `cancelRun`
+
+/** `POST studies`: start a study of the saved notebook; its run (kind `tune`). */
+export function startStudy(request: IStudyRequest): Promise<IRun> {
+  const body: RequestBody<'startStudy'> = request;
+  return requestAPI<Reply<'startStudy', 201>>('studies', {
+    method: 'POST',
+    body: JSON.stringify(body)
+  });
+}
+
+/** `GET studies/{id}`: the study as every surface shows it, with its plots. */
+export function getStudy(
+  id: string,
+  signal?: AbortSignal
+): Promise<IStudyView> {
+  return requestAPI<Reply<'getStudy', 200>>(`studies/${enc(id)}`, { signal });
+}
+
+/** `POST studies/{id}/trials`: `add` more trials (a study that was stopped goes on). */
+export function addTrials(id: string, add: number): Promise<IStudyView> {
+  const body: RequestBody<'addTrials'> = { add };
+  return requestAPI<Reply<'addTrials', 200>>(`studies/${enc(id)}/trials`, {
+    method: 'POST',
+    body: JSON.stringify(body)
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

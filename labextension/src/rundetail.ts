@@ -17,6 +17,7 @@ import {
 } from './api';
 import { h, pythonLiteral } from './dom';
 import { PipelineRunView, signature } from './pipelinerun';
+import { StudyRunView } from './studyrun';
 import { TrainRunView } from './trainrun';
 import { durationText } from './runs';
 import {
@@ -29,6 +30,7 @@ import { statusIcon, statusWord } from './status';
 
 registerRunView('pipeline', actions => new PipelineRunView(actions));
 registerRunView('train', actions => new TrainRunView(actions));
+registerRunView('tune', actions => new StudyRunView(actions));
 
 export type { IRunActions } from './runviews';
 

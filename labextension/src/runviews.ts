@@ -1,9 +1,10 @@
 /**
  * Views of a run's body, chosen by the run's kind from a small registry: the run detail
  * (`rundetail.ts`) draws what every run has (status, actions, parameters, error, metrics) and
- * hands the rest to the view registered for `run.kind`. Pipeline runs register theirs
- * (`pipelinerun.ts`); a kind with no view of its own (training, tuning, batch until they bring
- * theirs) gets `ChildRunsView`: the runs it holds, each a link to its own detail.
+ * hands the rest to the view registered for `run.kind`. Pipeline runs, training jobs and
+ * studies register theirs (`pipelinerun.ts`, `trainrun.ts`, `studyrun.ts`); a kind with no view
+ * of its own (a trial, a batch until it brings its own) gets `ChildRunsView`: the runs it
+ * holds, each a link to its own detail.
  *
  * A new kind plugs in with `registerRunView(kind, actions => new MyView(actions))`, without
  * touching the panel.
