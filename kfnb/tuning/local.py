@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOURNAL = "optuna.journal"
-POLL_S = 0.1
+POLL_S = 0.05  # how soon an ended trial is told and the next one started
 
 
 class TrialTarget(Protocol):
