@@ -29,6 +29,7 @@ from ..settings import Settings
 from ..tracking import TERMINAL_STEP, Event, Run, Store
 from .dag import Edge, dag_svg, pipeline_edges
 from .follow import Follower
+from .live import LiveDisplay
 from .snapshot import (
     Series,
     header_html,
@@ -39,10 +40,9 @@ from .snapshot import (
 )
 
 LOG_TAIL = 200_000  # characters of a step log shown (the whole log is in the file)
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
-class RunWidget(widgets.VBox):
+class RunWidget(LiveDisplay, widgets.VBox):
     """A live view of one run: ``RunWidget(run_or_id, store=None, poll=0.5)``. ``settings``
     (read once by the caller; loaded here when not given) open the run's backend for a remote
     run's refresh and Cancel, and the default store."""
@@ -278,35 +278,8 @@ class RunWidget(widgets.VBox):
         with self._lock:
             return run_html(self.record, self.edges, self.series)
 
-    def bundle(self, widget_view: bool = True) -> dict[str, Any]:
-        """The mime bundle: widget view, static HTML snapshot and text."""
-        data: dict[str, Any] = {}
-        model_id = self.comm.comm_id if widget_view and self.comm is not None else None
-        if model_id:
-            data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": model_id}
-        with self._lock:
-            data["text/html"] = run_html(self.record, self.edges, self.series)
-            data["text/plain"] = "\n".join(render(self.record))
-        return data
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        return self.bundle()
-
-    def _ipython_display_(self) -> None:
-        self.display()
-
-    def display(self) -> None:
-        """Show the widget under a display id; the follower replaces its static part with the
-        final state when the run ends."""
-        from IPython.display import display
-
-        with self._lock:  # the follower's last update waits, so it sees this handle
-            self.display_handle = display(self.bundle(), raw=True, display_id=True)
-
-    def _on_end(self, record: Run) -> None:
-        with self._lock:
-            if self.display_handle is not None:
-                self.display_handle.update(self.bundle(), raw=True)
+    def static(self) -> tuple[str, str]:
+        return run_html(self.record, self.edges, self.series), "\n".join(render(self.record))
 
     def __repr__(self) -> str:
         return "\n".join(render(self.record))

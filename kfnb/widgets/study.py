@@ -32,7 +32,7 @@ from ..tuning.text import study_table
 from ..tuning.view import STATES, study_view
 from .follow import Follower
 from .launcher import error_html
-from .run import WIDGET_MIME
+from .live import LiveDisplay
 from .snapshot import status_badge
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def plot_key(view: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 # -- the widget ----------------------------------------------------------------------------
-class StudyWidget(widgets.VBox):
+class StudyWidget(LiveDisplay, widgets.VBox):
     """A live view of one study: ``StudyWidget(study, poll=0.5)`` (a ``kfnb.tune`` result, or
     a study id with ``store``/``settings``)."""
 
@@ -416,35 +416,8 @@ class StudyWidget(widgets.VBox):
         with self._lock:
             return study_html(self.view, self.plots.value)
 
-    def bundle(self, widget_view: bool = True) -> dict[str, Any]:
-        """The mime bundle: widget view, static HTML snapshot and text."""
-        data: dict[str, Any] = {}
-        model_id = self.comm.comm_id if widget_view and self.comm is not None else None
-        if model_id:
-            data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": model_id}
-        with self._lock:
-            data["text/html"] = study_html(self.view, self.plots.value)
-            data["text/plain"] = "\n".join(study_table(self.view))
-        return data
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        return self.bundle()
-
-    def _ipython_display_(self) -> None:
-        self.display()
-
-    def display(self) -> None:
-        """Show the widget under a display id; when the study ends its static part is
-        replaced by the final state."""
-        from IPython.display import display
-
-        with self._lock:  # the follower's last update waits, so it sees this handle
-            self.display_handle = display(self.bundle(), raw=True, display_id=True)
-
-    def _on_end(self, record: Run) -> None:
-        with self._lock:
-            if self.display_handle is not None:
-                self.display_handle.update(self.bundle(), raw=True)
+    def static(self) -> tuple[str, str]:
+        return study_html(self.view, self.plots.value), "\n".join(study_table(self.view))
 
     def __repr__(self) -> str:
         return "\n".join(study_table(self.view))
