@@ -37,9 +37,7 @@ from typing import Any, Literal, get_args
 from ..jsonio import jsonable
 from .errors import InvalidParent, StepNotFound, UnknownRunKind
 
-RunStatus = Literal[
-    "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELING", "CANCELED", "PRUNED"
-]
+RunStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELING", "CANCELED", "PRUNED"]
 StepStatus = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELED", "CACHED"]
 
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)

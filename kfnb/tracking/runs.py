@@ -238,10 +238,14 @@ class Runs:
             return load(conn, rid, self.runs_dir)
 
     def resume(self, run_id: str, pid: int) -> Run:
-        """Back to RUNNING under runner ``pid``: a stopped study or sweep going on."""
+        """Back to RUNNING under runner ``pid``: a stopped study or sweep going on. A remote
+        one (a cluster drives it: a Katib study) gets no runner, so ``recover()`` leaves it to
+        its backend as before."""
         with self._db.write() as conn:
             rid, status = run_status(conn, run_id)
-            kind = conn.execute("SELECT kind FROM runs WHERE id = ?", (rid,)).fetchone()[0]
+            kind, remote = conn.execute(
+                "SELECT kind, remote FROM runs WHERE id = ?", (rid,)
+            ).fetchone()
             if kind not in RESUMABLE_KINDS:
                 raise InvalidTransition(
                     rid, status, "RUNNING", reason=f"a {kind} run cannot be resumed"
@@ -256,13 +260,20 @@ class Runs:
                     reason="only a stopped (CANCELED) or failed run, or a finished study, "
                     "is resumed",
                 )
-            started, identity = record(pid)
-            conn.execute(
-                "UPDATE runs SET status = 'RUNNING', finished_at = NULL, error = NULL, "
-                "cancel_requested_at = NULL, runner_pid = ?, runner_host = ?, "
-                "runner_started_at = ?, runner_identity = ? WHERE id = ?",
-                (pid, socket.gethostname(), started, identity, rid),
-            )
+            if remote is not None:
+                conn.execute(
+                    "UPDATE runs SET status = 'RUNNING', finished_at = NULL, error = NULL, "
+                    "cancel_requested_at = NULL WHERE id = ?",
+                    (rid,),
+                )
+            else:
+                started, identity = record(pid)
+                conn.execute(
+                    "UPDATE runs SET status = 'RUNNING', finished_at = NULL, error = NULL, "
+                    "cancel_requested_at = NULL, runner_pid = ?, runner_host = ?, "
+                    "runner_started_at = ?, runner_identity = ? WHERE id = ?",
+                    (pid, socket.gethostname(), started, identity, rid),
+                )
             append_event(conn, rid, "run", {"status": "RUNNING", "resumed": True}, time.time())
             return load(conn, rid, self.runs_dir)
 

@@ -32,6 +32,7 @@ __all__ = [
     "MAX_PROGRAM_BYTES",
     "JobShape",
     "job_name",
+    "labels",
     "pack",
     "pytorchjob",
     "trainjob",
@@ -103,13 +104,19 @@ def _label(value: str) -> str:
     return _LABEL_VALUE.sub("_", value)[-63:].strip("_.-")
 
 
+def labels(run_id: str, notebook: str | None) -> dict[str, str]:
+    """The labels of an object kfnb creates for run ``run_id`` (a job, a Katib experiment and
+    its trials' pods), so it is found again from its run."""
+    found = {"app.kubernetes.io/managed-by": "kfnb"}
+    if run_id:
+        found[RUN_LABEL] = _label(run_id)
+    if notebook:
+        found[NOTEBOOK_LABEL] = _label(Path(notebook).name)
+    return found
+
+
 def _labels(shape: JobShape) -> dict[str, str]:
-    labels = {"app.kubernetes.io/managed-by": "kfnb"}
-    if shape.run_id:
-        labels[RUN_LABEL] = _label(shape.run_id)
-    if shape.notebook:
-        labels[NOTEBOOK_LABEL] = _label(Path(shape.notebook).name)
-    return labels
+    return labels(shape.run_id, shape.notebook)
 
 
 def _env(shape: JobShape) -> list[dict[str, str]]:
@@ -145,8 +152,13 @@ def command() -> list[str]:
     ]
 
 
-def trainjob(shape: JobShape, runtime: str = "torch-distributed") -> dict[str, Any]:
-    """A ``TrainJob`` on the ``runtime`` ClusterTrainingRuntime."""
+def trainjob(
+    shape: JobShape,
+    runtime: str = "torch-distributed",
+    container_command: list[str] | None = None,
+) -> dict[str, Any]:
+    """A ``TrainJob`` on the ``runtime`` ClusterTrainingRuntime; ``container_command`` replaces
+    the nodes' ``command()`` (a Katib trial runs the program under ``kfnb.tuning.trial_pod``)."""
     return {
         "apiVersion": "trainer.kubeflow.org/v1alpha1",
         "kind": "TrainJob",
@@ -159,7 +171,7 @@ def trainjob(shape: JobShape, runtime: str = "torch-distributed") -> dict[str, A
             },
             "trainer": {
                 "image": shape.image,
-                "command": command(),
+                "command": container_command or command(),
                 "env": _env(shape),
                 "numNodes": shape.nodes,
                 "numProcPerNode": shape.procs_per_node,

@@ -75,6 +75,8 @@ class Program:
         fn: Any,
         args: Mapping[str, Any] | None = None,
         arg_strings: Iterable[tuple[str, str]] = (),
+        *,
+        partial: bool = False,
     ) -> Program:
         if not inspect.isfunction(fn):
             raise ProgramError(
@@ -97,7 +99,7 @@ class Program:
             values=collected.values,
             required=required,
         )
-        program.args = program.check_args(args or {}, arg_strings)
+        program.args = program.check_args(args or {}, arg_strings, partial=partial)
         return program
 
     @classmethod
@@ -217,10 +219,15 @@ class Program:
         return cls(stem, "\n".join(runner), "_kfnb_script", {}, {}, files={script.name: text})
 
     def check_args(
-        self, values: Mapping[str, Any], strings: Iterable[tuple[str, str]] = ()
+        self,
+        values: Mapping[str, Any],
+        strings: Iterable[tuple[str, str]] = (),
+        *,
+        partial: bool = False,
     ) -> dict[str, Any]:
         """The arguments the function gets: defaults, then ``values`` (typed), then ``strings``
-        (texts from a command line or a form), each checked against the signature."""
+        (texts from a command line or a form), each checked against the signature.
+        ``partial``: a required one may be missing (a study's trials give it)."""
         shape = Pipeline(self.name, parameters=self.parameters)
         out = {n: p.default for n, p in self.parameters.items() if n not in self.required}
         try:
@@ -236,7 +243,7 @@ class Program:
                 fix=err.fix,
             ) from None
         missing = [n for n in self.required if n not in out]
-        if missing:
+        if missing and not partial:
             raise ParameterError(
                 f"{self.name}() needs a value for {', '.join(repr(m) for m in missing)}",
                 fix="pass it in args, e.g. args={"

@@ -83,8 +83,9 @@ def make_target(
         return Made(target, pipeline=pipeline, fixed=fixed, metadata=from_metadata(meta, where))
     from ..training import Program
 
-    program = Program.from_function(target)
-    fixed = dict(program.check_args(params or {}, strings)) if (params or strings) else {}
+    program = Program.from_function(target, partial=True)  # the trials give what is tuned
+    given = params or strings
+    fixed = dict(program.check_args(params or {}, strings, partial=True)) if given else {}
     named = set(params or {}) | {n for n, _ in strings}
     return Made(
         target,

@@ -14,6 +14,15 @@ Served (JSON, as kube-apiserver answers):
 - ``GET /api/v1/namespaces/{ns}/pods/{name}/log?container=c`` -> the pod's log (text), 400 for a
   container the pod does not have.
 
+Katib (``kubeflow.org/v1beta1``): ``experiments`` are validated as Katib's webhook does
+(``katib_api``: the official swagger made strict, plus the webhook's rules) on POST and on
+``PATCH`` (a JSON merge patch, as the client sends it: only the trial counts may change, a
+completed Experiment only when Katib may restart it); ``DELETE`` also removes its trials.
+``GET .../{plural}?labelSelector=k=v`` lists objects (``trials`` of an experiment by
+``katib.kubeflow.org/experiment``); tests add trials with ``add_trial`` (checked against the
+Trial schema) and set an object's ``status`` with ``set_status``. ``namespaces``, when set, is
+the namespaces that exist (another gives 404, as creating in a missing namespace does).
+
 Tests set the job's ``status.conditions`` with ``set_conditions`` and see every request in
 ``requests`` (method, path, query, headers).
 """
@@ -36,7 +45,14 @@ CRD_FILES = {
     "trainjobs": "trainer.kubeflow.org_trainjobs.yaml",
     "pytorchjobs": "kubeflow.org_pytorchjobs.yaml",
 }
-GROUP_VERSION = {"trainjobs": "trainer.kubeflow.org/v1alpha1", "pytorchjobs": "kubeflow.org/v1"}
+GROUP_VERSION = {
+    "trainjobs": "trainer.kubeflow.org/v1alpha1",
+    "pytorchjobs": "kubeflow.org/v1",
+    "experiments": "kubeflow.org/v1beta1",
+    "trials": "kubeflow.org/v1beta1",
+}
+KINDS = {"experiments": "Experiment", "trials": "Trial"}
+EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 
 
 def strict(schema: Any) -> Any:
@@ -69,6 +85,7 @@ class FakeKubernetes:
         self.logs: dict[tuple[str, str], str] = {}
         self.requests: list[dict[str, Any]] = []
         self.missing_kinds: set[str] = set()
+        self.namespaces: set[str] | None = None  # None: every namespace exists
         self.deleted: list[tuple[str, str, str | None]] = []
         self._schemas: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -108,6 +125,7 @@ class FakeKubernetes:
         with self._lock:
             obj = self.objects[(plural, ns, name)]
             obj["status"] = {
+                **(obj.get("status") or {}),
                 "conditions": [
                     {
                         "type": t,
@@ -116,7 +134,7 @@ class FakeKubernetes:
                         **extra,
                     }
                     for t in types
-                ]
+                ],
             }
 
     def add_pod(
@@ -132,6 +150,68 @@ class FakeKubernetes:
             }
             self.logs[(ns, name)] = log
 
+    def set_status(self, plural: str, ns: str, name: str, **fields: Any) -> None:
+        """Merge ``fields`` into the object's ``status`` (what a controller would write)."""
+        with self._lock:
+            obj = self.objects[(plural, ns, name)]
+            obj["status"] = {**(obj.get("status") or {}), **json.loads(json.dumps(fields))}
+
+    def add_trial(
+        self,
+        ns: str,
+        experiment: str,
+        name: str,
+        params: dict[str, str],
+        *conditions: str,
+        observation: dict[str, str] | None = None,
+        created: str = "2026-12-07T00:00:00Z",
+        message: str = "",
+    ) -> dict[str, Any]:
+        """A Katib Trial of ``experiment`` with ``params`` (Katib's strings), its
+        ``conditions`` true (the last one newest) and the ``latest`` value of each observed
+        metric; checked against the Trial schema."""
+        from katib_api import trial_problems
+
+        objective = self.objects[("experiments", ns, experiment)]["spec"]["objective"]
+        trial = {
+            "apiVersion": "kubeflow.org/v1beta1",
+            "kind": "Trial",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": {EXPERIMENT_LABEL: experiment},
+                "creationTimestamp": created,
+            },
+            "spec": {
+                "objective": objective,
+                "parameterAssignments": [{"name": k, "value": v} for k, v in params.items()],
+                "primaryContainerName": "x",
+            },
+            "status": {
+                "conditions": [
+                    {
+                        "type": c,
+                        "status": "True",
+                        "reason": f"Trial{c}",
+                        "message": message or f"Trial is {c.lower()}",
+                        "lastTransitionTime": created,
+                    }
+                    for c in conditions
+                ]
+            },
+        }
+        if observation is not None:
+            trial["status"]["observation"] = {
+                "metrics": [
+                    {"name": k, "latest": v, "min": v, "max": v} for k, v in observation.items()
+                ]
+            }
+        problems = trial_problems(trial)
+        assert not problems, problems
+        with self._lock:
+            self.objects[("trials", ns, name)] = trial
+        return trial
+
     def set_pod(self, ns: str, name: str, phase: str | None = None, log: str | None = None) -> None:
         with self._lock:
             if phase is not None:
@@ -140,7 +220,14 @@ class FakeKubernetes:
                 self.logs[(ns, name)] = log
 
     # -- the server -----------------------------------------------------------------------------
-    def _validate(self, plural: str, body: dict[str, Any]) -> str | None:
+    def _validate(
+        self, plural: str, body: dict[str, Any], old: dict[str, Any] | None = None
+    ) -> str | None:
+        if plural == "experiments":
+            from katib_api import experiment_problems
+
+            problems = experiment_problems(body, old)
+            return "; ".join(problems) if problems else None
         if plural not in self._schemas:
             self._schemas[plural] = crd(plural)
         try:
@@ -209,6 +296,32 @@ class FakeKubernetes:
                     return self._status(
                         404, "NotFound", "the server could not find the requested resource"
                     )
+                if fake.namespaces is not None and ns not in fake.namespaces:
+                    return self._status(404, "NotFound", f'namespaces "{ns}" not found')
+                if method == "GET" and not rest:
+                    wanted = dict(
+                        p.split("=", 1) for p in query.get("labelSelector", "").split(",") if p
+                    )
+                    items = [
+                        obj
+                        for (pl, ons, _), obj in sorted(fake.objects.items())
+                        if pl == plural
+                        and ons == ns
+                        and all(
+                            (obj["metadata"].get("labels") or {}).get(k) == v
+                            for k, v in wanted.items()
+                        )
+                    ]
+                    kind = KINDS.get(plural, plural) + "List"
+                    return self._reply(
+                        200,
+                        {
+                            "apiVersion": f"{group}/{version}",
+                            "kind": kind,
+                            "metadata": {},
+                            "items": items,
+                        },
+                    )
                 if method == "POST" and not rest:
                     problem = fake._validate(plural, body)
                     if problem:
@@ -240,7 +353,29 @@ class FakeKubernetes:
                     del fake.objects[key]
                     for pod_key in [k for k in fake.pods if k[0] == ns]:
                         del fake.pods[pod_key]
+                    if plural == "experiments":  # its trials are owned by it
+                        for trial_key in [
+                            k
+                            for k, o in fake.objects.items()
+                            if k[0] == "trials"
+                            and k[1] == ns
+                            and (o["metadata"].get("labels") or {}).get(EXPERIMENT_LABEL) == rest[0]
+                        ]:
+                            del fake.objects[trial_key]
                     return self._status(200, "", f"{rest[0]} deleted")
+                if method == "PATCH":
+                    kind = self.headers.get("Content-Type", "")
+                    if kind != "application/merge-patch+json":
+                        return self._status(415, "UnsupportedMediaType", kind)
+                    old = fake.objects[key]
+                    new = merge_patch(old, body)
+                    problem = fake._validate(plural, new, old)
+                    if problem:
+                        return self._status(
+                            422, "Invalid", f"{old.get('kind')} is invalid: {problem}"
+                        )
+                    fake.objects[key] = new
+                    return self._reply(200, new)
                 self._status(405, "MethodNotAllowed", method)
 
             def _pods(self, method: str, parts: list[str], query: dict[str, str]) -> None:
@@ -283,7 +418,23 @@ class FakeKubernetes:
             def do_DELETE(self) -> None:
                 self._route("DELETE")
 
+            def do_PATCH(self) -> None:
+                self._route("PATCH")
+
         return Handler
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """``target`` with the JSON merge patch ``patch`` applied (RFC 7386)."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
 
 
 def wait_until(predicate: Any, timeout: float = 10) -> None:

@@ -318,7 +318,7 @@ def test_kales_katib_metadata_is_the_study(write_notebook: Write, store: Store) 
 
 def test_a_training_function_is_tuned_with_training_jobs(store: Store) -> None:
     fit = _notebook_function(
-        "import kfnb\n\n\ndef fit(lr: float = 0.1, scale: float = 1.0):\n"
+        "import kfnb\n\n\ndef fit(lr: float, scale: float = 1.0):\n"
         "    kfnb.log_metric('loss', scale * (lr - 0.3) ** 2)\n",
         "fit",
     )
@@ -341,6 +341,8 @@ def test_a_training_function_is_tuned_with_training_jobs(store: Store) -> None:
     assert kinds == {"train"}
     losses = sorted(round(t["value"], 6) for t in study.trials)
     assert losses == [0.0, pytest.approx(0.08), pytest.approx(0.08)]
+    with pytest.raises(SpaceError, match="fit\\(\\) needs 'lr', which neither the space"):
+        kfnb.tune(fit, space={"scale": kfnb.Float(1, 2)}, objective="loss", store=store)
 
 
 def _notebook_function(source: str, name: str) -> Any:
