@@ -84,9 +84,8 @@ def make_target(
     from ..training import Program
 
     program = Program.from_function(target, partial=True)  # the trials give what is tuned
-    given = params or strings
-    fixed = dict(program.check_args(params or {}, strings, partial=True)) if given else {}
     named = set(params or {}) | {n for n, _ in strings}
+    fixed = dict(program.check_args(params or {}, strings, partial=True)) if named else {}
     return Made(
         target,
         program=program,

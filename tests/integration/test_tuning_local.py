@@ -265,7 +265,8 @@ def _space(notebook: Path) -> Path:
 def test_a_space_that_does_not_fit_the_notebook_is_a_clear_error(
     write_notebook: Write, store: Store
 ) -> None:
-    path = write_notebook("bad", PARAMS, ("step:s", "score = x"), ("pipeline-metrics", "print(score)"))
+    metrics = ("pipeline-metrics", "print(score)")
+    path = write_notebook("bad", PARAMS, ("step:s", "score = x"), metrics)
     with pytest.raises(SpaceError) as err:
         kfnb.tune(path, space={"lr": kfnb.Float(0.1, 1)}, objective="score", store=store)
     assert "'lr'" in err.value.message and "pipeline 'bad' has no parameter" in err.value.message
