@@ -414,8 +414,8 @@ def _legend(ax: Any, trials: Sequence[Mapping[str, Any]], with_best: bool) -> No
             frameon=False,
             numpoints=1,
             ncols=len(handles),
-            loc="lower right",
-            bbox_to_anchor=(1.0, 1.0),
+            loc="upper center",  # under the axis: the title keeps the line above it
+            bbox_to_anchor=(0.5, -0.16),
             borderaxespad=0.2,
             handletextpad=0.3,
             columnspacing=1.0,
