@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from procs import wait_for
 
 import kfnb
@@ -207,3 +208,26 @@ def test_cli_no_cache_runs_every_step_and_a_plain_run_is_cached(
     }
     assert shown[plain_id]["metrics"] == {"y": 6.0}
     assert os.environ["KFNB_HOME"] == str(store.home)  # the CLI wrote to the test's store
+
+
+def test_a_cached_step_records_what_it_logged_again(write_notebook: Write, store: Store) -> None:
+    """kfnb.log_metric values are results too: a study's trial whose steps all come from the
+    cache must still have its objective and its curve."""
+    path = write_notebook(
+        "logged",
+        ("pipeline-parameters", "n = 3"),
+        (
+            "step:a",
+            "import kfnb\nfor i in range(n):\n    kfnb.log_metric('loss', 1 / (i + 1), step=i)",
+        ),
+        ("step:b", "total = n * 2"),
+        ("pipeline-metrics", "print(total)"),
+    )
+    first = kfnb.run(path, store=store, pool_size=0)
+    second = kfnb.run(path, store=store, pool_size=0)
+    assert statuses(second) == {"a": "CACHED", "b": "CACHED"}
+    curve = [(m.step, m.value, m.source) for m in store.metrics(second.id, "loss")]
+    assert curve == [(m.step, m.value, m.source) for m in store.metrics(first.id, "loss")]
+    assert curve == [(0, 1.0, "a"), (1, 0.5, "a"), (2, pytest.approx(1 / 3), "a")]
+    assert second.metrics == first.metrics == {"loss": pytest.approx(1 / 3), "total": 6.0}
+    assert [m.value for m in store.metrics(second.id, "total")] == [6.0]  # not twice

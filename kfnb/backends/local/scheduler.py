@@ -272,7 +272,20 @@ class Scheduler:
                 hash=self.hashes.get(name),
                 cached_from=hit.origin,
             )
+            self._copy_logged_metrics(hit)
             self._record_outputs(self.pipeline.step(name), output)
+
+    def _copy_logged_metrics(self, hit: CacheHit) -> None:
+        """What the step logged with ``kfnb.log_metric`` when it ran (its curves: a study's
+        objective, say) is part of its results: a cached step records it again. Pipeline
+        metrics are recorded from the outputs, as for a step that runs."""
+        source = hit.source
+        own = {m.name for m in self.pipeline.metrics if m.step == hit.step}
+        for metric in self.store.metrics(source.run_id):
+            if metric.source == source.name and metric.name not in own:
+                self.store.log_metric(
+                    self.run_id, metric.name, metric.value, step=metric.step, source=hit.step
+                )
 
     # -- starting steps -------------------------------------------------------------------------
     def _launch(self) -> None:
