@@ -272,13 +272,6 @@ def tune_(args: argparse.Namespace, settings: Settings) -> int:
             fix="kfnb tune churn.ipynb --space space.yaml --objective accuracy --maximize",
         )
     options = backend_options(args)
-    options.pop("cache", None)
-    for flag in ("namespace", "image"):
-        if getattr(args, flag) is not None and args.backend == "local":
-            raise UsageError(
-                f"--{flag} is an option of the katib backend",
-                fix=f"add --backend katib, or drop --{flag}",
-            )
     fixed = load_params_file(args.params_file) if args.params_file else None
     study = tune(
         args.notebook,

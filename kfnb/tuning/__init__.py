@@ -21,12 +21,13 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..backends import BackendError, StoreRunHandle
+from ..backends import StoreRunHandle
 from ..errors import KfnbError
 from .algorithms import ALGORITHMS, Median
+from .backends import TUNERS, Tuner, get_tuner
 from .space import Choice, Float, Int, SpaceError, check_space, load_space_file, parse_space
 from .spec import StudySpec
-from .study import Study, StudyHandle
+from .study import Study
 from .target import Made, make_target
 from .view import study_view
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALGORITHMS",
     "BACKENDS",
+    "TUNERS",
     "Choice",
     "Float",
     "Int",
@@ -46,6 +48,7 @@ __all__ = [
     "SpaceError",
     "Study",
     "StudySpec",
+    "Tuner",
     "attach",
     "attach_record",
     "load_space_file",
@@ -54,7 +57,8 @@ __all__ = [
     "tune",
 ]
 
-BACKENDS = ("local", "katib")
+
+BACKENDS = tuple(TUNERS)
 
 
 class NotResumable(KfnbError):
@@ -105,13 +109,11 @@ def tune(
     from ..settings import Settings
 
     settings = settings if settings is not None else Settings.load()
+    options = dict(options or {})
     if resume is not None:
-        study = _resume(target, resume, store or settings.store(), settings, dict(options or {}))
+        study = _resume(target, resume, store or settings.store(), settings, options)
     else:
-        if backend not in BACKENDS:
-            raise BackendError(
-                f"no tuning backend {backend!r}", fix=f"known: {', '.join(BACKENDS)}"
-            )
+        tuner = get_tuner(backend)
         given = {
             "space": space,
             "objective": objective,
@@ -124,22 +126,10 @@ def tune(
         made = make_target(target, params, param_strings)
         spec = _spec(made, given, prune, seed, [dict(p) for p in initial])
         if dry_run:
-            if backend != "katib":
-                raise BackendError(
-                    "dry_run shows the Katib Experiment a study would create",
-                    fix="pass backend='katib' with dry_run",
-                )
-            from . import katib
-
-            return katib.experiment(spec, made, dict(options or {}), settings)
+            return tuner.dry_run(spec, made, options, settings)
         store = store if store is not None else settings.store()
-        if backend == "katib":
-            from . import katib
-
-            handle = katib.submit(spec, made, dict(options or {}), store, settings)
-            study = Study(store, handle.id, handle, target=made.source, settings=settings)
-        else:
-            study = _start_local(spec, made, dict(options or {}), store, settings)
+        handle = tuner.submit(spec, made, options, store, settings)
+        study = Study(store, handle.id, handle, target=made.source, settings=settings)
     if wait:
         study.wait()
     return study
@@ -204,41 +194,6 @@ def _spec(
     ).check()
 
 
-def _start_local(
-    spec: StudySpec, made: Made, options: dict[str, Any], store: Store, settings: Settings
-) -> Study:
-    from ..spec import pipeline_view
-    from .local import StudyRunner
-
-    target = _local_target(made, settings, options)  # a bad option fails before anything
-    store.recover()
-    extra = {"pipeline": pipeline_view(made.pipeline)} if made.pipeline is not None else {}
-    record = store.create_run(
-        kind="tune",
-        name=made.name,
-        backend="local",
-        notebook=made.notebook,
-        notebook_hash=None,
-        params=spec.fixed,
-        spec={"study": spec.to_dict(), **extra},
-    )
-    runner = StudyRunner(store, record.id, spec, target).start()
-    handle = StudyHandle(store, record.id, runner)
-    return Study(store, record.id, handle, target=made.source, settings=settings)
-
-
-def _local_target(made: Made, settings: Settings, options: dict[str, Any]) -> Any:
-    """What the local runner starts per trial: a pipeline run through one local backend
-    object (``options`` are its options), or a training job (``options``: ``kfnb.train``'s)."""
-    from .local import FunctionTarget, NotebookTarget
-
-    if made.pipeline is not None:
-        from ..backends import open_backend
-
-        return NotebookTarget(made.pipeline, open_backend("local", settings, options), made.fixed)
-    return FunctionTarget(made.program, made.fixed, options)
-
-
 def _resume(
     target: Any, study_id: str, store: Store, settings: Settings, options: dict[str, Any]
 ) -> Study:
@@ -256,28 +211,14 @@ def _resume(
             fix=f"stop it first (kfnb cancel {record.id}), or let it run",
         )
     spec = StudySpec.from_dict((record.spec or {})["study"])
-    if record.backend == "katib":
-        from . import katib
-
-        handle = katib.resume(store, record, settings)
-        return Study(store, record.id, handle, target=target, settings=settings)
-    if target is None:
-        notebook = spec.target.get("notebook")
-        if not notebook:
-            raise NotResumable(
-                f"study {record.id} tuned the function {spec.target.get('function')}(): pass it "
-                "again to resume",
-                fix=f"kfnb.tune({spec.target.get('function')}, resume={record.id!r})",
-            )
-        target = notebook
-    made = make_target(target, spec.fixed, ())
-    check_space(spec.space, made.parameters, made.owner)
-    run_target = _local_target(made, settings, options)
-    store.resume_run(record.id)
-    from .local import StudyRunner
-
-    runner = StudyRunner(store, record.id, spec, run_target).start()
-    handle = StudyHandle(store, record.id, runner)
+    tuner = get_tuner(record.backend)
+    if target is None and spec.target.get("notebook"):
+        target = spec.target["notebook"]
+    made = None
+    if target is not None:
+        made = make_target(target, spec.fixed, ())
+        check_space(spec.space, made.parameters, made.owner)
+    handle = tuner.resume(store, record, spec, made, options, settings)
     return Study(store, record.id, handle, target=target, settings=settings)
 
 
@@ -294,8 +235,6 @@ def attach(run_id: str, settings: Settings | None = None) -> Study:
 def attach_record(store: Store, record: Run, settings: Settings) -> RunHandle:
     """A handle on the recorded study ``record`` (a Katib one through its cluster), or on one
     of its trials (followed through the store: its study's runner drives it)."""
-    if record.kind == "tune" and record.backend == "katib":
-        from . import katib
-
-        return katib.attach_record(store, record, settings)
+    if record.kind == "tune":
+        return get_tuner(record.backend).attach(store, record, settings)
     return StoreRunHandle(store, record.id)
