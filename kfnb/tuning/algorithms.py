@@ -85,9 +85,18 @@ def pruning(value: Any) -> Median | None:
     )
 
 
+def optuna_module() -> Any:
+    """``optuna``, or a ``MissingDependencyError`` naming the extra that brings it."""
+    try:
+        import optuna
+    except ImportError:
+        raise MissingDependencyError("optuna", "tune", "tuning on this machine") from None
+    return optuna
+
+
 def sampler(name: str, space: Mapping[str, Distribution], seed: int | None) -> Any:
     """The Optuna sampler of algorithm ``name`` over ``space``."""
-    import optuna
+    optuna = optuna_module()
 
     algo = algorithm(name).name
     if algo == "tpe":
@@ -131,7 +140,7 @@ def grid_points(space: Mapping[str, Distribution], seed: int | None) -> list[dic
 
 
 def pruner(median: Median | None) -> Any:
-    import optuna
+    optuna = optuna_module()
 
     if median is None:
         return optuna.pruners.NopPruner()

@@ -81,7 +81,9 @@ class LocalTuner(Tuner):
         settings: Settings,
     ) -> RunHandle:
         from ..spec import pipeline_view
+        from .algorithms import optuna_module
 
+        optuna_module()  # without the tune extra: the error names it, before anything starts
         target = self._target(made, settings, options)  # a bad option fails before anything
         store.recover()
         extra = {"pipeline": pipeline_view(made.pipeline)} if made.pipeline is not None else {}

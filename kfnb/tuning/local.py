@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import KfnbError
 from ..tracking import TERMINAL_RUN, TERMINAL_STEP, Run, Store
-from .algorithms import grid_points, pruner, sampler
+from .algorithms import grid_points, optuna_module, pruner, sampler
 from .space import grid_size
 from .spec import StudySpec
 
@@ -120,7 +120,7 @@ class _Active:
 
 def open_optuna(folder: Path, study_id: str, spec: StudySpec) -> Any:
     """The Optuna study of ``study_id`` in its journal file (created, or loaded to resume)."""
-    import optuna
+    optuna = optuna_module()
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials show in kfnb's views
     from optuna.storages.journal import JournalFileBackend

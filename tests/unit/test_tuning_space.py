@@ -213,3 +213,15 @@ def test_kales_katib_metadata_is_read(tmp_path: Path) -> None:
     }
     nbformat.write(nbformat.v4.new_notebook(), path)
     assert katib_metadata(path) == {}
+
+
+def test_without_optuna_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from kfnb.errors import MissingDependencyError
+    from kfnb.tuning.algorithms import optuna_module
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    with pytest.raises(MissingDependencyError) as err:
+        optuna_module()
+    assert err.value.fix == "pip install 'kfnb[tune]'"
