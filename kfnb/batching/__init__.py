@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["batch"]
+__all__ = ["Batch", "batch"]
 
 
 def __getattr__(name: str) -> Any:
-    """``kfnb.batching.batch``, imported on first use."""
-    if name == "batch":
-        from .sweep import batch
+    """``kfnb.batching.batch`` and ``Batch``, imported on first use."""
+    if name in ("batch", "Batch"):
+        from . import sweep
 
-        return batch
+        return getattr(sweep, name)
     raise AttributeError(f"module 'kfnb.batching' has no attribute {name!r}")

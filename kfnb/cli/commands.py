@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends import RunView, availability, get_backend
 from ..backends import describe as describe_backends
+from ..batching.text import batch_table
 from ..config import nearest
 from ..dag import Pipeline
 from ..errors import KfnbError
@@ -151,9 +152,13 @@ def start_run(args: argparse.Namespace, settings: Settings, *, one_shot: bool) -
     if one_shot and keeps_kernels and "pool_size" not in options:
         options["pool_size"] = 0
     values = load_params_file(args.params_file) if args.params_file else None
+    resume = getattr(args, "resume", None)
+    if args.notebook is None and resume is None:
+        raise UsageError("kfnb run takes a NOTEBOOK, or --resume RUN", fix="name the notebook")
     return run(
         args.notebook,
         values,
+        resume=resume,
         backend=args.backend,
         wait=False,
         store=open_store(settings),
@@ -165,6 +170,7 @@ def start_run(args: argparse.Namespace, settings: Settings, *, one_shot: bool) -
 
 def run_(args: argparse.Namespace, settings: Settings) -> int:
     from .. import progress
+    from ..api import NothingToResume
 
     if args.detach and not get_backend(args.backend).detached:
         raise KfnbError(
@@ -172,8 +178,14 @@ def run_(args: argparse.Namespace, settings: Settings) -> int:
             fix="drop --detach to follow it here, or pick a backend whose runs go on elsewhere "
             "(`kfnb backends` says which)",
         )
-    result = start_run(args, settings, one_shot=True)
+    try:
+        result = start_run(args, settings, one_shot=True)
+    except NothingToResume as err:  # not a failure: every step's results are there
+        print(f"kfnb: {err}", file=sys.stderr)
+        return 0
     out = sys.stderr if args.json else sys.stdout
+    if args.resume:
+        print(f"resuming run {args.resume} as run {result.id}", file=out, flush=True)
     record = result.record
     if record.remote:
         where = f"{record.remote.get('host')}: {record.remote.get('url')}"
@@ -336,6 +348,84 @@ def follow_study(study: Any, out: Any) -> None:
         study.wait(timeout=0.5)
 
 
+def batch_(args: argparse.Namespace, settings: Settings) -> int:
+    from ..batching.sweep import batch
+
+    if (args.notebook is None) == (args.resume is None):
+        raise UsageError(
+            "kfnb batch takes a NOTEBOOK (with --grid or --sets), or --resume BATCH",
+            fix="kfnb batch train.ipynb --grid sweep.yaml",
+        )
+    if args.notebook is not None and (args.grid is None) == (args.sets is None):
+        raise UsageError(
+            "kfnb batch takes --grid FILE or --sets FILE", fix="kfnb batch nb.ipynb --sets sets.csv"
+        )
+    options = backend_options(args)
+    found = batch(
+        args.notebook,
+        grid=args.grid,
+        sets=args.sets,
+        param_strings=[(name, text) for name, text in args.param],
+        max_parallel=args.sets_parallel,
+        retry_failed=args.retry_failed,
+        options=options,
+        resume=args.resume,
+        store=open_store(settings),
+        settings=settings,
+    )
+    out = sys.stderr if args.json else sys.stdout
+    what = "resumed" if args.resume else "started"
+    print(f"{what} batch {found.id}: {len(found.sets)} sets", file=out, flush=True)
+    try:
+        follow_batch(found, out)
+    except KeyboardInterrupt:
+        print(
+            f"\nkfnb: stopping the batch (resume it with `kfnb batch --resume {found.id}`)...",
+            file=sys.stderr,
+        )
+        found.cancel()
+        found.wait()
+    view = found.view()
+    if args.output is not None:
+        found.save(args.output)
+    if args.json:
+        print(dumps(store_tree_view(found.store, view), indent=2))
+    else:
+        print("\n".join(batch_table(view)), file=out)
+    return 0 if view["status"] == "SUCCEEDED" else 1
+
+
+def store_tree_view(store: Store, view: dict[str, Any]) -> dict[str, Any]:
+    """The batch view with its record (``--json``): the sets carry their runs' parameters,
+    statuses and metrics."""
+    return {**store.get_run(view["id"]).to_dict(), **view}
+
+
+def follow_batch(found: Any, out: Any) -> None:
+    """A progress bar on a terminal, else a line per finished set, until the batch ends."""
+    from ..batching.text import progress_bar, set_line
+
+    live = out.isatty()
+    seen: set[int] = set()
+    while True:
+        ended = found.done
+        view = found.view()
+        if live:
+            out.write("\r\x1b[2K" + progress_bar(view))
+            out.flush()
+        else:
+            for row in view["sets"]:
+                if row["set"] in seen or row["status"] in ("PENDING", "RUNNING"):
+                    continue
+                seen.add(row["set"])
+                print(set_line(row), file=out, flush=True)
+        if ended:
+            if live:
+                out.write("\n")
+            return
+        found.wait(timeout=0.5)
+
+
 # -- runs, show, logs, cancel -------------------------------------------------------------------
 def _refresh(record: Run, store: Store, settings: Settings) -> Run:
     """Bring a remote run that is still going on up to date (a warning if its backend cannot
@@ -408,6 +498,10 @@ def show(args: argparse.Namespace, settings: Settings) -> int:
         from ..tuning import study_view
 
         sections = [study_table(study_view(store, record.id)), run_spec(record)]
+    if record.kind == "batch":
+        from ..batching.view import batch_view
+
+        sections = [batch_table(batch_view(store, record.id)), run_tree(_rows(tree))]
     for section in sections:
         lines += ["", *section] if section else []
     lines += ["", *progress.summary(record)[1:]]
@@ -478,6 +572,7 @@ COMMANDS: dict[str, Command] = {
     "run": run_,
     "train": train_,
     "tune": tune_,
+    "batch": batch_,
     "runs": runs,
     "show": show,
     "logs": logs,

@@ -53,6 +53,7 @@ def build_parser(prog: str | None = None, *, magic: bool = False) -> argparse.Ar
     if not magic:
         _add_train(sub)
         _add_tune(sub)
+        _add_batch(sub)
     _add_runs(sub)
     _add_run_commands(sub)
     backends = sub.add_parser("backends", help="where runs can go, and each backend's options")
@@ -142,9 +143,17 @@ def _add_run(sub: Any, notebook: dict[str, Any], magic: bool) -> None:
         epilog="Backend options: `kfnb backends` lists each backend's options; a flag or "
         "--option the chosen backend does not have is an error naming its options.",
     )
-    run.add_argument("notebook", **notebook)
+    run.add_argument(
+        "notebook", **{**notebook, "nargs": "?", "default": None}
+    )  # optional with --resume (the resumed run's)
     _add_params(run)
     run.add_argument("-f", "--params-file", type=Path, help="YAML file of parameter values")
+    run.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="a new run of a failed or cancelled RUN (its notebook as it is now, its "
+        "parameters): the steps that succeeded are reused, cache or not; the others run",
+    )
     run.add_argument("--backend", default="local", help="where to run (default: local)")
     opts = run.add_argument_group("backend options (given ones only; see `kfnb backends`)")
     opts.add_argument(
@@ -280,6 +289,46 @@ def _add_tune(sub: Any) -> None:
     tune.add_argument("--resume", metavar="STUDY", help="go on with a stopped or failed study")
     tune.add_argument(
         "--json", action="store_true", help="print the study (best, trials) as JSON at the end"
+    )
+
+
+def _add_batch(sub: Any) -> None:
+    batch = sub.add_parser(
+        "batch",
+        help="run a notebook once per parameter set (a sweep), sets sharing the step cache",
+        epilog="sweep.yaml maps parameter names to lists of values (their product is swept); "
+        "a list of such mappings is their union. sets.csv has a header row of parameter names "
+        "and one set per row, typed by the notebook's parameters cell.",
+    )
+    batch.add_argument(
+        "notebook", type=Path, nargs="?", help="the notebook to sweep (not with --resume)"
+    )
+    what = batch.add_mutually_exclusive_group()
+    what.add_argument("--grid", type=Path, metavar="FILE", help="the grid to sweep (YAML)")
+    what.add_argument("--sets", type=Path, metavar="FILE", help="the parameter sets (CSV)")
+    _add_params(batch)
+    batch.add_argument(
+        "--max-parallel", dest="sets_parallel", type=int, metavar="N", help="sets at once"
+    )
+    batch.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run failed sets again (not only those that failed for a dead kernel or a timeout)",
+    )
+    batch.add_argument(
+        "-O",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the local backend (e.g. pool_size=4)",
+    )
+    batch.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write the results (.csv, .json, .md)"
+    )
+    batch.add_argument("--resume", metavar="BATCH", help="run again the sets that did not succeed")
+    batch.add_argument(
+        "--json", action="store_true", help="print the batch with its sets as JSON at the end"
     )
 
 

@@ -5,10 +5,13 @@ which raises ``UsageError`` instead of exiting), and so are the commands ``descr
 ``compile``, ``runs``, ``show``, ``logs``, ``cancel`` and ``backends``
 (``kfnb.cli.commands.dispatch``); ``run`` submits as the CLI does (``start_run``). Settings are
 read once per call and passed down.
-NOTEBOOK defaults to the notebook this kernel belongs to. ``%kfnb run`` runs the *saved* file
+NOTEBOOK defaults to the notebook this kernel belongs to (under papermill: its input notebook).
+``%kfnb run`` runs the *saved* file
 (warning when this kernel ran code the file lacks), without blocking: it shows the run (a
 ``kfnb.widgets.RunWidget`` when available) and returns while the steps run in this kernel's
-process, on its warm kernel pool. Errors print one line, ``kfnb: error: ...``, the traceback only
+process, on its warm kernel pool; in a headless kernel (papermill) it waits for the run and
+shows its final state as static HTML and text. ``%kfnb run --resume RUN`` goes on with a failed
+run (``kfnb.run(resume=...)``). Errors print one line, ``kfnb: error: ...``, the traceback only
 with ``%kfnb --debug ...``; ``--help`` prints help.
 """
 
@@ -21,8 +24,9 @@ import traceback
 from typing import Any
 
 from ..cli.parser import UsageError, build_parser
+from ..display import display_mode
 from ..errors import KfnbError
-from ..session import notebook_path
+from ..session import headless, notebook_path
 from ..settings import Settings
 from .session import display_path, unsaved_warning
 
@@ -69,7 +73,8 @@ def _dispatch(args: argparse.Namespace, shell: Any, settings: Settings) -> int:
     from ..cli.commands import dispatch
 
     user_ns = getattr(shell, "user_ns", None)
-    if args.command in ("describe", "compile", "run", "launch"):
+    resuming = args.command == "run" and getattr(args, "resume", None)
+    if args.command in ("describe", "compile", "run", "launch") and not resuming:
         args.notebook = notebook_path(args.notebook, user_ns, settings.env)
     if args.command == "run":
         return _run(args, shell, settings)
@@ -99,12 +104,21 @@ def _run(args: argparse.Namespace, shell: Any, settings: Settings) -> int:
         print(warning, file=sys.stderr, flush=True)
     # not one-shot: the kernel's warm kernels serve its next runs
     run = start_run(args, settings, one_shot=False)
+    if headless():  # papermill: the kernel, and the run's steps with it, end with the notebook
+        print(f"run {run.id} of {run.record.name}: waiting for it to end", flush=True)
+        run.wait()
     show_run(run, settings)
     return 0
 
 
 def show_run(run: Any, settings: Settings | None = None) -> None:
-    """The run's live widget when ``kfnb.widgets`` can be used, else one line of text."""
+    """The run's live widget when ``kfnb.widgets`` can be used, its static HTML snapshot and
+    text in a headless kernel (papermill), else one line of text."""
+    if display_mode() == "static":
+        from IPython.display import display
+
+        display(run)  # RunDisplay: the snapshot and text
+        return
     widget = _widget("RunWidget")
     if widget is not None:
         widget(run, settings=settings).display()
@@ -127,7 +141,8 @@ def _runs(args: argparse.Namespace, user_ns: Any, settings: Settings) -> int:
         args.notebook = notebook_path(None, user_ns, settings.env)
     except KfnbError:
         args.notebook = None  # not a notebook's kernel: every run
-    table = _runs_table()
+    # a headless kernel (papermill) gets the text table: a widget there is never rendered
+    table = _runs_table() if display_mode() != "static" else None
     if table is not None and not args.json:
         shown = table(notebook=args.notebook, limit=args.limit, store=settings.store())
         from IPython.display import display

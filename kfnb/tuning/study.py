@@ -68,12 +68,15 @@ class Study(RunDisplay, RunView):
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """The live ``StudyWidget`` in a notebook kernel with ipywidgets; the trials table as
-        text elsewhere."""
-        from ..display import widgets_usable
+        """The live ``StudyWidget`` in a notebook kernel with ipywidgets (its static HTML in a
+        headless one: papermill); the trials table as text elsewhere."""
+        from ..display import display_mode
 
-        if widgets_usable():
+        mode = display_mode()
+        if mode == "widget":
             return self.widget().bundle()
+        if mode == "static":
+            return self.static_bundle()
         from .text import study_table
 
         return {"text/plain": "\n".join(study_table(self.view()))}

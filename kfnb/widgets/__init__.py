@@ -7,6 +7,8 @@
   GPUs and image, and a Train button;
 - ``StudyWidget``: a tuning study, live (trials table, best so far, history and parallel
   coordinates plots, Stop, add trials, run the best), with a static snapshot;
+- ``BatchWidget``: a parameter sweep, live (sets done/running/failed, the results table
+  filling in, Cancel), with a static snapshot;
 - ``TuneLauncher``: a search-space editor for a notebook's parameters or a function's
   arguments, the objective and the search settings, and a Start button.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .batch import BatchWidget
     from .launcher import Launcher
     from .run import RunWidget
     from .study import StudyWidget
@@ -26,9 +29,18 @@ if TYPE_CHECKING:
     from .train_launcher import TrainLauncher
     from .tune_launcher import TuneLauncher
 
-__all__ = ["Launcher", "RunWidget", "RunsTable", "StudyWidget", "TrainLauncher", "TuneLauncher"]
+__all__ = [
+    "BatchWidget",
+    "Launcher",
+    "RunWidget",
+    "RunsTable",
+    "StudyWidget",
+    "TrainLauncher",
+    "TuneLauncher",
+]
 
 _LAZY = {
+    "BatchWidget": "batch",
     "Launcher": "launcher",
     "RunWidget": "run",
     "RunsTable": "table",

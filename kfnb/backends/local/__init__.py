@@ -22,7 +22,7 @@ from ...dag import Pipeline
 from ...gpus import GpuLease
 from ...hashing import step_hashes
 from ...spec import pipeline_spec
-from ...tracking import TERMINAL_RUN, Store
+from ...tracking import TERMINAL_RUN, Run, Store
 from .. import Availability, Backend, RunHandle, option
 from .cache import find_hits
 from .resources import Pool, detect_gpus, machine_memory
@@ -160,7 +160,11 @@ class LocalBackend(Backend):
         store: Store,
         *,
         parent_id: str | None = None,
+        resumed_from: Run | None = None,
     ) -> RunHandle:
+        """Start a run; ``resumed_from``: a finished run of the same notebook whose succeeded
+        steps (same content hash, outputs still there) this one reuses, cache or not
+        (``kfnb run --resume``); the new run records it as ``spec["resumed_from"]``."""
         pool = self.pool()
         for step in pipeline.steps:
             pool.check(step)
@@ -175,14 +179,18 @@ class LocalBackend(Backend):
             notebook_hash=_file_hash(source) if source else None,
             params=dict(params),
             steps=[s.name for s in pipeline.steps],
-            spec=pipeline_spec(pipeline),
+            spec=pipeline_spec(pipeline)
+            | ({"resumed_from": resumed_from.id} if resumed_from is not None else {}),
         )
         cwd = source.parent if source else Path.cwd()
         kernel_name = self.kernel_name(pipeline)
         # steps read relative paths from cwd, and the kernelspec is their Python: both are part
         # of what a cached result depends on
         hashes = step_hashes(pipeline, params, context={"cwd": str(cwd), "kernel": kernel_name})
-        cached = find_hits(pipeline, hashes, store, enabled=self.config.cache, run_id=run.id)
+        reuse = {s.name: s for s in resumed_from.steps} if resumed_from is not None else None
+        cached = find_hits(
+            pipeline, hashes, store, enabled=self.config.cache, run_id=run.id, reuse=reuse
+        )
         kernels = self.kernel_pool(pipeline) if len(cached) < len(pipeline.steps) else None
         paths = RunPaths(Path(run.artifacts_dir))
         paths.make()

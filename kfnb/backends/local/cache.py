@@ -7,6 +7,10 @@ may be served from the cache when caching is on for the run and for the step (``
 SUCCEEDED (or CACHED) and its saved outputs are still on disk. Since the hash covers the
 upstream hashes, a changed step invalidates everything downstream of it.
 
+A resumed run (``kfnb run --resume RUN``) reuses the steps of RUN that succeeded, whatever the
+cache settings say: a step whose hash matches RUN's SUCCEEDED (or CACHED) step and whose outputs
+RUN still holds is served from RUN (``find_hits(..., reuse=RUN's steps)``); the others run.
+
 Restoring links the earlier step's output files into this run's data directory (hard links: no
 copy, and the files are never written in place, so runs cannot disturb each other), links its
 executed notebook, and writes a line to the step's log saying where the results came from. No
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,16 +52,28 @@ def find_hits(
     *,
     enabled: bool = True,
     run_id: str | None = None,
+    reuse: Mapping[str, StepRun] | None = None,
 ) -> dict[str, CacheHit]:
-    """The steps of ``pipeline`` whose results an earlier run can provide."""
-    if not enabled:
+    """The steps of ``pipeline`` whose results an earlier run can provide. ``reuse``: the steps
+    of the run being resumed, by name; one that ended SUCCEEDED or CACHED with the same hash is
+    reused even where the cache is off (for the run or the step)."""
+    reuse = reuse or {}
+    if not enabled and not reuse:
         return {}
     hits: dict[str, CacheHit] = {}
     runs_dir = store.runs_dir
     for step in pipeline.toposort():
-        if not step.cache or not all(d in hits for d in step.after):
+        if not all(d in hits for d in step.after):
             continue  # a step that runs makes its dependents run too (its outputs are new)
-        for candidate in store.cache_candidates(hashes[step.name], exclude_run=run_id):
+        old = reuse.get(step.name)
+        reusable = old is not None and old.status in ("SUCCEEDED", "CACHED")
+        if old is not None and reusable and old.hash == hashes[step.name]:
+            candidates = [old]
+        elif enabled and step.cache:
+            candidates = store.cache_candidates(hashes[step.name], exclude_run=run_id)
+        else:
+            continue
+        for candidate in candidates:
             data = runs_dir / candidate.run_id / "data" / candidate.name
             if _complete(step, data):
                 executed = Path(candidate.output_notebook) if candidate.output_notebook else None
