@@ -7,7 +7,9 @@ The walk follows Kale's rules so that Kale-tagged notebooks give the DAG Kale wo
   imports/functions prelude, the pipeline-parameters or the pipeline-metrics);
 - ``skip`` cells are left out and do not end the section above them;
 - papermill's ``parameters`` cell is a single cell: the cells after it continue the section that
-  came before it, so plain papermill notebooks keep working;
+  came before it, so plain papermill notebooks keep working; as in papermill it may hold other
+  statements beside the parameters (``import os``): they run in every step, after the
+  parameters' values are set (as part of the prelude, in notebook order);
 - ``prev:NAME`` adds an explicit dependency on a step defined above;
 - markdown and raw cells are ignored, and so are notebook-control lines (``%kfnb ...``,
   ``%load_ext kfnb``): they drive kfnb from the notebook, they are not pipeline code.
@@ -31,7 +33,7 @@ from ..dag import Cell, Metric, Pipeline, Step, check_step_name, sanitize_name
 from ..errors import NotebookError, PipelineError, SourceError
 from .magic import parse_header, split_header, strip_control_lines
 from .names import BUILTINS, analyze
-from .sections import parse_metrics, parse_parameters
+from .sections import parse_metrics, read_parameters
 from .settings import Settings, read_settings
 from .tags import Directive, TagError, parse_tags
 
@@ -163,6 +165,7 @@ class _Walk:
         }
         self.current: str | None = None  # role of the section the next untagged cell joins
         self.leading: list[Cell] = []
+        self.papermill: set[int] = set()  # papermill's one-cell parameters cells, by index
 
     def error(self, cell: Cell, message: str, fix: str | None = None) -> NotebookError:
         return NotebookError(
@@ -183,7 +186,9 @@ class _Walk:
         if self.sections["metrics"] and role != "metrics":
             raise self._metrics_not_last(cell)
         self.sections[role].append(cell)
-        if not entry.single:
+        if entry.single:
+            self.papermill.add(cell.index)
+        else:
             self.current = role
 
     def _continue(self, cell: Cell, d: Directive) -> None:
@@ -288,6 +293,8 @@ class _Walk:
             role = entry.directive.role
             if role in ("parameters", "metrics"):
                 self.sections[role].append(entry.cell)
+                if entry.single:
+                    self.papermill.add(entry.cell.index)
             elif role != "skip" and entry.cell.source.strip():
                 if entry.directive.prev:
                     raise self.error(
@@ -301,9 +308,15 @@ class _Walk:
 
     # -- assembling the IR ------------------------------------------------------------------
     def build(self, nb: Mapping[str, Any], path: str | Path | None) -> Pipeline:
-        params = parse_parameters(self.sections["parameters"], self.where)
+        declared = read_parameters(
+            self.sections["parameters"], self.where, papermill=self.papermill
+        )
+        params = declared.params
         metrics = parse_metrics(self.sections["metrics"], self.where)
         prelude = self.sections["imports"] + self.sections["functions"]
+        for cell in declared.statements:  # a papermill parameters cell's other statements
+            after = next((i for i, c in enumerate(prelude) if c.index > cell.index), len(prelude))
+            prelude.insert(after, cell)
         meta = nb.get("metadata", {})
         pipeline = Pipeline(
             name=self.settings.name or _default_step_name(self.settings, path),

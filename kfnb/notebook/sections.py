@@ -1,14 +1,23 @@
 """The special sections of a notebook: the parameters cells and the metrics cells.
 
-A parameters cell (``pipeline-parameters``, or papermill's ``parameters``) holds only simple
-literal assignments, ``name = literal`` or ``name: type = literal``: each becomes a ``Param``
-whose type is the literal's (or the annotation's). A metrics cell (``pipeline-metrics``) holds only
-``print(name)`` lines: each printed variable becomes a pipeline metric.
+A parameters cell (``pipeline-parameters``, or papermill's ``parameters``) holds simple literal
+assignments, ``name = literal`` or ``name: type = literal``: each becomes a ``Param`` whose type
+is the literal's (or the annotation's). Kale's ``pipeline-parameters`` cell holds nothing else.
+Papermill's ``parameters`` cell may also hold other statements (``import os``, ``out =
+os.path.join(base, "x")``), as papermill's own conventions allow: its parameters are the
+assignments of literal values (what ``papermill --help-notebook`` lists, less the values that
+are not literals), and the other statements are kept, in order, as a cell that runs after the
+parameters' values are set (``Parameters.statements``; the parser makes it part of the
+prelude). A metrics cell (``pipeline-metrics``) holds only ``print(name)`` lines: each printed
+variable becomes a pipeline metric.
 """
 
 from __future__ import annotations
 
 import ast
+import itertools
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..dag import Cell, Param
@@ -54,14 +63,39 @@ def _parse(cell: Cell, what: str, path: str | None) -> ast.Module:
         ) from err
 
 
+@dataclass
+class Parameters:
+    """What the parameters cells declare: the parameters, and the statements of papermill-style
+    cells that are not parameters (one ``Cell`` per such cell, with that cell's index)."""
+
+    params: dict[str, Param] = field(default_factory=dict)
+    statements: list[Cell] = field(default_factory=list)
+
+
 def parse_parameters(cells: list[Cell], path: str | None = None) -> dict[str, Param]:
-    """Read parameters cells, in order (a later assignment overrides an earlier one)."""
-    params: dict[str, Param] = {}
+    """Read parameters cells, in order (a later assignment overrides an earlier one); every
+    statement must be a literal assignment (Kale's ``pipeline-parameters``)."""
+    return read_parameters(cells, path).params
+
+
+def read_parameters(
+    cells: list[Cell], path: str | None = None, *, papermill: Collection[int] = ()
+) -> Parameters:
+    """Read parameters cells, in order. Cells whose index is in ``papermill`` follow papermill's
+    conventions: a statement that is not the assignment of a literal value is kept (in
+    ``statements``) instead of being an error."""
+    out = Parameters()
     fix = "keep only lines like `learning_rate = 0.01` in the parameters cell"
     for cell in cells:
-        for node in _parse(cell, "parameters", path).body:
+        relaxed = cell.index in papermill
+        kept: list[ast.stmt] = []
+        tree = _parse(cell, "parameters", path)
+        for node in tree.body:
             name, value_node, annotation = _assignment(node)
             if name is None or value_node is None:
+                if relaxed:
+                    kept.append(node)
+                    continue
                 raise _error(
                     cell,
                     node.lineno,
@@ -71,7 +105,10 @@ def parse_parameters(cells: list[Cell], path: str | None = None) -> dict[str, Pa
                 )
             try:
                 value = ast.literal_eval(value_node)
-            except ValueError as err:
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as err:
+                if relaxed:
+                    kept.append(node)
+                    continue
                 raise _error(
                     cell,
                     node.lineno,
@@ -79,8 +116,39 @@ def parse_parameters(cells: list[Cell], path: str | None = None) -> dict[str, Pa
                     "compute it in a step instead, and give the parameter a literal default",
                     path,
                 ) from err
-            params[name] = Param(name, _type_of(value, annotation, cell, node, path), value)
-    return params
+            try:
+                kind = _type_of(value, annotation, cell, node, path)
+            except NotebookError:
+                if not relaxed:
+                    raise
+                inferred = LITERAL_TYPES.get(list if isinstance(value, tuple) else type(value))
+                if inferred is None:  # a set, bytes, a complex number: papermill lists it, but
+                    kept.append(node)  # it cannot be a kfnb parameter; it still runs
+                    continue
+                kind = inferred  # an annotation kfnb does not know (Optional[int]): the value's
+            out.params[name] = Param(name, kind, value)
+        if kept:
+            out.statements.append(Cell(cell.index, _statements_source(cell.source, tree, kept)))
+    return out
+
+
+def _statements_source(source: str, tree: ast.Module, kept: list[ast.stmt]) -> str:
+    """The source of the ``kept`` statements of a cell: its own lines where the transformed
+    source (IPython syntax made Python) has the cell's lines and no two statements share a
+    line, else the transformed code."""
+    from .names import transform
+
+    lines = source.splitlines()
+    spans = [(n.lineno, n.end_lineno or n.lineno) for n in tree.body]
+    shared = any(a[1] >= b[0] for a, b in itertools.pairwise(spans))
+    own = not shared and len(transform(source).splitlines()) == len(lines)
+    parts = []
+    for node in kept:
+        if own and node.end_lineno is not None:
+            parts.append("\n".join(lines[node.lineno - 1 : node.end_lineno]))
+        else:
+            parts.append(ast.unparse(node))
+    return "\n".join(parts)
 
 
 def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None, str | None]:

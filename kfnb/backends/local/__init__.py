@@ -89,6 +89,12 @@ class LocalConfig:
     kernel_transport: str = option(
         "ipc", "ZeroMQ transport of kernels: ipc or tcp", env="KFNB_KERNEL_TRANSPORT", hidden=True
     )
+    workdir: str | None = option(
+        None,
+        "working folder of the steps (default: the notebook's folder)",
+        env="KFNB_WORKDIR",
+        hidden=True,
+    )
 
     def pool(self, env: Mapping[str, str], home: Path | None = None) -> Pool:
         """This machine's pool; with ``home`` (``KFNB_HOME``) its GPUs are also leased
@@ -182,7 +188,10 @@ class LocalBackend(Backend):
             spec=pipeline_spec(pipeline)
             | ({"resumed_from": resumed_from.id} if resumed_from is not None else {}),
         )
-        cwd = source.parent if source else Path.cwd()
+        if self.config.workdir:
+            cwd = Path(self.config.workdir).expanduser().resolve()
+        else:
+            cwd = source.parent if source else Path.cwd()
         kernel_name = self.kernel_name(pipeline)
         # steps read relative paths from cwd, and the kernelspec is their Python: both are part
         # of what a cached result depends on

@@ -31,7 +31,7 @@ from papermill.engines import NBClientEngine, papermill_engines
 from ...kernels import WarmKernel
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-ENGINE = "kfnb"
+ENGINE = "kfnb-step"  # not "kfnb": that is the papermill engine users select
 
 
 class WarmKernelEngine(NBClientEngine):
