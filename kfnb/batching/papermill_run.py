@@ -143,6 +143,13 @@ def _plan(nb: Any, kernel_name: str, input_path: str | None, given: dict[str, An
         meta_options = _metadata_options(nb, names)
         if "workdir" in names and "workdir" not in meta_options:
             given.setdefault("workdir", os.getcwd())  # papermill's kernels run in its cwd
+        chosen = {**settings.section("local"), **meta_options}
+        if (
+            "pool_size" in names
+            and "pool_size" not in chosen
+            and "KFNB_POOL_SIZE" not in settings.env
+        ):
+            given.setdefault("pool_size", 0)  # a process that ends with the run: none kept warm
         if meta_options:
             merged = {**settings.section("local"), **meta_options}
             settings = dataclasses.replace(
