@@ -130,3 +130,8 @@ class SourceError(KfnbError):
         self.lineno = lineno
         self.msg = message
         super().__init__(message, where=f"line {lineno}" if lineno else None)
+
+
+class NotResumable(KfnbError):
+    """A study or batch that cannot go on from here: still running, or tuning a function this
+    process does not hold, or gone from its cluster."""

@@ -58,3 +58,15 @@ def step_hashes(
         blob = json.dumps(payload, sort_keys=True, default=repr).encode()
         hashes[step.name] = hashlib.sha256(blob).hexdigest()
     return {s.name: hashes[s.name] for s in pipeline.steps}
+
+
+def independent_steps(pipeline: Pipeline, names: set[str]) -> set[str]:
+    """Steps whose content hash none of the parameters ``names`` enters (directly or through
+    an upstream step): the same in every run that varies only those parameters (a study's
+    trials, a sweep's sets), so one computes them and the step cache serves the others."""
+    found: set[str] = set()
+    for step in pipeline.toposort():
+        reads = set(pipeline.step_parameters(step))
+        if not reads & names and all(d in found for d in step.after):
+            found.add(step.name)
+    return found

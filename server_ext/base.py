@@ -28,10 +28,9 @@ from jupyter_server.base.handlers import APIHandler
 
 from kfnb import jsonio
 from kfnb.backends import BackendError
-from kfnb.errors import KfnbError, NotebookError, PipelineError, SourceError
+from kfnb.errors import KfnbError, NotebookError, NotResumable, PipelineError, SourceError
 from kfnb.params import ParameterError
 from kfnb.tracking import AmbiguousRunId, InvalidTransition, RunNotFound, StepNotFound, Store
-from kfnb.tuning import NotResumable
 from kfnb.tuning.space import SpaceError
 
 from .config import KfnbServerSettings

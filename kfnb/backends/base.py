@@ -156,6 +156,24 @@ class RunHandle(RunView, abc.ABC):
         return self.status
 
 
+class RunnerHandle(RunHandle):
+    """A parent run (a study, a batch) that a runner thread of this process drives: the
+    runner sets ``finished`` when it returns and polls the store for a cancel request;
+    ``stop()`` wakes it at once."""
+
+    def __init__(self, store: Store, run_id: str, runner: Any) -> None:
+        super().__init__(store, run_id)
+        self.runner = runner
+
+    def wait(self, timeout: float | None = None) -> str:
+        self.runner.finished.wait(timeout)
+        return self.status
+
+    def cancel(self) -> None:
+        self.store.request_cancel(self.id)
+        self.runner.stop()
+
+
 class StoreRunHandle(RunHandle):
     """A run followed through the store alone: another process (a runner) drives it."""
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import KfnbError
+from ..hashing import independent_steps
 from ..tracking import TERMINAL_RUN, Run, Store
 
 if TYPE_CHECKING:
@@ -45,16 +46,6 @@ def infrastructure_fault(run: Run) -> bool:
             if any(mark.lower() in text.lower() for mark in INFRA):
                 return True
     return False
-
-
-def shared_steps(pipeline: Pipeline, names: set[str]) -> set[str]:
-    """Steps whose content hash no swept parameter enters: the same in every set."""
-    shared: set[str] = set()
-    for step in pipeline.toposort():
-        reads = set(pipeline.step_parameters(step))
-        if not reads & names and all(d in shared for d in step.after):
-            shared.add(step.name)
-    return shared
 
 
 @dataclass
@@ -88,7 +79,7 @@ class BatchRunner:
         names: set[str] = set()
         for s in self.sets:
             names |= set(s)
-        self.shared = shared_steps(pipeline, names)
+        self.shared = independent_steps(pipeline, names)
         self._gate: _Active | None = None
         self._gate_open = not self.shared
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..backends import RunHandle, RunView, StoreRunHandle
+from ..backends import RunHandle, RunnerHandle, RunView, StoreRunHandle
 from ..display import RunDisplay
-from ..errors import KfnbError
+from ..errors import KfnbError, NotResumable
 from ..jsonio import dumps
 from .runner import BatchRunner, runs_of
 from .sets import make_sets
@@ -28,26 +28,6 @@ if TYPE_CHECKING:
     from ..widgets.batch import BatchWidget
 
 RETRIES = 1  # runs again of a set that failed for an infrastructure fault
-
-
-class NotResumable(KfnbError):
-    """A batch that cannot go on: still running, or no batch."""
-
-
-class BatchHandle(RunHandle):
-    """A batch driven by a runner thread of this process."""
-
-    def __init__(self, store: Store, run_id: str, runner: BatchRunner) -> None:
-        super().__init__(store, run_id)
-        self.runner = runner
-
-    def wait(self, timeout: float | None = None) -> str:
-        self.runner.finished.wait(timeout)
-        return self.status
-
-    def cancel(self) -> None:
-        self.store.request_cancel(self.id)
-        self.runner.stop()
 
 
 def batch(
@@ -134,7 +114,7 @@ def batch(
         },
     )
     runner = BatchRunner(store, record.id, pipeline, impl, list(range(len(checked)))).start()
-    found = Batch(store, record.id, BatchHandle(store, record.id, runner), settings=settings)
+    found = Batch(store, record.id, RunnerHandle(store, record.id, runner), settings=settings)
     if wait:
         found.wait()
     return found
@@ -176,7 +156,7 @@ def _resume(
             todo.append(index)
     store.resume_run(record.id)
     runner = BatchRunner(store, record.id, pipeline, impl, todo).start()
-    found = Batch(store, record.id, BatchHandle(store, record.id, runner), settings=settings)
+    found = Batch(store, record.id, RunnerHandle(store, record.id, runner), settings=settings)
     if wait:
         found.wait()
     return found

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..backends import StoreRunHandle
-from ..errors import KfnbError
+from ..errors import KfnbError, NotResumable
 from .algorithms import ALGORITHMS, Median
 from .backends import TUNERS, Tuner, get_tuner
 from .space import Choice, Float, Int, SpaceError, check_space, load_space_file, parse_space
@@ -59,11 +59,6 @@ __all__ = [
 
 
 BACKENDS = tuple(TUNERS)
-
-
-class NotResumable(KfnbError):
-    """A study that cannot go on from here: still running, or tuning a function this
-    process does not hold."""
 
 
 DEFAULTS = {"direction": "minimize", "algorithm": "tpe", "trials": 20, "parallel": 1}

@@ -134,11 +134,11 @@ class LocalTuner(Tuner):
 
     @staticmethod
     def _start(store: Store, study_id: str, spec: StudySpec, target: Any) -> RunHandle:
+        from ..backends import RunnerHandle
         from .local import StudyRunner
-        from .study import StudyHandle
 
         runner = StudyRunner(store, study_id, spec, target).start()
-        return StudyHandle(store, study_id, runner)
+        return RunnerHandle(store, study_id, runner)
 
 
 class KatibTuner(Tuner):

@@ -78,12 +78,9 @@ class NotebookTarget:
 
     def shared_steps(self, space: Mapping[str, Any]) -> set[str]:
         """Steps whose content hash no tuned parameter enters: the same in every trial."""
-        shared: set[str] = set()
-        for step in self.pipeline.toposort():
-            reads = set(self.pipeline.step_parameters(step))
-            if not reads & set(space) and all(d in shared for d in step.after):
-                shared.add(step.name)
-        return shared
+        from ..hashing import independent_steps
+
+        return independent_steps(self.pipeline, set(space))
 
 
 class FunctionTarget:

@@ -21,23 +21,6 @@ if TYPE_CHECKING:
     from ..settings import Settings
     from ..tracking import Store
     from ..widgets import StudyWidget
-    from .local import StudyRunner
-
-
-class StudyHandle(RunHandle):
-    """A local study driven by a runner thread of this process."""
-
-    def __init__(self, store: Store, run_id: str, runner: StudyRunner) -> None:
-        super().__init__(store, run_id)
-        self.runner = runner
-
-    def wait(self, timeout: float | None = None) -> str:
-        self.runner.finished.wait(timeout)
-        return self.status
-
-    def cancel(self) -> None:
-        self.store.request_cancel(self.id)
-        self.runner.stop()
 
 
 class Study(RunDisplay, RunView):
