@@ -16,8 +16,6 @@ resume runs only the sets whose last run did not succeed.
 from __future__ import annotations
 
 import logging
-import threading
-import traceback
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import KfnbError
 from ..hashing import independent_steps
+from ..parents import ParentRunner
 from ..tracking import TERMINAL_RUN, Run, Store
 
 if TYPE_CHECKING:
@@ -54,13 +53,15 @@ class _Active:
     handle: RunHandle
 
 
-class BatchRunner:
+class BatchRunner(ParentRunner):
     """Drives the batch ``batch_id`` to its end; ``start()`` runs it in a thread."""
+
+    what = "batch"
 
     def __init__(
         self, store: Store, batch_id: str, pipeline: Pipeline, backend: Any, todo: list[int]
     ) -> None:
-        self.store = store
+        super().__init__(store, batch_id)
         self.batch_id = batch_id
         self.pipeline = pipeline
         self.backend = backend
@@ -73,9 +74,6 @@ class BatchRunner:
         self.queue: deque[int] = deque(todo)
         self.tries: dict[int, int] = {}
         self.active: dict[int, _Active] = {}
-        self.cancel_event = threading.Event()
-        self.finished = threading.Event()
-        self.thread: threading.Thread | None = None
         names: set[str] = set()
         for s in self.sets:
             names |= set(s)
@@ -83,35 +81,12 @@ class BatchRunner:
         self._gate: _Active | None = None
         self._gate_open = not self.shared
 
-    def start(self) -> BatchRunner:
-        self.thread = threading.Thread(
-            target=self.run, name=f"kfnb-batch-{self.batch_id}", daemon=True
-        )
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.cancel_event.set()
-
-    def run(self) -> None:
-        try:
-            self._run()
-        except BaseException as err:  # a bug, a broken store: end it, leave no orphans
-            message = f"the batch's runner failed: {type(err).__name__}: {err}"
-            log.error("batch %s: %s\n%s", self.batch_id, message, traceback.format_exc())
-            self._stop_sets()
-            self._end("FAILED", message)
-            if not isinstance(err, Exception):
-                raise
-        finally:
-            self.finished.set()
-
     def _run(self) -> None:
         if self.store.get_run(self.batch_id).status == "PENDING":
             self.store.set_run_status(self.batch_id, "RUNNING")
         while True:
             if self.cancel_event.is_set() or self.store.is_cancel_requested(self.batch_id):
-                self._stop_sets()
+                self._stop_children()
                 self._end("CANCELED", None)
                 return
             self._reap()
@@ -202,7 +177,7 @@ class BatchRunner:
                 self.batch_id, "set", {"set": index, "run": child.id, "status": child.status}
             )
 
-    def _stop_sets(self) -> None:
+    def _stop_children(self) -> None:
         for active in self.active.values():
             try:
                 active.handle.cancel()
@@ -214,13 +189,6 @@ class BatchRunner:
             except Exception as err:
                 log.warning("batch %s: stopping %s: %s", self.batch_id, active.handle.id, err)
         self.active.clear()
-
-    def _end(self, status: str, error: str | None) -> None:
-        try:
-            if self.store.get_run(self.batch_id).status not in TERMINAL_RUN:
-                self.store.set_run_status(self.batch_id, status, error=error)  # type: ignore[arg-type]
-        except Exception as err:
-            log.error("batch %s: could not record its end (%s): %s", self.batch_id, status, err)
 
 
 class _Never:

@@ -26,14 +26,13 @@ budget of finished trials (succeeded, pruned or failed) is reached. Finished tri
 from __future__ import annotations
 
 import logging
-import threading
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import KfnbError
+from ..parents import ParentRunner
 from ..tracking import TERMINAL_RUN, TERMINAL_STEP, Run, Store
 from .algorithms import grid_points, optuna_module, pruner, sampler
 from .space import grid_size
@@ -133,51 +132,23 @@ def open_optuna(folder: Path, study_id: str, spec: StudySpec) -> Any:
     )
 
 
-class StudyRunner:
+class StudyRunner(ParentRunner):
     """Drives one study to its end; ``start()`` runs it in a thread of this process."""
 
+    what = "study"
+
     def __init__(self, store: Store, study_id: str, spec: StudySpec, target: TrialTarget) -> None:
-        self.store = store
+        super().__init__(store, study_id)
         self.study_id = study_id
         self.spec = spec
         self.target = target
         self.active: dict[int, _Active] = {}
-        self.cancel_event = threading.Event()
-        self.finished = threading.Event()
-        self.thread: threading.Thread | None = None
         self._gate: _Active | None = None
         self._gate_open = False
         self._shared: set[str] = set()
         self._fatal: str | None = None
 
-    def start(self) -> StudyRunner:
-        self.thread = threading.Thread(
-            target=self.run, name=f"kfnb-study-{self.study_id}", daemon=True
-        )
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.cancel_event.set()
-
     # -- the loop ---------------------------------------------------------------------------
-    def run(self) -> None:
-        try:
-            self._run()
-        except BaseException as err:  # a bug, a broken store, Ctrl-C: end it, leave no orphans
-            message = f"the study's runner failed: {type(err).__name__}: {err}"
-            log.error("study %s: %s\n%s", self.study_id, message, traceback.format_exc())
-            self._stop_trials()
-            self._end("FAILED", message)
-            if not isinstance(err, Exception):
-                raise
-        finally:
-            self.finished.set()
-            try:
-                self.store.close()
-            except Exception as err:  # pragma: no cover - closing a connection
-                log.warning("study %s: %s", self.study_id, err)
-
     def _run(self) -> None:
         record = self.store.get_run(self.study_id)
         folder = Path(record.artifacts_dir)
@@ -196,19 +167,19 @@ class StudyRunner:
         self._gate_open = not self._shared
         while True:
             if self._cancel_requested():
-                self._stop_trials()
+                self._stop_children()
                 self._end("CANCELED", None)
                 return
             self._reap(ostudy)
             self._report()
             if self._fatal is not None:
-                self._stop_trials()
+                self._stop_children()
                 self._end("FAILED", self._fatal)
                 return
             done, failed = self._finished()
             budget = self._budget()
             if self.spec.max_failed is not None and failed >= self.spec.max_failed:
-                self._stop_trials()
+                self._stop_children()
                 self._end("FAILED", f"{failed} trials failed (max_failed={self.spec.max_failed})")
                 return
             while (
@@ -384,7 +355,7 @@ class StudyRunner:
     def _set_trial(self, run_id: str, status: str, error: str | None) -> None:
         self.store.set_run_status(run_id, status, error=error)  # type: ignore[arg-type]
 
-    def _stop_trials(self) -> None:
+    def _stop_children(self) -> None:
         """Cancel every running trial and wait for their runs to end (trials stay running in
         Optuna, so a resume runs their parameters again)."""
         for active in self.active.values():
@@ -428,13 +399,6 @@ class StudyRunner:
 
     def _trial_event(self, number: int, run_id: str, status: str) -> None:
         self.store.event(self.study_id, "trial", {"trial": number, "run": run_id, "status": status})
-
-    def _end(self, status: str, error: str | None) -> None:
-        try:
-            if self.store.get_run(self.study_id).status not in TERMINAL_RUN:
-                self.store.set_run_status(self.study_id, status, error=error)  # type: ignore[arg-type]
-        except Exception as err:
-            log.error("study %s: could not record its end (%s): %s", self.study_id, status, err)
 
 
 def _state(name: str) -> Any:
