@@ -58,8 +58,10 @@ def follow(
                     )
                 seen[s.name] = key
         out.flush()
-        if run.status in TERMINAL_RUN or (ended is not None and ended()):
+        if run.status in TERMINAL_RUN:
             return run
+        if ended is not None and ended():
+            return get()  # it ended since the look above: its record as it ended
         sleep(interval)
 
 
