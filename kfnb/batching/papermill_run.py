@@ -122,21 +122,6 @@ def _plan(nb: Any, kernel_name: str, input_path: str | None, given: dict[str, An
         raise Refused(f"kfnb cannot run notebooks here: {type(err).__name__}: {err}") from err
     try:
         source = _local_path(input_path)
-        injected = dict((nb.metadata.get("papermill") or {}).get("parameters") or {})
-        raw = _for_parsing(nb, {})
-        pipeline = parse_notebook(raw, source)
-        unknown = {k: v for k, v in injected.items() if k not in pipeline.parameters}
-        if unknown:  # papermill injects them anyway: make them parameters of their own
-            pipeline = parse_notebook(_for_parsing(nb, unknown), source)
-        known = {k: v for k, v in injected.items() if k not in unknown}
-        values, strings = {}, []
-        for name, value in known.items():
-            kind = pipeline.parameters[name].type
-            if isinstance(value, str) and kind in ("int", "float", "bool", "list", "dict"):
-                strings.append((name, value))  # `-p n 5` arrives typed; `-p flag true` does not
-            else:
-                values[name] = value
-        resolved = resolve_params(pipeline, values, strings)
         settings = Settings.load()
         local = get_backend("local")
         names = [o.name for o in local.options()]
@@ -155,14 +140,45 @@ def _plan(nb: Any, kernel_name: str, input_path: str | None, given: dict[str, An
             settings = dataclasses.replace(
                 settings, sections={**settings.sections, "local": merged}
             )
-        own = (pipeline.kernel.get("kernelspec") or {}).get("name")
+        own = (nb.metadata.get("kernelspec") or {}).get("name")
         if kernel_name and kernel_name != own:  # papermill's -k
             given.setdefault("kernel_name", kernel_name)
+        _warm(settings, given, nb.metadata)
+        injected = dict((nb.metadata.get("papermill") or {}).get("parameters") or {})
+        raw = _for_parsing(nb, {})
+        pipeline = parse_notebook(raw, source)
+        unknown = {k: v for k, v in injected.items() if k not in pipeline.parameters}
+        if unknown:  # papermill injects them anyway: make them parameters of their own
+            pipeline = parse_notebook(_for_parsing(nb, unknown), source)
+        known = {k: v for k, v in injected.items() if k not in unknown}
+        values, strings = {}, []
+        for name, value in known.items():
+            kind = pipeline.parameters[name].type
+            if isinstance(value, str) and kind in ("int", "float", "bool", "list", "dict"):
+                strings.append((name, value))  # `-p n 5` arrives typed; `-p flag true` does not
+            else:
+                values[name] = value
+        resolved = resolve_params(pipeline, values, strings)
     except Refused:
         raise
     except Exception as err:
         raise _refusal(err) from err
     return _Plan(pipeline, resolved, given, settings)
+
+
+def _warm(settings: Any, options: dict[str, Any], metadata: Mapping[str, Any]) -> None:
+    """Start the run's kernel pool now (its fork server imports ipykernel, ~0.3 s) so that it
+    is under way while the notebook is read; the run takes its kernels from the same pool. A
+    bad option is left for the run to report."""
+    from ..backends import open_backend
+    from ..backends.local import LocalBackend
+
+    try:
+        local = open_backend("local", settings, options)
+        if isinstance(local, LocalBackend):
+            local.warm(0, local.kernel_name(metadata))
+    except Exception as err:
+        log.debug("kfnb: kernels not started ahead: %s", err)
 
 
 def _has_code(nb: Any) -> bool:

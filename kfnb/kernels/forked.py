@@ -50,7 +50,7 @@ class ForkServer:
             if self._stopped:  # a start racing the owner's shutdown must not start it again
                 raise ForkServerError("the kernel fork server was stopped")
             if self.proc is None:
-                # debugpy (imported ahead for the kernels) warns about frozen modules otherwise
+                # debugpy (when a preload imports it) warns about frozen modules otherwise
                 env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
                 self.proc = subprocess.Popen(
                     [sys.executable, "-c", SERVER_ENTRY, *self.preloads],

@@ -247,6 +247,31 @@ def test_an_idle_pool_uses_no_cpu(make_pool: Callable[..., KernelPool]) -> None:
     assert pool.stats()["ready"] == 2 and pool.stats()["started"] == 2  # nothing restarted
 
 
+@pytest.mark.skipif(importlib.util.find_spec("debugpy") is None, reason="debugpy is not installed")
+def test_forked_kernels_skip_the_debugger_but_steps_may_import_debugpy(
+    make_pool: Callable[..., KernelPool],
+) -> None:
+    pool = make_pool(size=1, fork_server=True)
+    kernel = pool.acquire()
+    got = ask(
+        kernel,
+        "['debugpy' in __import__('sys').modules, __import__('debugpy').__name__]",
+    )
+    pool.discard(kernel)
+    assert got == [False, "debugpy"]  # ipykernel did not load it; a step still can
+
+
+@pytest.mark.parametrize("fork_server", [True, False], ids=["forked", "spawned"])
+def test_forked_kernels_start_all_at_once_spawned_ones_a_core_each(
+    make_pool: Callable[..., KernelPool], fork_server: bool
+) -> None:
+    pool = make_pool(size=0, fork_server=fork_server)
+    pool.want(8)  # a run of 8 parallel steps
+    starting = pool.stats()["starting"]  # a kernel takes >0.1 s: none is ready yet
+    assert starting == (8 if fork_server else min(8, max(2, os.cpu_count() or 2)))
+    fill(pool, 8)
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("rfc3987_syntax") is None, reason="rfc3987_syntax is not installed"
 )

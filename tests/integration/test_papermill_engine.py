@@ -152,6 +152,30 @@ def test_execute_notebook_in_process(tmp_path: Path, store: Store) -> None:
         assert {s.status for s in store.get_run(r.id).steps} == {"SUCCEEDED"}
 
 
+def test_the_run_takes_its_kernels_from_the_pool_started_before_the_notebook_is_read(
+    tmp_path: Path, store: Store
+) -> None:
+    # the engine starts the kernel pool (its fork server) before it parses the notebook; the
+    # run must ask for the same pool, not start a second one beside it
+    from kfnb.kernels import shared_pool_stats, shutdown_shared_pools
+
+    shutdown_shared_pools()
+    nb_path = fan_out(tmp_path / "project")
+    try:
+        papermill.execute_notebook(
+            str(nb_path),
+            str(tmp_path / "out.ipynb"),
+            parameters={"n": 1, "barrier": str(tmp_path / "b")},
+            engine_name="kfnb",
+            progress_bar=False,
+            kfnb_options={"cache": False},
+        )
+        [pool] = shared_pool_stats()
+        assert pool["started"] == 4 and pool["size"] == 0  # one kernel a step, none kept
+    finally:
+        shutdown_shared_pools()
+
+
 def failing(folder: Path) -> Path:
     return write(
         folder / "failing.ipynb",

@@ -192,7 +192,7 @@ class LocalBackend(Backend):
             cwd = Path(self.config.workdir).expanduser().resolve()
         else:
             cwd = source.parent if source else Path.cwd()
-        kernel_name = self.kernel_name(pipeline)
+        kernel_name = self.kernel_name(pipeline.kernel)
         # steps read relative paths from cwd, and the kernelspec is their Python: both are part
         # of what a cached result depends on
         hashes = step_hashes(pipeline, params, context={"cwd": str(cwd), "kernel": kernel_name})
@@ -238,9 +238,10 @@ class LocalBackend(Backend):
                 self._pool = self.config.pool(self.settings.env, self.settings.home)
             return self._pool
 
-    def kernel_name(self, pipeline: Pipeline) -> str:
-        """The kernelspec steps run on: the config's, else the notebook's, else python3."""
-        name = self.config.kernel_name or pipeline.kernel.get("kernelspec", {}).get("name")
+    def kernel_name(self, kernel: Mapping[str, Any]) -> str:
+        """The kernelspec steps run on: the config's, else the notebook's (``kernel``: its
+        metadata, or ``Pipeline.kernel``), else python3."""
+        name = self.config.kernel_name or (kernel.get("kernelspec") or {}).get("name")
         return str(name or "python3")
 
     def warm(self, size: int, kernel_name: str = "python3") -> KernelPool:
@@ -266,7 +267,7 @@ class LocalBackend(Backend):
         return shared_pool(
             PoolConfig(
                 size=self.config.pool_size,
-                kernel_name=self.kernel_name(pipeline),
+                kernel_name=self.kernel_name(pipeline.kernel),
                 preload=tuple(self.config.preload),
                 fork_server=self.config.fork_server,
                 transport=self.config.kernel_transport,

@@ -1,11 +1,11 @@
 """Execute one step notebook with papermill, on a fresh kernel the pool started ahead of time.
 
 papermill does what it always does (parameters injected after the ``parameters`` cell, the
-output notebook saved as cells run, stream output copied to the step's log as it comes, a
-``PapermillExecutionError`` naming the failing cell) through the ``kfnb`` engine: papermill's
-nbclient engine, given the step's pre-started kernel and a client already connected to it
-instead of starting a kernel of its own. The kernel is the step's alone; the caller shuts it
-down afterwards.
+output notebook saved as cells run (here at most once a second, and at its end), stream output
+copied to the step's log as it comes, a ``PapermillExecutionError`` naming the failing cell)
+through the ``kfnb-step`` engine: papermill's nbclient engine, given the step's pre-started
+kernel and a client already connected to it instead of starting a kernel of its own. The kernel
+is the step's alone; the caller shuts it down afterwards.
 
 The outcome is ``{"ok": true}`` or ``{"ok": false, "error": {...}}`` where the error names the
 user's original cell (index and first line), the exception and its traceback. A kernel that died
@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +33,7 @@ from ...kernels import WarmKernel
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ENGINE = "kfnb-step"  # not "kfnb": that is the papermill engine users select
+SAVE_EVERY = timedelta(seconds=1)  # the step notebook on disk lags its cells by at most this
 
 
 class WarmKernelEngine(NBClientEngine):
@@ -66,7 +68,24 @@ class WarmKernelEngine(NBClientEngine):
             **kwargs,
         )
         nb_client.kc = client
-        return nb_client.execute()
+        save = nb_man.save
+        nb_man.save = _throttled(save, nb_man)
+        try:
+            return nb_client.execute()
+        finally:  # papermill's own end-of-notebook save (after a dead kernel too) always writes
+            nb_man.save = save
+
+
+def _throttled(save: Callable[..., None], nb_man: Any) -> Callable[..., None]:
+    """papermill saves the output notebook as every cell starts and ends (~6 ms a save here, most
+    of a quick step's cost in the run's process): at most one save a ``SAVE_EVERY`` seconds while
+    the step runs; the notebook's end is always saved."""
+
+    def throttled(**kwargs: Any) -> None:
+        if nb_man.now() - nb_man.last_save_time >= SAVE_EVERY:
+            save(**kwargs)
+
+    return throttled
 
 
 papermill_engines.register(ENGINE, WarmKernelEngine)
