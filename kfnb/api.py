@@ -11,6 +11,7 @@ panel.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -180,7 +181,8 @@ def _resumable(
     if old.backend != "local" or old.remote is not None:
         raise KfnbError(
             f"run {old.id} ran on the {old.backend!r} backend: only local runs can be resumed",
-            fix=f"start it again: kfnb run {old.notebook or 'NOTEBOOK'} --backend {old.backend}"
+            fix=f"start it again: kfnb run {shlex.quote(old.notebook or 'NOTEBOOK')} "
+            f"--backend {shlex.quote(old.backend)}"
             " (Kubeflow's own step cache reuses the steps that succeeded)",
         )
     if backend not in (None, old.backend):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -30,11 +31,21 @@ from kfnb import jsonio
 from kfnb.backends import BackendError
 from kfnb.errors import KfnbError, NotebookError, NotResumable, PipelineError, SourceError
 from kfnb.params import ParameterError
-from kfnb.tracking import AmbiguousRunId, InvalidTransition, RunNotFound, StepNotFound, Store
+from kfnb.tracking import (
+    AmbiguousRunId,
+    InvalidTransition,
+    RunNotFound,
+    StepNotFound,
+    Store,
+    StoreDiskFull,
+    StoreLocked,
+    StoreReadOnly,
+    StoreUnavailable,
+)
 from kfnb.tuning.space import SpaceError
 
 from .config import KfnbServerSettings
-from .errors import BadRequest, Conflict, NotFound
+from .errors import BadRequest, Conflict, Forbidden, NotFound
 from .paths import ContentsPaths
 
 #: 3: errors carry ``fix`` and ``where`` apart from ``message``; runs carry their pipeline;
@@ -56,6 +67,7 @@ ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (BackendError, 400),
     (SpaceError, 400),
     (AmbiguousRunId, 400),
+    (Forbidden, 403),
     (NotFound, 404),
     (RunNotFound, 404),
     (StepNotFound, 404),
@@ -63,6 +75,10 @@ ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (Conflict, 409),
     (InvalidTransition, 409),
     (NotResumable, 409),
+    (StoreDiskFull, 507),  # the run store's disk is full: the message names it and the fix
+    (StoreReadOnly, 503),  # the store cannot be written (a read-only mount, another user's)
+    (StoreUnavailable, 503),
+    (StoreLocked, 503),
     (KfnbError, 500),
 )
 
@@ -96,8 +112,15 @@ def error_body(status: int, error: BaseException | None, reason: str) -> dict[st
 
 
 def dumps(value: Any) -> str:
-    """JSON for a response body: ``kfnb.jsonio.dumps`` (NaN -> null, paths as strings)."""
-    return jsonio.dumps(value)
+    """JSON for a response body: ``kfnb.jsonio.dumps`` (NaN -> null, paths as strings). Text
+    that UTF-8 cannot carry (a lone surrogate a request sent, quoted back in a message) is
+    written as a JSON escape instead of failing the response."""
+    text = jsonio.dumps(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(json.loads(text), ensure_ascii=True, allow_nan=False)
+    return text
 
 
 def server_store(settings: dict[str, Any]) -> Store:
@@ -140,6 +163,32 @@ class KfnbHandler(APIHandler):
         """``fn(*args, **kwargs)`` in a worker thread: store reads, parsing, submitting."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    def get_json_body(self) -> Any:
+        """The request's body read as JSON (None when empty): a 400 for a body that is no UTF-8
+        text, no JSON, or JSON nested too deep to read; never a 500."""
+        raw = self.request.body.strip()
+        if not raw:
+            return None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise BadRequest(
+                f"the body is not UTF-8 text (byte {err.start} is not)",
+                fix="send the body as JSON in UTF-8",
+            ) from None
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise BadRequest(
+                "the JSON body is nested too deeply to read",
+                fix="send the notebook and the values as they are, not wrapped in thousands "
+                "of lists or objects",
+            ) from None
+        except ValueError as err:
+            raise BadRequest(
+                f"the body is not valid JSON: {err}", fix='send a JSON object, e.g. {"path": P}'
+            ) from None
 
     def json_body(self) -> dict[str, Any]:
         """The request's JSON object (bad JSON: 400 from ``get_json_body``)."""

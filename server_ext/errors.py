@@ -14,6 +14,11 @@ class BadRequest(KfnbError, ValueError):
     """The request is malformed: a missing or mistyped field, a folder where a notebook goes."""
 
 
+class Forbidden(KfnbError):
+    """The server refuses on purpose: a file it may not read, a copy that would land (or come
+    from) outside its root."""
+
+
 class NotFound(KfnbError, LookupError):
     """No such file inside the server root (paths leading outside it are reported the same)."""
 

@@ -27,6 +27,8 @@ POLL_S = 0.25
 HEARTBEAT_S = 15.0
 PAGE = 1000
 PAGE_MAX = 10000
+#: The largest event id a client may name (``after``, ``Last-Event-ID``): within SQLite's range.
+LAST_ID_MAX = 2**62
 
 
 def close_streams(settings: dict[str, Any]) -> None:
@@ -53,13 +55,18 @@ class EventsHandler(KfnbHandler):
             self._closed.set()
 
     def _after(self) -> int:
-        after = self.int_argument("after", 0, 0, 2**62)
+        after = self.int_argument("after", 0, 0, LAST_ID_MAX)
         last_seen = self.request.headers.get("Last-Event-ID", "").strip()
         if last_seen:
+            shown = repr(last_seen) if len(last_seen) <= 40 else repr(last_seen[:37] + "...")
+            fix = "send the id of an event this server sent (or no Last-Event-ID)"
             try:
-                after = max(after, int(last_seen))
+                seen = int(last_seen)
             except ValueError:
-                raise BadRequest(f"Last-Event-ID {last_seen!r} is not an event id") from None
+                raise BadRequest(f"Last-Event-ID {shown} is not an event id", fix=fix) from None
+            if not 0 <= seen <= LAST_ID_MAX:  # the store's ids are SQLite integers
+                raise BadRequest(f"Last-Event-ID {shown} is out of range", fix=fix)
+            after = max(after, seen)
         return after
 
     def _wants_json(self) -> bool:

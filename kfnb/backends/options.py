@@ -84,7 +84,7 @@ class Option:
                 raise self._bad(raw, where)
             if isinstance(raw, int):
                 return raw
-            if isinstance(raw, str):
+            if isinstance(raw, str) and len(raw.strip()) <= 30:
                 try:
                     return int(raw.strip())
                 except ValueError:
@@ -113,6 +113,49 @@ class Option:
             return raw
         raise self._bad(raw, where)
 
+    def check(self, value: Any, where: str | None) -> Any:
+        """``value`` (parsed) within this option's bounds: an image option is a well-formed
+        image reference, a count or a duration is in ``BOUNDS``; else a ``BackendError``."""
+        if value is None:
+            return value
+        for text in value if isinstance(value, tuple) else (value,):
+            problem = _text_problem(text) if isinstance(text, str) else None
+            if problem is not None:
+                raise BackendError(
+                    f"option {self.name!r} {problem}",
+                    where=where,
+                    fix=f"give {self.name} plain text (a path, a name)",
+                )
+        choices = CHOICES.get(self.name)
+        if choices is not None and value not in choices:
+            raise BackendError(
+                f"option {self.name!r} must be one of {', '.join(choices)}, got {_shown(value)}",
+                where=where,
+                fix=f"give {self.name} one of: {', '.join(choices)}",
+            )
+        if self.name in IMAGE_OPTIONS and isinstance(value, str):
+            from ..notebook.images import IMAGE_FIX, image_problem, short_ref
+
+            problem = image_problem(value)
+            if problem is not None:
+                raise BackendError(
+                    f"option {self.name!r} {short_ref(value)}: {problem}",
+                    where=where,
+                    fix=IMAGE_FIX,
+                )
+        bounds = BOUNDS.get(self.name)
+        if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            low, high, why = bounds
+            if not low <= value <= high:
+                shown = repr(value) if abs(value) < 1e30 else "a very large number"
+                raise BackendError(
+                    f"option {self.name!r} must be between {low:g} and {high:g} ({why}), "
+                    f"got {shown}",
+                    where=where,
+                    fix=f"give {self.name} a value from {low:g} to {high:g}",
+                )
+        return value
+
     def _bad(self, raw: Any, where: str | None) -> BackendError:
         shown = repr(raw) if len(repr(raw)) <= 60 else repr(raw)[:57] + "..."
         kinds = {"list": "a list of strings (or text with commas)", "int": "an integer"}
@@ -122,6 +165,50 @@ class Option:
             where=where,
             fix=f"give {self.name} {kind}" + ("" if not self.nullable else " (or leave it unset)"),
         )
+
+
+#: The longest text an option takes (a path, a module name, a host): more is no mistake to echo.
+MAX_TEXT = 4096
+#: Options that take one of a few words, by name (whatever the backend).
+CHOICES: dict[str, tuple[str, ...]] = {"kernel_transport": ("ipc", "tcp")}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text_problem(text: str) -> str | None:
+    """Why an option's text cannot be a path, a name or a host (``None`` when it can): a NUL,
+    a control character, text UTF-8 cannot carry, or more than ``MAX_TEXT`` characters. Such
+    values break where they are used (``Path.resolve``, a kernel's argv), after a run began."""
+    if len(text) > MAX_TEXT:
+        return f"is {len(text)} characters long (the limit is {MAX_TEXT})"
+    if any(ord(c) < 32 and c not in "\t" for c in text) or "\x7f" in text:
+        return "holds a control character (a NUL, a newline...)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds text UTF-8 cannot carry (a lone surrogate)"
+    return None
+
+
+#: Options that name a container image: checked like every image reference.
+IMAGE_OPTIONS = frozenset({"image", "base_image"})
+#: Sane ranges of numeric options, by name (whatever the backend): (lowest, highest, why).
+BOUNDS: dict[str, tuple[float, float, str]] = {
+    "max_parallel": (1, 4096, "steps at once"),
+    "pool_size": (0, 256, "kernels kept warm"),
+    "cpus": (0.001, 65536, "CPU cores"),
+    "memory": (1, 2.0**50, "bytes"),
+    "poll_interval": (0.001, 3600, "seconds"),
+    "timeout": (0.001, 30 * 24 * 3600, "seconds"),
+    "retries": (0, 100, "retries of a step"),
+    "gpus_per_node": (0, 1024, "GPUs"),
+    "max_failed": (0, 1_000_000, "trials"),
+    "trials": (1, 1_000_000, "trials"),
+    "parallel": (1, 4096, "trials at once"),
+}
 
 
 def _kind(hint: Any) -> tuple[str, bool]:
@@ -202,7 +289,7 @@ def build(
     values: dict[str, Any] = {}
     for name, spec in specs.items():
         if given.get(name) is not None:
-            values[name] = spec.parse(given[name], None)
+            values[name] = spec.check(spec.parse(given[name], None), None)
             continue
         # an empty variable is unset, except for a list ("" is the empty list: KFNB_GPUS=)
         var = next(
@@ -210,7 +297,9 @@ def build(
             None,
         )
         if var is not None:
-            values[name] = spec.parse(env[var], f"environment variable {var}")
+            where = f"environment variable {var}"
+            values[name] = spec.check(spec.parse(env[var], where), where)
         elif file.get(name) is not None:
-            values[name] = spec.parse(file[name], f"section {backend} of {file_path}")
+            where = f"section {backend} of {file_path}"
+            values[name] = spec.check(spec.parse(file[name], where), where)
     return config_class(**values)

@@ -6,15 +6,21 @@ checked against the notebook's parameters before anything runs."""
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from ..params import ParameterError, check_value, parse_string
+from ..params import (
+    ParameterError,
+    check_value,
+    parse_string,
+    read_text_file,
+    read_yaml_file,
+    short,
+)
 
 if TYPE_CHECKING:
     from ..dag import Pipeline
@@ -33,7 +39,7 @@ def expand_grid(grid: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[d
         if not isinstance(part, Mapping):
             raise SetError(
                 f"a grid is a mapping of parameter names to lists of values, not "
-                f"{type(part).__name__} {part!r}",
+                f"{type(part).__name__} {short(part)}",
                 fix="grid={'lr': [0.1, 0.01], 'seed': [1, 2]}",
             )
         names = [str(n) for n in part]
@@ -49,24 +55,29 @@ def expand_grid(grid: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[d
 
 def load_grid_file(path: str | os.PathLike[str]) -> Any:
     """A grid from a YAML (or JSON) file: a mapping, or a list of mappings."""
-    p = Path(path)
+    fix = "map each swept parameter to a list of values, e.g. `lr: [0.1, 0.01]`"
     try:
-        return yaml.safe_load(p.read_text())
-    except FileNotFoundError as err:
-        raise SetError(f"no grid file at {str(p)!r}", fix="check the path") from err
-    except yaml.YAMLError as err:
-        raise SetError(f"{str(p)!r} is not valid YAML: {err}") from err
+        data, _ = read_yaml_file(Path(path), "grid file", fix)
+    except ParameterError as err:  # names the file and the line, never what it holds
+        raise SetError(err.message, fix=err.fix) from None
+    return data
 
 
 def read_csv(pipeline: Pipeline, path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """One set per row of the CSV file ``path`` (a header row of parameter names); each cell
     is typed by the parameters cell (an empty cell leaves the parameter at its default)."""
     p = Path(path)
+    fix = "write a header row of parameter names, then one set per row"
     try:
-        with p.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError as err:
-        raise SetError(f"no sets file at {str(p)!r}", fix="check the path") from err
+        text = read_text_file(p, "sets file", fix)
+    except ParameterError as err:  # names the file and the line, never what it holds
+        raise SetError(err.message, fix=err.fix) from None
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as err:
+        raise SetError(
+            f"the sets file {short(str(p), 200)} is no CSV kfnb can read: {err}", fix=fix
+        ) from None
     out: list[dict[str, Any]] = []
     for number, row in enumerate(rows, start=2):  # line 1 is the header
         values: dict[str, Any] = {}
@@ -104,7 +115,7 @@ def make_sets(
         raw = [dict(s) for s in sets]
         for s in raw:
             if not all(isinstance(k, str) for k in s):
-                raise SetError(f"a set maps parameter names to values, not {s!r}")
+                raise SetError(f"a set maps parameter names to values, not {short(s)}")
     if not raw:
         raise SetError("the batch has no parameter sets", fix="give at least one")
     fixed = dict(fixed or {})
@@ -113,7 +124,7 @@ def make_sets(
         for name in values:
             if name not in pipeline.parameters:
                 raise SetError(
-                    f"set {i} {values!r} sets {name!r}, which is no parameter of {pipeline.name!r}",
+                    f"set {i} sets {short(name)}, which is no parameter of {pipeline.name!r}",
                     fix=f"the notebook's parameters: {known}",
                 )
         both = sorted(set(values) & set(fixed))
@@ -125,7 +136,7 @@ def make_sets(
         try:
             raw[i] = {n: check_value(pipeline, n, v) for n, v in values.items()}
         except ParameterError as err:
-            raise SetError(f"set {i} {values!r}: {err.message}", fix=err.fix) from err
+            raise SetError(f"set {i}: {err.message}", fix=err.fix) from err
     return raw
 
 

@@ -10,13 +10,16 @@ from typing import Any
 from ..format import mark
 from .view import metric_names, param_names
 
+CELL = 40  # characters of a value shown in a line or table cell (values may be 64 KiB)
+
 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    text = str(value)
+    return text if len(text) <= CELL else f"{text[: CELL - 3]}..."
 
 
 def _params(params: Mapping[str, Any]) -> str:

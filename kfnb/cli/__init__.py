@@ -10,6 +10,8 @@ the settings once, runs the command and maps errors once: a ``KfnbError`` prints
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import traceback
@@ -28,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .commands import dispatch
 
     skip_slow_optional_imports()
+    for stream in (sys.stdout, sys.stderr):  # a name of undecodable bytes prints, escaped
+        with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     words = list(sys.argv[1:] if argv is None else argv)
     # `kfnb train fit.py --procs 2 -- --lr 0.1`: what follows -- is the script's
     passed = words[words.index("--") + 1 :] if "--" in words else []
@@ -46,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KfnbError as err:
         if debug:
             traceback.print_exc()
-        print(f"kfnb: error: {err}", file=sys.stderr)
+        print(f"kfnb: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kfnb: interrupted", file=sys.stderr)
@@ -54,3 +59,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `kfnb describe ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (RecursionError, MemoryError) as err:  # an input too large that no check caught
+        if debug:
+            traceback.print_exc()
+        refused = KfnbError(
+            f"an input is too large or nested too deeply to process ({type(err).__name__})",
+            fix="make it smaller (run with --debug to see where)",
+        )
+        print(f"kfnb: error: {refused}", file=sys.stderr)
+        return 2
+
+
+#: The longest error line printed: an error names what is wrong, it does not repeat a value.
+MAX_ERROR = 1000
+
+
+def one_line(text: str) -> str:
+    """An error message as one terminal line of at most ``MAX_ERROR`` characters: control
+    characters (newlines, escapes, NUL, a right-to-left override) are shown escaped."""
+    shown = "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+    if len(shown) > MAX_ERROR:
+        shown = f"{shown[: MAX_ERROR - 40]}... ({len(shown)} chars in all)"
+    return shown

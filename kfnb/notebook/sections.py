@@ -22,6 +22,7 @@ from typing import Any
 
 from ..dag import Cell, Param
 from ..errors import NotebookError
+from ..params import finite, value_problem
 
 LITERAL_TYPES: dict[type, str] = {
     bool: "bool",
@@ -33,6 +34,11 @@ LITERAL_TYPES: dict[type, str] = {
     type(None): "any",
 }
 ANNOTATIONS = {"bool", "int", "float", "str", "list", "dict"}
+#: The deepest syntax tree a statement of a parameters cell may have. Nothing in the cell is
+#: evaluated (``ast.literal_eval`` reads literals), but reading, analysing and writing a tree
+#: recurses once per level: a sum of thousands of terms would exhaust Python's recursion.
+#: A literal default nests a few levels; a papermill statement (``os.path.join(...)``) a dozen.
+EXPRESSION_DEPTH = 100
 
 
 def _error(
@@ -53,6 +59,15 @@ def _parse(cell: Cell, what: str, path: str | None) -> ast.Module:
 
     try:
         return ast.parse(transform(cell.source))
+    except (RecursionError, MemoryError) as err:  # `x = 1+1+...+1`, 20,000 terms
+        raise _error(
+            cell,
+            None,
+            f"the {what} cell holds an expression nested too deeply for Python to read "
+            f"(more than about {EXPRESSION_DEPTH} levels)",
+            "write the value out as a literal (e.g. x = 20000), or compute it in a step",
+            path,
+        ) from err
     except SyntaxError as err:
         raise _error(
             cell,
@@ -91,6 +106,16 @@ def read_parameters(
         kept: list[ast.stmt] = []
         tree = _parse(cell, "parameters", path)
         for node in tree.body:
+            if _depth(node) > EXPRESSION_DEPTH:
+                raise _error(
+                    cell,
+                    node.lineno,
+                    f"this statement nests more than {EXPRESSION_DEPTH} levels deep, the limit "
+                    "for a parameters cell",
+                    "give the parameter a literal default (e.g. x = 20000), or compute the "
+                    "value in a step",
+                    path,
+                )
             name, value_node, annotation = _assignment(node)
             if name is None or value_node is None:
                 if relaxed:
@@ -116,6 +141,18 @@ def read_parameters(
                     "compute it in a step instead, and give the parameter a literal default",
                     path,
                 ) from err
+            problem = value_problem(value)
+            if problem is None and not finite(value):
+                problem = "is not a finite number (NaN or an infinity: JSON has neither)"
+            if problem is not None:
+                raise _error(
+                    cell,
+                    node.lineno,
+                    f"the default of parameter {name!r} {problem}",
+                    "put the data in a file and make the parameter its path (list the file "
+                    "in the notebook's kfnb.files metadata so compiled pipelines ship it)",
+                    path,
+                )
             try:
                 kind = _type_of(value, annotation, cell, node, path)
             except NotebookError:
@@ -130,6 +167,19 @@ def read_parameters(
         if kept:
             out.statements.append(Cell(cell.index, _statements_source(cell.source, tree, kept)))
     return out
+
+
+def _depth(root: ast.AST) -> int:
+    """The depth of the syntax tree under ``root``, walked without recursion."""
+    deepest = 0
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > EXPRESSION_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _statements_source(source: str, tree: ast.Module, kept: list[ast.stmt]) -> str:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NotebookError
+from .images import IMAGE_FIX, image_problem, short_ref
 from .tags import Directive, TagError, parse_tags
 
 KFNB_KEY = "kfnb"
@@ -63,7 +64,7 @@ def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Setti
         name=own.get("name") or kale.get("pipeline_name") or None,
         description=own.get("description") or kale.get("pipeline_description") or "",
         experiment=own.get("experiment") or kale.get("experiment_name") or kale_experiment or None,
-        image=own.get("image") or kale.get("base_image") or kale.get("docker_image") or None,
+        image=_image(own, kale, path),
         files=_files(own.get("files"), path),
     )
     defaults = Directive(cache=_kale_caching(kale, path))
@@ -88,6 +89,25 @@ def read_settings(metadata: Mapping[str, Any], path: str | None = None) -> Setti
         defaults = defaults.merge(parsed)
     settings.defaults = defaults
     return settings
+
+
+def _image(own: Mapping[str, Any], kale: Mapping[str, Any], path: str | None) -> str | None:
+    """The notebook's base image (kfnb's ``image``, else Kale's ``base_image``/``docker_image``),
+    checked like every image reference."""
+    for source, key in ((own, "image"), (kale, "base_image"), (kale, "docker_image")):
+        ref = source.get(key)
+        if not ref:
+            continue
+        problem = image_problem(ref)
+        if problem is not None:
+            name = KFNB_KEY if source is own else KALE_KEY
+            raise NotebookError(
+                f"notebook metadata {name}.{key} {short_ref(ref)}: {problem}",
+                fix=IMAGE_FIX,
+                path=path,
+            )
+        return str(ref)
+    return None
 
 
 def _kale_caching(kale: Mapping[str, Any], path: str | None) -> bool | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..dag import GPU, Toleration
+from .images import IMAGE_FIX, image_problem, short_ref
 
 Role = Literal["step", "imports", "functions", "parameters", "metrics", "skip"]
 
@@ -243,19 +244,61 @@ def parse_limit(key: str, value: str, tag: str) -> tuple[str, str]:
             f"{value!r} in tag {tag!r} is not a Kubernetes quantity",
             "write a number with an optional unit, e.g. 2, 500m, 4Gi",
         )
-    if name.endswith("/gpu") and not value.isdigit():
+    if name.endswith("/gpu") and not (value.isascii() and value.isdigit()):
         raise TagError(
-            f"a GPU count must be a whole number, not {value!r} (tag {tag!r})",
+            f"a GPU count must be a whole number, not {short_ref(value)} (tag {short_ref(tag)})",
             f"write limit:{name}:1",
         )
+    if name.endswith("/gpu") and (len(value) > 5 or int(value) > MAX_GPUS):
+        raise TagError(
+            f"{short_ref(tag)} asks for more than {MAX_GPUS} GPUs (the limit)",
+            f"ask for at most {MAX_GPUS}, e.g. limit:{name}:1",
+        )
+    problem = quantity_problem(name, value)
+    if problem is not None:
+        raise TagError(f"{short_ref(tag)}: {problem}", "write e.g. limit:cpu:2 or limit:memory:4Gi")
     return name, value
 
 
+#: Bounds of a step's CPU and memory limits: 1 millicore to 4096 cores, 1 byte to 64 TiB. A
+#: value outside them is a typo (``limit:memory:4`` is 4 bytes, ``limit:cpu:2000`` 2000 cores).
+_QUANTITY_BOUNDS = {"cpu": (1e-3, 4096.0), "memory": (1.0, 64 * 2.0**40)}
+_SUFFIX = {
+    **{s: 1000.0**i for i, s in enumerate(("", "k", "M", "G", "T", "P", "E"))},
+    **{s: 1024.0**i for i, s in enumerate(("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")) if s},
+    "m": 1e-3,
+    "u": 1e-6,
+    "n": 1e-9,
+    "p": 1e-12,
+}
+
+
+def quantity_problem(name: str, value: str) -> str | None:
+    """Whether a CPU or memory quantity is outside sane bounds (``None``: it is fine)."""
+    if name not in _QUANTITY_BOUNDS or len(value) > 40:
+        return None if name not in _QUANTITY_BOUNDS else f"{name} quantity too long"
+    m = re.match(r"^\+?([0-9.]+(?:[eE][+-]?[0-9]+)?)([A-Za-z]*)$", value)
+    if m is None or m.group(2) not in _SUFFIX:
+        return None  # QUANTITY accepted it; leave odd spellings to Kubernetes
+    try:
+        amount = float(m.group(1)) * _SUFFIX[m.group(2)]
+    except (ValueError, OverflowError):
+        return f"{name} quantity is not a number"
+    low, high = _QUANTITY_BOUNDS[name]
+    if not low <= amount <= high:
+        shown = "1m (a thousandth of a core) and 4096" if name == "cpu" else "1 byte and 64Ti"
+        return f"a {name} limit must be between {shown}"
+    return None
+
+
 def parse_image(ref: str, tag: str) -> str:
-    if not ref or any(c.isspace() for c in ref):
+    """An ``image:REF`` tag's (``--image REF``'s) reference, checked by ``images.image_problem``
+    (the one check of every image reference)."""
+    problem = image_problem(ref)
+    if problem is not None:
         raise TagError(
-            f"tag {tag!r} has no valid image reference",
-            "write image:REGISTRY/REPO:TAG, e.g. image:python:3.11",
+            f"tag {short_ref(tag)} has no valid image reference: {problem}",
+            _written(tag, "write image:REGISTRY/NAME:TAG, e.g. image:python:3.11", IMAGE_FIX),
         )
     return ref
 
@@ -270,9 +313,27 @@ def parse_meta(rest: str, tag: str, kind: str) -> tuple[str, str]:
     return key, value
 
 
+#: The most retries a step may ask for: a failing step retried more than this is failing for good
+#: (and each retry reruns the step's whole notebook).
+MAX_RETRIES = 100
+#: The longest step timeout: 30 days; a longer one is no timeout at all (leave it out).
+MAX_TIMEOUT = 30 * 24 * 3600
+#: The most GPUs one step may ask for (the largest nodes have 8 or 16; room for more).
+MAX_GPUS = 1024
+
+
 def parse_retries(text: str, tag: str) -> int:
-    if not text.isdigit():
-        raise TagError(f"tag {tag!r} needs a whole number of retries", "write e.g. retries:2")
+    text = text.strip()
+    if not text.isascii() or not text.isdigit():
+        raise TagError(
+            f"{short_ref(tag)} needs a whole number of retries",
+            _written(tag, "write e.g. retries:2", "write e.g. --retries 2"),
+        )
+    if len(text) > 6 or int(text) > MAX_RETRIES:
+        raise TagError(
+            f"{short_ref(tag)} asks for more than {MAX_RETRIES} retries (the limit)",
+            f"ask for at most {MAX_RETRIES}, e.g. " + _written(tag, "retries:3", "--retries 3"),
+        )
     return int(text)
 
 
@@ -288,13 +349,19 @@ def parse_cache(text: str, tag: str) -> bool:
 
 
 def parse_timeout(text: str, tag: str) -> float:
-    m = DURATION.match(text.strip())
+    m = DURATION.match(text.strip()) if len(text) <= 40 else None
     if not m or float(m.group(1)) <= 0:
         raise TagError(
-            f"tag {tag!r} needs a positive duration",
+            f"{short_ref(tag)} needs a positive duration",
             "write seconds (timeout:90) or with a unit (timeout:30m, timeout:2h)",
         )
-    return float(m.group(1)) * _UNITS[m.group(3)]
+    seconds = float(m.group(1)) * _UNITS[m.group(3)]
+    if seconds > MAX_TIMEOUT:
+        raise TagError(
+            f"{short_ref(tag)} is longer than 30 days (the limit)",
+            "give a shorter timeout (e.g. timeout:24h), or none",
+        )
+    return seconds
 
 
 def _written(tag: str, tag_form: str, option_form: str) -> str:
@@ -313,6 +380,12 @@ def parse_env(name: str, value: str | None, tag: str) -> tuple[str, str]:
                 "write env:NAME:VALUE, e.g. env:LOG_LEVEL:debug",
                 "write --env NAME=VALUE, e.g. --env LOG_LEVEL=debug",
             ),
+        )
+    if len(name) > 253:
+        raise TagError(
+            f"the environment variable name in tag {short_ref(tag)} is {len(name)} characters "
+            "long, over the limit of 253",
+            "use a shorter name",
         )
     if not ENV_NAME.match(name):
         fixed = re.sub(r"[^A-Za-z0-9_]", "_", name)

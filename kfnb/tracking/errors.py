@@ -18,7 +18,30 @@ class TrackingError(KfnbError):
 
 class StoreError(TrackingError):
     """The store itself cannot be used: written by a newer kfnb, not a database, locked, full,
-    read-only."""
+    read-only. The subclasses below say which (``kfnb.tracking.db`` picks one from SQLite's
+    error and what the store's folder shows); each names the file in ``where``."""
+
+
+class StoreLocked(StoreError):
+    """Another process held the store locked for longer than the busy timeout."""
+
+
+class StoreDiskFull(StoreError):
+    """The disk (or the user's quota) that holds the store has no room left to write it."""
+
+
+class StoreReadOnly(StoreError):
+    """The store cannot be written: a read-only mount, or files and folder this user may not
+    write. What only reads it still works (``Store.read_only``)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be opened or created: its folder is missing or a file, or the disk
+    fails."""
+
+
+class StoreCorrupt(StoreError):
+    """The store's file is not a usable kfnb database (overwritten, cut short)."""
 
 
 class RunNotFound(TrackingError, LookupError):

@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..dag import Param, Pipeline
 from ..errors import KfnbError
-from ..params import ParameterError, check_value
+from ..params import ParameterError, check_value, read_yaml_file
 
 SCALAR = (str, int, float, bool, type(None))
 
@@ -249,12 +247,11 @@ def parse_space(data: Any, where: str = "the search space") -> Space:
 def load_space_file(path: str | Path) -> Space:
     """``space.yaml``: the short form or Katib's ``parameters`` list."""
     p = Path(path)
+    fix = "map each tuned parameter to its range, e.g. `lr: {float: [0.0001, 0.1], log: true}`"
     try:
-        data = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise SpaceError(f"no search space file at {str(p)!r}", fix="check the path") from None
-    except yaml.YAMLError as err:
-        raise SpaceError(f"{str(p)!r} is not valid YAML: {err}") from None
+        data, _ = read_yaml_file(p, "search space file", fix)
+    except ParameterError as err:  # names the file and the line, never what it holds
+        raise SpaceError(err.message, fix=err.fix) from None
     return parse_space(data, where=str(p))
 
 

@@ -385,4 +385,4 @@ def test_the_cli_tunes_a_notebook_and_show_prints_the_trials(
         [KFNB, "tune", str(path), "--space", str(space), "--objective", "score", "--trials", "0"],
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert bad.returncode != 0 and "trials must be a positive integer" in bad.stderr
+    assert bad.returncode != 0 and "--trials: 0 trials: give 1 to 1000000" in bad.stderr

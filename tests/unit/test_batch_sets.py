@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kfnb.batching.sets import SetError, expand_grid, make_sets, swept
+from kfnb.batching.sets import SetError, expand_grid, load_grid_file, make_sets, read_csv, swept
 from kfnb.batching.text import markdown, progress_bar, set_line
 from kfnb.dag import Pipeline
 
@@ -72,7 +72,7 @@ def test_an_unknown_parameter_names_the_notebooks_parameters(pipeline: Pipeline)
 
 
 def test_a_wrong_type_in_a_set_is_an_error(pipeline: Pipeline) -> None:
-    with pytest.raises(SetError, match=r"set 1 .*parameter 'x' is an int"):
+    with pytest.raises(SetError, match=r"set 1: parameter 'x' is an int"):
         make_sets(pipeline, sets=[{"x": 1}, {"x": "two"}])
 
 
@@ -119,3 +119,31 @@ def test_text_renderings() -> None:
     md = markdown(view).splitlines()
     assert md[0] == "| set | status | x | score | run |"
     assert md[2] == "| 0 | succeeded | 1 | 2 | r0 |" and md[3] == "| 1 | failed | 2 | - | r1 |"
+
+
+def test_a_bad_grid_file_is_named_with_its_line_never_echoed(tmp_path: Path) -> None:
+    secret = tmp_path / "grid.yaml"
+    secret.write_text("lr: [0.1, 0.01]\npassword: 'hunter2\n")  # an unclosed quote on line 2
+    with pytest.raises(
+        SetError, match=r"grid file .*grid\.yaml', line \d+ is not valid YAML"
+    ) as err:
+        load_grid_file(secret)
+    assert "hunter2" not in str(err.value)
+
+
+def test_a_sets_file_that_is_no_text_is_refused_by_name(tmp_path: Path, pipeline: Pipeline) -> None:
+    binary = tmp_path / "sets.csv"
+    binary.write_bytes(b"x,rate\n1,\xff\xfe secret\n")
+    with pytest.raises(
+        SetError, match=r"sets file .*sets\.csv' is not UTF-8 text \(line 2\)"
+    ) as err:
+        read_csv(pipeline, binary)
+    assert "secret" not in str(err.value)
+    with pytest.raises(SetError, match="no sets file at"):
+        read_csv(pipeline, tmp_path / "missing.csv")
+
+
+def test_long_values_are_cut_in_lines_and_tables() -> None:
+    row = {"set": 0, "status": "SUCCEEDED", "params": {"x": "a" * 5000}, "metrics": {}}
+    line = set_line(row)
+    assert len(line) < 200 and "aaa..." in line

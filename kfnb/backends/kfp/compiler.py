@@ -28,6 +28,7 @@ import inspect
 import io
 import keyword
 import linecache
+import os
 import re
 import tarfile
 import warnings
@@ -88,6 +89,7 @@ def compile_pipeline(
     """Write ``pipeline`` as KFP v2 IR YAML to ``output``."""
     dsl, compiler = _kfp()
     opts = options or CompileOptions()
+    _check_output(output)
     _check(pipeline, opts)
     name = pipeline_name(pipeline.name)
     compiled = Compiled(
@@ -127,11 +129,36 @@ def compile_pipeline(
     )
     build.__name__ = name.replace("-", "_")
     graph = dsl.pipeline(name=name, description=pipeline.description or None)(build)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Python 3.9.*")
-        compiler.Compiler().compile(graph, str(output))
+    try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Python 3.9.*")
+            compiler.Compiler().compile(graph, str(output))
+    except OSError as err:  # a name too long, a read-only folder, a file where a folder goes
+        raise CompileError(
+            f"cannot write {_shown(output)}: {err.strerror or type(err).__name__}",
+            fix="write it to a folder you can write to, e.g. -o pipeline.yaml",
+        ) from err
     return compiled
+
+
+def _shown(path: str | Path) -> str:
+    text = repr(str(path))
+    return text if len(text) <= 100 else f"{text[:100]}... ({len(text)} chars)"
+
+
+def _check_output(output: str | Path) -> None:
+    """The compiled file's path: a ``.yaml`` (or ``.yml``) file name KFP writes to."""
+    text = str(output)
+    if not text.strip() or "\x00" in text or not text.isprintable():
+        raise CompileError(
+            f"{_shown(output)} is not a usable file name", fix="write e.g. -o pipeline.yaml"
+        )
+    if Path(text).suffix not in (".yaml", ".yml") or os.path.isdir(text):
+        raise CompileError(
+            f"the compiled pipeline is YAML: {_shown(output)} does not end with .yaml",
+            fix="write e.g. -o pipeline.yaml",
+        )
 
 
 def pipeline_name(name: str) -> str:
@@ -337,8 +364,21 @@ def _define(fn: str, source: str, filename: str) -> Callable[..., Any]:
 
 def _check(pipeline: Pipeline, opts: CompileOptions) -> None:
     """Refuse what KFP cannot express, naming the step and the fix."""
+    from ...notebook.images import IMAGE_FIX, image_problem, short_ref
+
+    for what, ref in (("--image", opts.image), ("the notebook's image", pipeline.image)):
+        problem = image_problem(ref) if ref else None
+        if problem is not None:
+            raise CompileError(f"{what} {short_ref(ref)}: {problem}", fix=IMAGE_FIX)
     seen: dict[str, str] = {}
     for step in pipeline.steps:
+        problem = image_problem(step.image) if step.image else None
+        if problem is not None:
+            raise CompileError(
+                f"step {step.name!r} has the image {short_ref(step.image)}: {problem}",
+                fix=IMAGE_FIX,
+                where=f"step {step.name!r}",
+            )
         ident = _identifier(step.name)
         if ident in seen:
             raise CompileError(
