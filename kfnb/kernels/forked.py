@@ -5,7 +5,8 @@
 server instead of spawning ``python -m ipykernel_launcher``; everything else (connection file,
 ports or IPC sockets, signals, shutdown) is jupyter_client's own, so papermill and nbclient see an
 ordinary kernel manager. A forked kernel is not the owner's child: ``ForkedProcess`` follows it by
-pid (the fork server reaps it).
+pid, and reads how it ended (a signal, an exit code) from the status file the fork server writes
+as it reaps it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -40,6 +43,7 @@ class ForkServer:
         self.proc: subprocess.Popen[str] | None = None
         self.pid: int | None = None
         self.failed_preloads: dict[str, str] = {}
+        self.status_dir: str | None = None  # the server writes each kernel's exit status here
         self._lock = threading.RLock()
         self._next_id = 0
         self._stopped = False
@@ -50,8 +54,13 @@ class ForkServer:
             if self._stopped:  # a start racing the owner's shutdown must not start it again
                 raise ForkServerError("the kernel fork server was stopped")
             if self.proc is None:
+                self.status_dir = tempfile.mkdtemp(prefix="kfnb-forks-")
                 # debugpy (when a preload imports it) warns about frozen modules otherwise
-                env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+                env = {
+                    **os.environ,
+                    "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+                    "KFNB_FORK_STATUS_DIR": self.status_dir,
+                }
                 self.proc = subprocess.Popen(
                     [sys.executable, "-c", SERVER_ENTRY, *self.preloads],
                     stdin=subprocess.PIPE,
@@ -108,11 +117,24 @@ class ForkServer:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def exit_status(self, pid: int) -> int | None:
+        """How kernel ``pid`` ended as the server saw it (``Popen.returncode``), if it said."""
+        if self.status_dir is None:
+            return None
+        try:
+            with open(os.path.join(self.status_dir, str(pid)), encoding="ascii") as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
     def stop(self) -> None:
         """Stop the server; it kills the kernels it forked."""
         with self._lock:
             self._stopped = True
             proc, self.proc, self.pid = self.proc, None, None
+            status_dir, self.status_dir = self.status_dir, None
+        if status_dir is not None:
+            shutil.rmtree(status_dir, ignore_errors=True)
         if proc is None:
             return
         if self._next_id == 0:  # it forked nothing: no need to wait for it to finish importing
@@ -132,18 +154,30 @@ class ForkServer:
 
 class ForkedProcess:
     """A kernel forked by the fork server, followed by pid (the ``Popen`` subset jupyter_client
-    uses). Its exit status belongs to the fork server, so it reads as -9 once the kernel is gone.
+    uses). Its exit status is the one the fork server wrote as it reaped it; where the server
+    said nothing (it is gone too) it reads as -9.
     """
 
     stdin = stdout = stderr = None
+    STATUS_GRACE_S = 1.0  # a kernel seen gone waits this long for the server to write its status
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, server: ForkServer | None = None) -> None:
         self.pid = pid
+        self.server = server
         self.returncode: int | None = None
+        self._gone_since: float | None = None
 
     def poll(self) -> int | None:
-        if self.returncode is None and not running(self.pid):
-            self.returncode = -signal.SIGKILL
+        if self.returncode is not None or running(self.pid):
+            return self.returncode
+        code = self.server.exit_status(self.pid) if self.server is not None else None
+        if code is None and self.server is not None and self.server.alive:
+            # gone (or a zombie) a moment before the server wrote its status: not ended yet
+            now = time.monotonic()
+            self._gone_since = self._gone_since or now
+            if now - self._gone_since < self.STATUS_GRACE_S:
+                return None
+        self.returncode = code if code is not None else -signal.SIGKILL
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
@@ -157,7 +191,8 @@ class ForkedProcess:
 
     def send_signal(self, signum: int) -> None:
         if self.poll() is None:
-            os.kill(self.pid, signum)
+            with contextlib.suppress(ProcessLookupError):  # gone, its status not yet written
+                os.kill(self.pid, signum)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
@@ -177,7 +212,7 @@ class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
         env = {k: str(v) for k, v in (kwargs.get("env") or os.environ).items()}
         cwd = str(kwargs.get("cwd") or os.getcwd())
         pid = self.fork_server.fork(extra, connection_file, cwd, env)
-        self.process = ForkedProcess(pid)  # type: ignore[assignment]  # Popen-like
+        self.process = ForkedProcess(pid, self.fork_server)  # type: ignore[assignment]  # Popen-like
         self.pid = pid
         self.pgid = pid  # the child called setsid()
         self.cwd = cwd

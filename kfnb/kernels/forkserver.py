@@ -17,6 +17,11 @@ The server starts no thread before forking (fork and threads do not mix). It blo
 when its owner goes away, stdin reaches EOF and the server kills every kernel it forked and
 exits. Each kernel's ``JPY_PARENT_PID`` is the server, so ipykernel's own parent poller ends a
 kernel whose server died. An idle server and its idle kernels use no CPU.
+
+A forked kernel is the server's child, not the owner's: only the server learns how it ended. It
+writes each kernel's exit status, as ``Popen.returncode`` reads (``-9``: SIGKILL, ``3``:
+``os._exit(3)``), to the file named by the kernel's pid in the folder ``KFNB_FORK_STATUS_DIR``
+names, before it reaps the kernel; the owner's ``ForkedProcess`` reads it.
 """
 
 from __future__ import annotations
@@ -51,17 +56,37 @@ KERNEL_MODULES = (
 )
 
 children: set[int] = set()
+status_dir: str | None = None  # where each kernel's exit status is written (its pid names it)
 
 
 def _reap(signum: int = 0, frame: Any = None) -> None:
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
         children.discard(pid)
+        _record_exit(pid, status)
+
+
+def _record_exit(pid: int, status: int) -> None:
+    """Write how kernel ``pid`` ended where the owner looks (written whole, then renamed)."""
+    if status_dir is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        path = os.path.join(status_dir, str(pid))
+        with open(path + ".part", "w", encoding="ascii") as f:
+            f.write(str(os.waitstatus_to_exitcode(status)))
+        os.replace(path + ".part", path)
+
+
+def _forget_exit(pid: int) -> None:
+    """A new kernel has pid ``pid``: the status of an earlier kernel with that pid is stale."""
+    if status_dir is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(status_dir, str(pid)))
 
 
 def _kill_children() -> None:
@@ -108,6 +133,7 @@ def _child(request: dict[str, Any], requests_fd: int, replies_fd: int) -> None: 
         os.setsid()
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})  # blocked by ``serve``
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.close(requests_fd)
         os.close(replies_fd)
@@ -134,6 +160,8 @@ def _child(request: dict[str, Any], requests_fd: int, replies_fd: int) -> None: 
 
 
 def serve(preloads: list[str]) -> int:  # pragma: no cover - runs in the server process
+    global status_dir
+    status_dir = os.environ.pop("KFNB_FORK_STATUS_DIR", None) or None
     requests_fd = os.dup(0)
     replies_fd = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -152,10 +180,15 @@ def serve(preloads: list[str]) -> int:  # pragma: no cover - runs in the server 
             if not line.strip():
                 continue
             request = json.loads(line)
+            # no reaping between the fork and forgetting a stale status of the new pid: a
+            # kernel that ends at once still has its own status written
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
             pid = os.fork()
             if pid == 0:
                 _child(request, requests.fileno(), replies_fd)
             children.add(pid)
+            _forget_exit(pid)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             replies.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
     _kill_children()  # the owner closed our stdin, or went away
     replies.close()

@@ -8,6 +8,7 @@ the reply on shell and for the matching status message on IOPub, retrying only i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from queue import Empty
 from typing import Any
 
+from .forked import ForkedProcess
 from .processes import descendants, running
 
 
@@ -60,6 +62,7 @@ class WarmKernel:
     pid: int
     started_at: float
     ready_at: float | None = None
+    closing: bool = False  # its manager is being (or was) shut down: once per kernel
 
     def connect(self, *, cwd: str, env: Mapping[str, str], timeout: float = 30.0) -> Any:
         """A client of this kernel for the calling thread, the kernel moved to ``cwd`` with
@@ -78,6 +81,25 @@ class WarmKernel:
 
     async def _setup(self, kc: Any, cwd: str, env: dict[str, str], timeout: float) -> None:
         await handshake(kc, timeout, alive=self.km.is_alive)
+        setup = asyncio.ensure_future(self._run_setup(kc, cwd, env, timeout))
+        watch = asyncio.ensure_future(self._until_dead())
+        try:
+            # a kernel killed meanwhile (a cancel, a timeout) never answers: do not wait it out
+            await asyncio.wait({setup, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (setup, watch):
+                task.cancel()
+            await asyncio.gather(setup, watch, return_exceptions=True)
+        if not setup.cancelled():
+            setup.result()  # its own error, if it failed
+            return
+        raise RuntimeError(f"{self.death()} while it was being set up")
+
+    async def _until_dead(self) -> None:
+        while await self.km.is_alive():
+            await asyncio.sleep(0.1)
+
+    async def _run_setup(self, kc: Any, cwd: str, env: dict[str, str], timeout: float) -> None:
         code = (
             "import os, sys\n"
             f"os.chdir({cwd!r})\n"
@@ -103,7 +125,7 @@ class WarmKernel:
     def exit_status(self) -> int | None:
         """How the kernel ended, as ``Popen.returncode`` reads (``-9``: killed by SIGKILL), or
         None while it runs or where nobody knows. A forked kernel's status belongs to the fork
-        server, so it reads as SIGKILL whatever ended it (see ``ForkedProcess``)."""
+        server, which writes it for the owner (see ``ForkedProcess``)."""
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
         if process is None:
             return None
@@ -116,6 +138,10 @@ class WarmKernel:
     def death(self) -> str:
         """``"the kernel died (SIGKILL)"``, ``"the kernel died (exit code 3)"``, or just that."""
         code = self.exit_status()
+        end = time.monotonic() + 2 * ForkedProcess.STATUS_GRACE_S
+        while code is None and not self.alive() and time.monotonic() < end:
+            time.sleep(0.02)  # a forked kernel's status comes from the fork server, just after
+            code = self.exit_status()
         if code is None or code == 0:
             return "the kernel died"
         if code < 0:

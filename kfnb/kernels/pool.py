@@ -365,15 +365,26 @@ class KernelPool:
         return kernel
 
     async def _shutdown(self, kernel: WarmKernel, *, now: bool) -> None:
+        """Shut a kernel's manager down, once: a killed kernel (cancel, timeout) is discarded
+        again by its step's thread, and a second shutdown of a manager whose sockets and zmq
+        context are gone fails in jupyter_client, which logs it as a ``ZMQError`` traceback
+        ("Operation not supported", "Socket operation on non-socket"). A kernel that is
+        already dead is not asked to shut down either: nothing would answer."""
+        if kernel.closing:
+            return
+        kernel.closing = True  # on the pool's loop: no other shutdown runs between test and set
+        graceful = False
         try:
-            if not now:
+            if not now and kernel.alive():
                 await asyncio.wait_for(kernel.km.shutdown_kernel(now=False), timeout=10)
+                graceful = True
         except Exception as err:
             log.debug("kernel %s did not shut down cleanly: %s", kernel.pid, err)
         finally:
             kernel.kill()
-            with contextlib.suppress(Exception):
-                await kernel.km.shutdown_kernel(now=True)
+            if not graceful:
+                with contextlib.suppress(Exception):
+                    await kernel.km.shutdown_kernel(now=True)
             kernel.cleanup_files()
             self._forget(kernel)
 

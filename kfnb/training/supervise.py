@@ -14,7 +14,10 @@ by the run id. It
 4. merges the ranks' logs into ``logs/all.log`` with ``[rank N]`` prefixes as they grow;
 5. stops the whole tree when the run is cancelled (``kfnb cancel``, Stop: SIGTERM, then SIGKILL);
 6. records the end: a failing rank's own error and traceback (``errors/rank-N.json``, written by
-   ``kfnb.training.entry``) are the job's error, not torchrun's ``ChildFailedError``.
+   ``kfnb.training.entry``) are the job's error, not torchrun's ``ChildFailedError``. A rank
+   that died without a word (killed, out of memory, ``os._exit``) is named from the root cause
+   torchrun reports in its log, in one line (``rank 1 died (SIGKILL)``); torchrun's report is
+   kept in the step's ``detail``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -191,8 +195,19 @@ class Supervisor:
                 found.append(json.loads(rank_error(self.job, n).read_text()))
         return sorted(found, key=lambda e: e.get("time", 0))
 
+    def _died(self, errors: list[dict[str, Any]]) -> tuple[int, str] | None:
+        """The rank torchrun saw end first, when it said nothing itself (killed, out of memory,
+        ``os._exit``): its peers' errors (a connection closed under a collective) came after."""
+        died = root_cause(_tail(self.job / AGENT_LOG, 60))
+        if died is None or any(e["rank"] == died[0] for e in errors):
+            return None
+        return died
+
     def _failure(self, code: int) -> str:
         errors = self._errors()
+        died = self._died(errors)
+        if died is not None:
+            return died[1]
         if errors:
             first = errors[0]
             return f"rank {first['rank']} failed: {first['type']}: {first['message']}"
@@ -202,6 +217,25 @@ class Supervisor:
     def _end(self, status: str, error: str | None) -> None:
         errors = {e["rank"]: e for e in self._errors()}
         first = min(errors.values(), key=lambda e: e.get("time", 0)) if errors else None
+        died = self._died(list(errors.values())) if status == "FAILED" else None
+        if died is not None:  # the rank that died first is the cause; the others followed it
+            report = _tail(self.job / AGENT_LOG, 60)
+            for n, name in enumerate(self.ranks):
+                if n == died[0]:
+                    fault = {"message": died[1], "detail": report}
+                elif n in errors:
+                    e = errors[n]
+                    fault = {
+                        "message": f"{e['type']}: {e['message']} (after {died[1]})",
+                        "ename": e["type"],
+                        "evalue": e["message"],
+                        "traceback": e["traceback"],
+                    }
+                else:
+                    fault = {"message": f"stopped: {died[1]}"}
+                self.store.set_step_status(self.run_id, name, "FAILED", error=fault)
+            self.store.set_run_status(self.run_id, status, error=error)  # type: ignore[arg-type]
+            return
         for n, name in enumerate(self.ranks):
             if status == "SUCCEEDED":
                 self.store.set_step_status(self.run_id, name, "SUCCEEDED")
@@ -252,6 +286,28 @@ class Supervisor:
                 if last:
                     return
                 time.sleep(POLL_S)
+
+
+_FIELD = re.compile(r"^\s*(rank|exitcode)\s*:\s*(-?\d+)", re.MULTILINE)
+
+
+def root_cause(report: str) -> tuple[int, str] | None:
+    """``(rank, "rank 1 died (SIGKILL)")`` from the root cause torchrun's agent reports in its
+    log when a rank ends without an error of its own (a signal, an exit code); None if none."""
+    _, found, cause = report.rpartition("Root Cause")
+    if not found:
+        return None
+    fields = {k: int(v) for k, v in _FIELD.findall(cause)}
+    if "rank" not in fields or "exitcode" not in fields:
+        return None
+    rank, code = fields["rank"], fields["exitcode"]
+    if code < 0:
+        try:
+            how = signal.Signals(-code).name
+        except ValueError:
+            how = f"signal {-code}"
+        return rank, f"rank {rank} died ({how})"
+    return rank, f"rank {rank} exited with code {code}"
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -9,8 +9,12 @@ is the step's alone; the caller shuts it down afterwards.
 
 The outcome is ``{"ok": true}`` or ``{"ok": false, "error": {...}}`` where the error names the
 user's original cell (index and first line), the exception and its traceback. A kernel that died
-(killed, out of memory) is named with how it ended (``the kernel died (SIGKILL)``) and the cell
-it was running: the last one papermill marked started in the output notebook.
+(killed, out of memory, ``os._exit``) is one line for people, naming how it ended and the cell
+it was running: ``step 'train' failed at cell 4 ('model.fit(X)'): the kernel died (SIGKILL)``.
+The running cell is the last one papermill marked started, read from the notebook papermill
+holds in memory (the one on disk lags it by up to ``SAVE_EVERY``, and may not have been written
+at all on a full disk). Such an error has no ``traceback`` (that is for the user's code): where
+kfnb noticed the death (nbclient's frames) is kept in its ``detail``.
 Whatever else goes wrong here (a full disk while papermill writes the notebook or the log) is
 an outcome too: ``execute_step`` does not raise.
 """
@@ -54,6 +58,7 @@ class WarmKernelEngine(NBClientEngine):
     ) -> Any:
         kernel: WarmKernel = kwargs.pop("kfnb_kernel")
         client = kwargs.pop("kfnb_client")
+        kwargs.pop("kfnb_seen", {})["nb"] = nb_man.nb  # what ran so far, whatever is saved
         kwargs.pop("input_path", None)
         nb_client = PapermillNotebookClient(
             nb_man,
@@ -88,9 +93,18 @@ def _throttled(save: Callable[..., None], nb_man: Any) -> Callable[..., None]:
     return throttled
 
 
+class _NotNews(logging.Filter):
+    """nbclient (through papermill's logger) logs an error for a kernel that died under a cell;
+    the step's error says it already, in one line: a killed or cancelled step is not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Kernel died while waiting for execute reply")
+
+
 papermill_engines.register(ENGINE, WarmKernelEngine)
 logging.getLogger("papermill").setLevel(logging.WARNING)
-logging.getLogger("papermill").addHandler(logging.NullHandler())  # a killed step is not news
+logging.getLogger("papermill").addHandler(logging.NullHandler())
+logging.getLogger("papermill").addFilter(_NotNews())
 
 
 def execute_step(
@@ -147,7 +161,10 @@ def _execute(
     try:
         client = kernel.connect(cwd=cwd, env=env)
     except Exception as err:
-        return _could_not_run(step, err)
+        if kernel.alive():
+            return _could_not_run(step, err)
+        return {"ok": False, "error": _died(step, kernel, {"role": "setup"})}
+    seen: dict[str, Any] = {}
     try:
         papermill.execute_notebook(
             str(notebook),
@@ -160,6 +177,7 @@ def _execute(
             stderr_file=log,
             kfnb_kernel=kernel,
             kfnb_client=client,
+            kfnb_seen=seen,
         )
     except PapermillExecutionError as err:
         error = failed_cell(output) or {
@@ -170,15 +188,25 @@ def _execute(
         error["message"] = describe(error, step)
         return {"ok": False, "error": error}
     except DeadKernelError:
-        error = {**running_cell(output), "ename": "DeadKernelError", "evalue": kernel.death()}
-        error["traceback"] = traceback.format_exc()
-        error["message"] = describe(error, step)
-        return {"ok": False, "error": error}
+        return {"ok": False, "error": _died(step, kernel, running_cell(output, seen.get("nb")))}
     except Exception as err:  # e.g. the notebook or the log could not be written: a full disk
         return _could_not_run(step, err)
     finally:
         client.stop_channels()
     return {"ok": True}
+
+
+def _died(step: str, kernel: WarmKernel, where: dict[str, Any]) -> dict[str, Any]:
+    """The error of a step whose kernel died ``where`` (a cell, or its set-up): one line, with
+    where kfnb noticed it (nbclient's frames, not the user's) kept as ``detail``, not shown."""
+    error = {
+        **where,
+        "ename": "DeadKernelError",
+        "evalue": kernel.death(),
+        "detail": traceback.format_exc(),
+    }
+    error["message"] = describe(error, step)
+    return error
 
 
 def _could_not_run(step: str, err: BaseException) -> dict[str, Any]:
@@ -222,10 +250,11 @@ def failed_cell(output_path: str | Path) -> dict[str, Any]:
     return {}
 
 
-def running_cell(output_path: str | Path) -> dict[str, Any]:
+def running_cell(output_path: str | Path, nb: Any = None) -> dict[str, Any]:
     """The cell an executed step notebook was running when it stopped (its kernel died): the
-    last one papermill started (it marks each cell's ``start_time`` as it begins)."""
-    nb = _read(output_path)
+    last one papermill started (it marks each cell's ``start_time`` as it begins), in ``nb``
+    (the notebook papermill ran, in memory) or else in the notebook saved at ``output_path``."""
+    nb = nb if nb is not None else _read(output_path)
     started = [
         cell
         for cell in (nb.cells if nb is not None else [])
@@ -243,7 +272,11 @@ def describe(error: dict[str, Any], step: str) -> str:
         where = " while loading its inputs"
     elif error.get("role") == "outputs":
         where = " while saving its outputs"
+    elif error.get("role") == "setup":
+        where = " before its first cell"
     what = error.get("message", "")
-    if error.get("ename"):
+    if error.get("ename") == "DeadKernelError":
+        what = str(error.get("evalue") or "the kernel died")  # not an exception of the user's
+    elif error.get("ename"):
         what = f"{error['ename']}: {error['evalue']}"
     return f"step {step!r} failed{where}: {what}".rstrip(": ")

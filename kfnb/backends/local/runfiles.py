@@ -3,18 +3,91 @@
 ``RunPaths`` names the folders of a run's artifacts (``KFNB_HOME/runs/<id>/``): the step
 notebooks, the executed notebooks, the step logs, the values that flow between steps (``data``)
 and a private ``.work`` folder. ``Reserve`` is a small file in ``.work`` that the scheduler gives
-up when the disk fills, so that the run's end can still be recorded.
+up when the disk fills, so that the run's end can still be recorded. ``disk_error`` tells a
+failure to write those files (a full disk, a quota, a read-only mount, permissions) from the
+rest, as a ``RunFilesError`` that says where and what to do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...errors import KfnbError
+
 RESERVE_BYTES = 256 * 1024  # disk space held back to record a run's end on a full disk
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
+
+
+class RunFilesError(KfnbError):
+    """A run's files (step notebooks, logs, the values steps pass on) could not be written."""
+
+
+#: errno -> (what it means for the folder, what to do); ``{folder}`` is filled in
+_DISK_ERRORS: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: (
+        "the disk that holds {folder} is full",
+        "free space on that disk (at {folder}), or set KFNB_HOME to a folder on another disk",
+    ),
+    errno.EDQUOT: (
+        "this user's disk quota on {folder} is used up",
+        "free space within the quota, or set KFNB_HOME to a folder on another disk",
+    ),
+    errno.EROFS: (
+        "the file system that holds {folder} is mounted read-only",
+        "remount it read-write, or set KFNB_HOME to a folder on a writable file system",
+    ),
+    errno.EACCES: (
+        "this user may not write in {folder}",
+        "make {folder} writable by this user, or set KFNB_HOME to a writable folder",
+    ),
+}
+
+
+def _chain(err: BaseException | str | None) -> list[BaseException | str]:
+    """An error and the ones it was raised from (or a text alone)."""
+    chain: list[BaseException | str] = []
+    while isinstance(err, BaseException) and all(err is not seen for seen in chain):
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    if isinstance(err, str):
+        chain.append(err)
+    return chain
+
+
+def disk_errno(err: BaseException | str | None) -> int | None:
+    """The errno of a failure to write a file: an ``OSError`` (or one it was raised from), or
+    the text of one as a step's outcome carries it (``[Errno 28] No space left on device``)."""
+    chain = _chain(err)
+    for each in chain:
+        if isinstance(each, OSError) and each.errno in _DISK_ERRORS:
+            return each.errno
+    for found in _ERRNO.findall("\n".join(map(str, chain))):
+        if int(found) in _DISK_ERRORS:
+            return int(found)
+    return None
+
+
+def disk_error(err: BaseException | str | None, folder: Path, what: str) -> RunFilesError | None:
+    """``what`` (e.g. "step 'b' could not write its notebook") failed because files cannot be
+    written in ``folder`` (a run's artifacts folder): the error that says why and what to do,
+    the system's words in brackets. None for any other failure."""
+    number = disk_errno(err)
+    if number is None:
+        return None
+    text = "\n".join(str(each) for each in _chain(err))
+    if number in (errno.EACCES, errno.EROFS) and str(folder) not in text:
+        return None  # a file elsewhere (the full disk and the quota name none)
+    problem, fix = _DISK_ERRORS[number]
+    return RunFilesError(
+        f"{what}: {problem.format(folder=folder)} ([Errno {number}] {os.strerror(number)})",
+        fix=fix.format(folder=folder),
+    )
 
 
 @dataclass
@@ -44,8 +117,15 @@ class RunPaths:
         return self.root / ".work"
 
     def make(self) -> None:
-        for p in (self.steps, self.executed, self.logs, self.data, self.work):
-            p.mkdir(parents=True, exist_ok=True)
+        try:
+            for p in (self.steps, self.executed, self.logs, self.data, self.work):
+                p.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise disk_error(err, self.root, "cannot create the run's folders") or RunFilesError(
+                f"cannot create the run's folders: {err}",
+                fix="make the run store folder writable, or set KFNB_HOME to another folder",
+                where=str(self.root),
+            ) from err
 
 
 class Reserve:

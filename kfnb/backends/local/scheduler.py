@@ -22,9 +22,13 @@ while it writes its log, notebook or values) are step outcomes: its thread alway
 Anything that fails in the scheduler itself (a store write, a bug) fails the run: running
 kernels are killed, the steps closed and the run marked FAILED with the cause in ``run.error``.
 So that this can be recorded on a full disk, the scheduler holds back a little disk space next
-to the run's files (``Reserve``) and gives it up when the disk runs out. If even then the store
-cannot record the end, the error goes to stderr and the scheduler still finishes
-(``finished``, ``final_status``): nothing waits on it forever.
+to the run's files (``Reserve``) and gives it up when the disk runs out, and a second one for the
+run's end, given up only once every kernel is killed (a step still filling the disk would take
+it first). If even then the store cannot record the end, the error goes to stderr and the
+scheduler still finishes (``finished``, ``final_status``): nothing waits on it forever. A step
+that fails because its files cannot be written (its notebook, log or values on a full disk, a
+read-only mount) says so, where and what to do (``runfiles.disk_error``), without kfnb's
+traceback.
 """
 
 from __future__ import annotations
@@ -41,10 +45,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from ...dag import Pipeline, Step
+from ...errors import KfnbError
 from ...tracking import InvalidTransition, Store
 from .cache import CacheHit, restore
 from .resources import Grant, Pool
-from .runfiles import Reserve, RunPaths
+from .runfiles import Reserve, RunPaths, disk_error
 
 if TYPE_CHECKING:
     from ...kernels import KernelPool, WarmKernel
@@ -112,6 +117,9 @@ class Scheduler:
         self._last_cancel_check = 0.0
         self._gpu_waits: dict[str, str] = {}  # step -> the GPU wait last reported
         self.reserve = Reserve(paths.work / "reserve")
+        # given up only once every kernel is killed: a step still filling the disk would take
+        # the first one as soon as it is given up, and nothing then could record the run's end
+        self.end_reserve = Reserve(paths.work / "reserve-end")
         self.finished = threading.Event()  # run() returned, whatever the store could record
         self.final_status: str | None = None  # the status the run ended with, recorded or not
 
@@ -134,6 +142,7 @@ class Scheduler:
                 self.final_status = "CANCELED"
                 return
             self.reserve.hold()
+            self.end_reserve.hold()
             self._loop()
         except BaseException as err:  # a store write, a bug, Ctrl-C: end the run, leave no orphans
             self._fail(err)
@@ -163,13 +172,22 @@ class Scheduler:
     def _fail(self, err: BaseException) -> None:
         """The scheduler itself failed: kill the steps, close them, mark the run FAILED."""
         message = f"the local runner failed: {type(err).__name__}: {err}"
-        log.error("run %s: %s\n%s", self.run_id, message, traceback.format_exc())
+        files = disk_error(err, self.paths.root, "the run could not write its files")
+        if files is not None:  # a full disk, a read-only mount: what to do, not a traceback
+            message = str(files)
+        # an expected failure (a full disk, a store that cannot be written) needs no traceback
+        expected = files is not None or isinstance(err, KfnbError)
+        if expected:  # the run's record (or the line _record_end prints) says it
+            log.info("run %s: %s", self.run_id, message)
+        else:
+            log.error("run %s: %s\n%s", self.run_id, message, traceback.format_exc())
         self._kill_all()
         self.reserve.release()  # the store needs the space more than the run does now
+        self.end_reserve.release()  # (and no kernel is left to take it first)
         try:
             self._end_steps("FAILED", {"message": message})
         except Exception as end_err:  # the run's FAILED below closes them all at once
-            log.warning("run %s: could not close its steps one by one: %s", self.run_id, end_err)
+            log.info("run %s: could not close its steps one by one: %s", self.run_id, end_err)
         self._record_end("FAILED", message)
 
     def _wind_down(self) -> None:
@@ -183,6 +201,7 @@ class Scheduler:
             log.warning("run %s: %s", self.run_id, err)
         finally:
             self.reserve.release()
+            self.end_reserve.release()
             try:
                 self.store.close()  # this thread's connection: a long-lived process runs many runs
             except Exception as err:
@@ -210,6 +229,10 @@ class Scheduler:
         if now - self._last_cancel_check < CANCEL_CHECK_INTERVAL:
             return False
         self._last_cancel_check = now
+        try:  # the runner's heartbeat: if it dies, recover() dates the run's end by this
+            (self.paths.work / "heartbeat").touch()
+        except OSError as err:  # a full or read-only disk: the run's records date it instead
+            log.debug("run %s: no heartbeat: %s", self.run_id, err)
         try:
             requested = self.store.is_cancel_requested(self.run_id)
         except Exception as err:  # a busy or full disk: look again next time
@@ -441,7 +464,9 @@ class Scheduler:
             if outcome.get("ok"):
                 self._succeeded(r.step)
                 return
-            error = outcome.get("error") or {"message": f"step {name!r} failed"}
+            error = self._disk_cause(
+                name, outcome.get("error") or {"message": f"step {name!r} failed"}
+            )
         if self.reserve.disk_full():  # what failed it may be the disk: let the store record it
             self.reserve.release()
         self._append_log(name, str(error.get("message", "failed")))
@@ -459,6 +484,29 @@ class Scheduler:
             return
         self.errors[name] = str(error.get("message"))
         self._set_step(name, "FAILED", error=error)
+
+    def _disk_cause(self, name: str, error: dict[str, Any]) -> dict[str, Any]:
+        """A step that failed because its files could not be written (its notebook, log or
+        values on a full disk, a read-only mount): say so, where, and what to do, instead of
+        kfnb's or papermill's traceback (kept as ``detail``). An error in the user's own cell is
+        put down to the disk only while the run's disk is full (the cell may write elsewhere)."""
+        cell = error.get("cell")
+        if cell is not None and not self.reserve.disk_full():
+            return error
+        if cell is not None:
+            what = f"step {name!r} failed at cell {cell}"
+        elif error.get("role") == "outputs":
+            what = f"step {name!r} failed while saving its outputs"
+        else:
+            what = f"step {name!r} could not write its notebook or log"
+        text = f"{error.get('ename', '')}: {error.get('evalue', '')}\n{error.get('message', '')}"
+        cause = disk_error(text, self.paths.root, what)
+        if cause is None:
+            return error
+        if cell is not None:  # the user's traceback stays: it is their code
+            return {**error, "message": str(cause), "fix": cause.fix}
+        rest = {k: v for k, v in error.items() if k != "traceback"}
+        return {**rest, "message": str(cause), "fix": cause.fix, "detail": error.get("traceback")}
 
     def _append_log(self, step: str, line: str) -> None:
         """Add a line to a step's log, if the disk lets us (the store has it anyway)."""
@@ -566,9 +614,10 @@ class Scheduler:
             self._set_run(status, error)
         except Exception as err:
             self.final_status = self.final_status or status
+            why = f" ({error})" if error and str(err) not in error else ""
             print(
-                f"kfnb: run {self.run_id} ended {status} ({error or 'no error'}), but the run "
-                f"store could not record it: {type(err).__name__}: {err}",
+                f"kfnb: run {self.run_id} ended {status}{why}, but the run store could not "
+                f"record it: {err}",
                 file=sys.stderr,
                 flush=True,
             )
