@@ -7,8 +7,9 @@ Jupyter loads it because ``kfnb._jupyter_server_extension_points()`` names this 
 The module keeps to wiring: settings go into ``web_app.settings["kfnb"]``, the routes come
 from :mod:`kfnb.server_ext.routes` (one module per group: ``handshake``, ``pipelines``,
 ``backends``, ``runs``, ``events``, each built on ``base`` alone; ``paths`` maps contents paths
-to files), and ``remote`` refreshes open remote runs in the background. Handlers stay thin; the
-logic they call lives in ``kfnb``.
+to files), ``remote`` refreshes open remote runs in the background, and ``gc`` applies the
+automatic retention policy (``KfnbServerSettings.gc_*``, off unless set) periodically.
+Handlers stay thin; the logic they call lives in ``kfnb``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from kfnb import __version__
 
 from .config import KfnbServerSettings
+from .gc import Collector, server_policy
 from .remote import Refresher
 from .routes import setup_handlers
 
@@ -40,6 +42,9 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
     refresher = Refresher(web_app.settings, settings.refresh_interval)
     web_app.settings["kfnb_refresher"] = refresher
     refresher.start()
+    collector = Collector(web_app.settings, server_policy(settings), settings.gc_interval)
+    web_app.settings["kfnb_collector"] = collector
+    collector.start()
     server_app.log.info("kfnb %s server extension serves %s", __version__, prefix)
     if settings.pool_size > 0:  # starts in the background: the server does not wait for it
         from kfnb.api import warm
@@ -55,7 +60,8 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
 
 
 def _unload_jupyter_server_extension(server_app: ServerApp) -> None:
-    """Stop the refresher, end the event streams, and stop the warm kernels with the server."""
+    """Stop the refresher and the retention rounds, end the event streams, and stop the warm
+    kernels with the server."""
     from kfnb.kernels import shutdown_shared_pools
 
     from .events import close_streams
@@ -64,5 +70,8 @@ def _unload_jupyter_server_extension(server_app: ServerApp) -> None:
     refresher = settings.pop("kfnb_refresher", None)
     if refresher is not None:
         refresher.stop()
+    collector = settings.pop("kfnb_collector", None)
+    if collector is not None:
+        collector.stop()
     close_streams(settings)
     shutdown_shared_pools()

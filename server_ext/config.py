@@ -59,6 +59,46 @@ class KfnbServerSettings(Configurable):
         ),
     ).tag(config=True)
 
+    gc_keep_last = Integer(
+        None,
+        allow_none=True,
+        help=(
+            "Automatic retention (kfnb gc, run by the server every gc_interval seconds): keep "
+            "the N newest top-level runs, remove older ones with their records and artifacts "
+            "folders. None: no such limit. With no gc_* criterion set (the default) the server "
+            "removes nothing."
+        ),
+    ).tag(config=True)
+
+    gc_older_than = Unicode(
+        "",
+        help=(
+            "Automatic retention: only remove runs that ended over this long ago, e.g. '30d', "
+            "'12h'. Empty: any age."
+        ),
+    ).tag(config=True)
+
+    gc_status = Unicode(
+        "",
+        help=(
+            "Automatic retention: only remove runs that ended so, e.g. 'FAILED,CANCELED'. "
+            "Empty: any ending."
+        ),
+    ).tag(config=True)
+
+    gc_kind = Unicode(
+        "",
+        help="Automatic retention: only remove runs of these kinds, e.g. 'pipeline'. Empty: any.",
+    ).tag(config=True)
+
+    gc_interval = Float(
+        3600.0,
+        help=(
+            "Seconds between rounds of the automatic retention policy (gc_keep_last, "
+            "gc_older_than, gc_status, gc_kind), run in a worker thread. 0: never."
+        ),
+    ).tag(config=True)
+
     def settings(self) -> Settings:
         """kfnb's settings for this server: read once (environment, config file) at the first
         call, with ``home`` from this object when set."""

@@ -11,11 +11,12 @@ outlives the browser tab, not the server.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,16 +27,16 @@ from jupyter_server.utils import url_path_join
 
 import kfnb
 from kfnb.backends import LOG_PAGE, RunView, get_backend
-from kfnb.errors import KfnbError
 from kfnb.handles import attach
 from kfnb.layout import with_layout
+from kfnb.retention import disk_usage, run_bytes
 from kfnb.settings import Settings
 from kfnb.tracking import Run, Store
 from kfnb.tracking.models import RUN_KINDS, RUN_STATUSES
 
 from .base import KfnbHandler
-from .errors import BadRequest, Conflict
-from .paths import ContentsPaths
+from .errors import BadRequest, Conflict, Forbidden
+from .paths import ContentsPaths, shown
 
 RUN_FIELDS = ("path", "params", "param_strings", "backend", "options")
 LOG_LIMIT_MAX = 4 * 1024 * 1024
@@ -85,10 +86,12 @@ def _object(body: Mapping[str, Any], name: str, what: str) -> dict[str, Any]:
     return value
 
 
-def run_view(record: Run, paths: ContentsPaths) -> dict[str, Any]:
+def run_view(record: Run, paths: ContentsPaths, disk_bytes: int | None = None) -> dict[str, Any]:
     """A ``Run`` of the contract: the store's record, the notebook as a contents path, and the
     pipeline the run ran (``pipeline``, lifted out of its stored ``spec``, with its layout:
-    computed here, never stored)."""
+    computed here, never stored). ``disk_bytes``, the size of its artifacts folder
+    (``kfnb.retention.run_bytes``, measured in a worker thread), where the answer carries it:
+    the run lists and ``GET runs/{id}``."""
     view = record.to_dict()
     spec = view.pop("spec", None)
     rest = {k: v for k, v in spec.items() if k != "pipeline"} if isinstance(spec, dict) else None
@@ -97,6 +100,7 @@ def run_view(record: Run, paths: ContentsPaths) -> dict[str, Any]:
         "spec": rest,
         "pipeline": with_layout(record.pipeline),
         "notebook_path": paths.contents_path(record.notebook),
+        **({} if disk_bytes is None else {"disk_bytes": disk_bytes}),
     }
 
 
@@ -134,8 +138,60 @@ def cancel_run(store: Store, settings: Settings, run_id: str) -> Run:
     return store.get_run(record.id)
 
 
-def copy_notebook(source: str | None, target: Path, run_id: str, step: str) -> None:
-    """Copy an executed notebook (maybe still being written) to ``target``, read-only."""
+def copy_target(paths: ContentsPaths, folder: str, record: Run, step: str) -> Path:
+    """Where the copy of ``step``'s executed notebook goes: ``<folder>/<run id>/<step>.ipynb``
+    in the server root (``folder``: ``KfnbServerSettings.executed_dir``). Refused (403) for a
+    run whose notebook is not inside the root (a CLI run elsewhere: its artifacts stay out of
+    this root), for a ``folder`` leading out of the root, and for a symlink on the way to the
+    copy that leads out of the root (nothing is ever written outside it)."""
+    if not record.notebook or not paths.inside(record.notebook):
+        raise Forbidden(
+            f"the notebook of run {record.id} ({record.notebook or 'none recorded'}) is outside "
+            "this Jupyter server's root folder; the executed notebooks of such a run are not "
+            "copied into the root",
+            fix="open the step's output_notebook (GET runs/{id}) where it lies, or start "
+            "Jupyter with a root folder that holds the run's notebook",
+            where=f"run {record.id}",
+        )
+    for name in (record.id, step):  # from the store; still, never a path
+        if name in ("", ".", "..") or "/" in name or os.sep in name or "\0" in name:
+            raise Forbidden(
+                f"{shown(name)} cannot name a file of the copy",
+                fix="copy the executed notebook of a run and step that kfnb named",
+                where=f"run {record.id}",
+            )
+    root = Path(paths.root)
+    target = Path(os.path.normpath(root.joinpath(folder, record.id, f"{step}.ipynb")))
+    if not target.is_relative_to(root):
+        raise Forbidden(
+            f"KfnbServerSettings.executed_dir {folder!r} leads outside the server root",
+            fix="name a folder inside it, e.g. 'kfnb-runs'",
+            where="KfnbServerSettings.executed_dir",
+        )
+    current = root
+    for part in target.relative_to(root).parts:
+        current = current / part
+        if not paths.inside(current):  # a symlink leading out (one within the root is fine)
+            named = "/".join(current.relative_to(root).parts)
+            raise Forbidden(
+                f"{shown(named)} in the server root is a symlink leading outside it; kfnb "
+                "writes copies of executed notebooks inside the root only",
+                fix=f"remove the symlink {named}, or set KfnbServerSettings.executed_dir to a "
+                "folder inside the root",
+                where=named,
+            )
+    return target
+
+
+def copy_notebook(
+    source: str | None,
+    target: Path,
+    run_id: str,
+    step: str,
+    recheck: Callable[[], object] | None = None,
+) -> None:
+    """Copy an executed notebook (maybe still being written) to ``target``, read-only;
+    ``recheck()`` runs once its folders exist, before anything is written into them."""
     if not source or not os.path.isfile(source):
         raise Conflict(
             f"step {step!r} of run {run_id} has no executed notebook (it has not "
@@ -153,6 +209,8 @@ def copy_notebook(source: str | None, target: Path, run_id: str, step: str) -> N
                 ) from None
             time.sleep(0.1)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if recheck is not None:  # a symlink made since the first check
+        recheck()
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -176,8 +234,9 @@ class RunsHandler(KfnbHandler):
         offset = self.int_argument("offset", 0, 0, 2**31)
         records = await self.blocking(self.store.list_runs, limit=limit, offset=offset, **filters)
         total = await self.blocking(self.store.count_runs, **filters)
+        sizes = await self.blocking(disk_usage, records)
         paths = self.paths
-        self.reply({"runs": [run_view(r, paths) for r in records], "total": total})
+        self.reply({"runs": [run_view(r, paths, sizes[r.id]) for r in records], "total": total})
 
     def run_filters(self) -> dict[str, Any]:
         """The store filters of ``GET runs``: ``notebook``, ``status``, ``kind``, ``parent``
@@ -241,7 +300,8 @@ class RunHandler(KfnbHandler):
     @authorized
     async def get(self, run_id: str) -> None:
         record = await self.blocking(self.store.get_run, run_id)
-        self.reply(run_view(record, self.paths))
+        size = await self.blocking(run_bytes, record)
+        self.reply(run_view(record, self.paths, size))
 
 
 class CancelHandler(KfnbHandler):
@@ -280,7 +340,8 @@ class StepLogHandler(KfnbHandler):
 
 class StepNotebookHandler(KfnbHandler):
     """``POST runs/{id}/steps/{step}/notebook``: a read-only copy of the executed notebook in
-    the server root, to open in JupyterLab; 201 ``{"path": P}``."""
+    the server root, to open in JupyterLab; 201 ``{"path": P}``; 403 where ``copy_target``
+    refuses."""
 
     @tornado.web.authenticated
     @authorized
@@ -289,12 +350,13 @@ class StepNotebookHandler(KfnbHandler):
         found = record.step(step)
         paths = self.paths
         folder = self.kfnb_settings.executed_dir
-        target = Path(paths.root, *Path(folder).parts, record.id, f"{found.name}.ipynb")
-        if not paths.inside(target):  # `..` in the setting, or a symlink leading out
-            raise KfnbError(
-                f"KfnbServerSettings.executed_dir {folder!r} leads outside the server root",
-                fix="name a folder inside it",
-                where="KfnbServerSettings.executed_dir",
-            )
-        await self.blocking(copy_notebook, found.output_notebook, target, record.id, found.name)
+        target = await self.blocking(copy_target, paths, folder, record, found.name)
+        await self.blocking(
+            copy_notebook,
+            found.output_notebook,
+            target,
+            record.id,
+            found.name,
+            functools.partial(copy_target, paths, folder, record, found.name),
+        )
         self.reply({"path": paths.contents_path(target)}, 201)

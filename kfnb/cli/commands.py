@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from ..dag import Pipeline
 from ..errors import KfnbError
 from ..handles import attach
 from ..jsonio import dumps
+from ..params import short
 from ..settings import Settings
 from ..tracking import Run, Store
 from ..tracking.models import RUN_KINDS, RunTree
@@ -41,7 +43,30 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     """Run the subcommand ``args.command`` (arguments from ``parser.build_parser``)."""
+    check_ids(args)
     return COMMANDS[args.command](args, settings)
+
+
+def check_ids(args: argparse.Namespace) -> None:
+    """Run ids (``show RUN``, ``--resume RUN``...) are short printable text: anything else is
+    no run of this store (and never reaches a database query); ``--limit`` is a sane count."""
+    for dest in ("run", "resume"):
+        value = getattr(args, dest, None)
+        if not isinstance(value, str):
+            continue
+        printable = value.isprintable() and value.encode("utf-8", "replace").decode() == value
+        if not value.strip() or len(value) > 200 or not printable:
+            flag = "RUN" if dest == "run" else "--resume"
+            raise UsageError(
+                f"{short(value)} is not a run id ({flag})",
+                fix="`kfnb runs` lists the runs and their ids",
+            )
+    limit = getattr(args, "limit", None)
+    if args.command == "runs" and isinstance(limit, int) and not 1 <= limit <= 1_000_000:
+        raise UsageError(
+            f"--limit {limit if abs(limit) < 10**12 else '(a huge number)'} is out of range",
+            fix="list from 1 to 1000000 runs, e.g. --limit 50",
+        )
 
 
 def open_store(settings: Settings) -> Store:
@@ -49,6 +74,61 @@ def open_store(settings: Settings) -> Store:
     store = settings.store()
     store.recover()
     return store
+
+
+def _q(word: Any) -> str:
+    """``word`` quoted for a POSIX shell: every command line printed for the user to paste goes
+    through this, so a file name like ``x;rm -rf ~.ipynb`` stays one word."""
+    return shlex.quote(str(word))
+
+
+def param_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The ``-p NAME VALUE`` pairs of the command line; a name given twice is an error."""
+    from ..params import check_repeats
+
+    pairs = [(str(name), str(text)) for name, text in getattr(args, "param", None) or []]
+    check_repeats(pairs)
+    return pairs
+
+
+def params_file(args: argparse.Namespace, notebook: Any) -> dict[str, Any] | None:
+    """The values of ``-f FILE``, checked against ``notebook``'s parameters when it is one: an
+    error names the file and the line, never the file's content."""
+    from ..params import load_params_file
+
+    if not getattr(args, "params_file", None):
+        return None
+    values = load_params_file(args.params_file)
+    if notebook is None or not str(notebook).endswith(".ipynb"):
+        return values
+    pipeline = Pipeline.from_notebook(notebook)
+    return {name: values.check(pipeline, name, value) for name, value in values.items()}
+
+
+def check_input_files(args: argparse.Namespace) -> None:
+    """Read the input files a command names (``--grid``, ``--sets``, ``--space``) once, up
+    front, with the parameters file's checks: a missing, unreadable, huge, binary or broken
+    file is an error naming the file and the line, never echoing its content."""
+    from ..params import read_text_file, read_yaml_file
+
+    for dest, what, fix in (
+        ("grid", "grid file", "write NAME: [VALUE, ...] lines, e.g. lr: [0.1, 0.01]"),
+        ("space", "search space file", "write NAME: {float: [LOW, HIGH]} lines"),
+    ):
+        path = getattr(args, dest, None)
+        if path is None:
+            continue
+        data, _ = read_yaml_file(path, what, fix)
+        items = data if isinstance(data, list) else [data]
+        if not data or not all(isinstance(item, dict) for item in items):
+            found = "nothing" if not data else f"a {type(data).__name__}"
+            raise UsageError(
+                f"the {what} {short(str(path), 200)} must hold a mapping (or a list of "
+                f"mappings), not {found}",
+                fix=fix,
+            )
+    if getattr(args, "sets", None) is not None:
+        read_text_file(args.sets, "sets file", "a CSV file: a header row of parameter names")
 
 
 # -- describe, materialize, compile ----------------------------------------------------------
@@ -95,7 +175,7 @@ def compile_(args: argparse.Namespace, settings: Settings) -> int:
         if extra:
             print(f"  {step.name}: " + ", ".join(extra))
     if not args.run_local:
-        print(f"submit it: kfnb run {args.notebook} --backend kfp --host URL")
+        print(f"submit it: kfnb run {_q(args.notebook)} --backend kfp --host URL")
         return 0
     return _run_compiled_here(compiled, pipeline, args)
 
@@ -104,7 +184,7 @@ def _run_compiled_here(compiled: Any, pipeline: Pipeline, args: argparse.Namespa
     from ..backends.kfp.local_run import run_compiled
     from ..params import resolve_params
 
-    params = resolve_params(pipeline, {}, [tuple(p) for p in args.param])
+    params = resolve_params(pipeline, {}, param_pairs(args))
     print("running it with kfp.local ...", flush=True)
     started = time.monotonic()
     with contextlib.redirect_stdout(sys.stderr):  # kfp.local's own task logs
@@ -147,6 +227,7 @@ def start_run(args: argparse.Namespace, settings: Settings, *, one_shot: bool) -
     from ..api import run
     from ..params import load_params_file
 
+    pairs = param_pairs(args)
     options = backend_options(args)
     keeps_kernels = "pool_size" in {o.name for o in get_backend(args.backend).options()}
     if one_shot and keeps_kernels and "pool_size" not in options:
@@ -163,7 +244,7 @@ def start_run(args: argparse.Namespace, settings: Settings, *, one_shot: bool) -
         wait=False,
         store=open_store(settings),
         settings=settings,
-        param_strings=[(name, text) for name, text in args.param],
+        param_strings=pairs,
         **options,
     )
 
@@ -191,7 +272,7 @@ def run_(args: argparse.Namespace, settings: Settings) -> int:
         where = f"{record.remote.get('host')}: {record.remote.get('url')}"
         print(f"submitted run {record.id} to {where}", file=out, flush=True)
     if args.detach:
-        print(f"follow it with: kfnb show {record.id}", file=out)
+        print(f"follow it with: kfnb show {_q(record.id)}", file=out)
         if args.json:
             print(dumps(record.to_dict(), indent=2))
         return 0
@@ -244,15 +325,13 @@ def train_(args: argparse.Namespace, settings: Settings) -> int:
                 "arguments after -- are for scripts; a step takes pipeline parameters",
                 fix="pass them as -p NAME VALUE",
             )
-        job = train_step(
-            args.target, args.step, param_strings=list(map(tuple, args.param)), **train_how(args)
-        )
+        job = train_step(args.target, args.step, param_strings=param_pairs(args), **train_how(args))
     else:
         if args.param:
             raise KfnbError(
                 "-p sets a notebook step's pipeline parameters; a script takes its arguments "
                 "after --",
-                fix=f"kfnb train {args.target} -- --NAME VALUE",
+                fix=f"kfnb train {_q(args.target)} -- --NAME VALUE",
             )
         job = train(args.target, argv=list(args.argv), **train_how(args))
     if args.dry_run:
@@ -263,7 +342,7 @@ def train_(args: argparse.Namespace, settings: Settings) -> int:
     out = sys.stderr if args.json else sys.stdout
     print(f"started training job {job.id} ({args.procs} process(es), {args.gpus} GPU(s))", file=out)
     if args.detach:
-        print(f"follow it with: kfnb logs -f {job.id}", file=out)
+        print(f"follow it with: kfnb logs -f {_q(job.id)}", file=out)
     else:
         job.follow(out)
     record = job.record
@@ -275,7 +354,6 @@ def train_(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def tune_(args: argparse.Namespace, settings: Settings) -> int:
-    from ..params import load_params_file
     from ..tuning import tune
 
     if (args.notebook is None) == (args.resume is None):
@@ -283,8 +361,10 @@ def tune_(args: argparse.Namespace, settings: Settings) -> int:
             "kfnb tune takes a NOTEBOOK, or --resume STUDY",
             fix="kfnb tune churn.ipynb --space space.yaml --objective accuracy --maximize",
         )
+    pairs = param_pairs(args)
+    check_input_files(args)
     options = backend_options(args)
-    fixed = load_params_file(args.params_file) if args.params_file else None
+    fixed = params_file(args, args.notebook)
     study = tune(
         args.notebook,
         args.space,
@@ -297,7 +377,7 @@ def tune_(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         max_failed=args.max_failed,
         params=fixed,
-        param_strings=[(name, text) for name, text in args.param],
+        param_strings=pairs,
         backend=args.backend,
         options=options,
         dry_run=args.dry_run,
@@ -317,7 +397,7 @@ def tune_(args: argparse.Namespace, settings: Settings) -> int:
         follow_study(study, out)
     except KeyboardInterrupt:
         print(
-            f"\nkfnb: stopping the study (resume it with `kfnb tune --resume {study.id}`)...",
+            f"\nkfnb: stopping the study (resume it with `kfnb tune --resume {_q(study.id)}`)...",
             file=sys.stderr,
         )
         study.stop()
@@ -360,12 +440,14 @@ def batch_(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(
             "kfnb batch takes --grid FILE or --sets FILE", fix="kfnb batch nb.ipynb --sets sets.csv"
         )
+    pairs = param_pairs(args)
+    check_input_files(args)
     options = backend_options(args)
     found = batch(
         args.notebook,
         grid=args.grid,
         sets=args.sets,
-        param_strings=[(name, text) for name, text in args.param],
+        param_strings=pairs,
         max_parallel=args.sets_parallel,
         retry_failed=args.retry_failed,
         options=options,
@@ -380,7 +462,7 @@ def batch_(args: argparse.Namespace, settings: Settings) -> int:
         follow_batch(found, out)
     except KeyboardInterrupt:
         print(
-            f"\nkfnb: stopping the batch (resume it with `kfnb batch --resume {found.id}`)...",
+            f"\nkfnb: stopping the batch (resume it with `kfnb batch --resume {_q(found.id)}`)...",
             file=sys.stderr,
         )
         found.cancel()
@@ -455,10 +537,21 @@ def runs(args: argparse.Namespace, settings: Settings) -> int:
     listed = store.list_runs(limit=args.limit, roots_only=not args.all, **filters)
     records = [_refresh(r, store, settings) for r in listed]
     counts = {r.id: store.count_runs(parent_id=r.id) for r in records}
+    from ..retention import disk_usage
+
+    sizes = disk_usage(records)
     if args.json:
-        print(dumps([{**r.to_dict(), "child_count": counts[r.id]} for r in records], indent=2))
+        print(
+            dumps(
+                [
+                    {**r.to_dict(), "child_count": counts[r.id], "disk_bytes": sizes[r.id]}
+                    for r in records
+                ],
+                indent=2,
+            )
+        )
     elif records:
-        print("\n".join(runs_table(records, counts)))
+        print("\n".join(runs_table(records, counts, sizes)))
     elif notebook:
         print(f"no runs of {notebook} yet")
     else:
@@ -489,7 +582,7 @@ def show(args: argparse.Namespace, settings: Settings) -> int:
     if record.remote and record.remote.get("url"):
         lines.append(f"  on {record.remote.get('host')}: {record.remote['url']}")
     if record.params:
-        lines.append("  params: " + ", ".join(f"{k}={v!r}" for k, v in record.params.items()))
+        lines.append("  params: " + ", ".join(f"{k}={short(v)}" for k, v in record.params.items()))
     if record.kind != "pipeline" or record.parent_id:
         parent = f", under run {record.parent_id}" if record.parent_id else ""
         lines.append(f"  kind: {record.kind}{parent}")
@@ -565,6 +658,18 @@ def backends(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def gc(args: argparse.Namespace, settings: Settings) -> int:
+    from .. import retention
+    from .gc import report_lines
+
+    policy = retention.Policy.of(
+        keep_last=args.keep_last, older_than=args.older_than, status=args.status, kind=args.kind
+    )
+    report = retention.collect(open_store(settings), policy, dry_run=args.dry_run)
+    print(dumps(report.to_dict(), indent=2) if args.json else "\n".join(report_lines(report)))
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "describe": describe,
     "materialize": materialize,
@@ -578,4 +683,5 @@ COMMANDS: dict[str, Command] = {
     "logs": logs,
     "cancel": cancel,
     "backends": backends,
+    "gc": gc,
 }

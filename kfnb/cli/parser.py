@@ -2,9 +2,10 @@
 for the ``%kfnb`` line magic.
 
 Both surfaces share these definitions; the magic's variant takes NOTEBOOK optionally (the
-kernel's own notebook), has ``launch`` and no ``materialize``, ``run --json/--detach`` (a
-magic's run never blocks), and raises ``UsageError`` on a bad command line instead of exiting.
-Backend options are generic: the flags below are only spellings of option names, and
+kernel's own notebook), has ``launch`` and no ``materialize`` or ``gc``, ``run
+--json/--detach`` (a magic's run never blocks), and raises ``UsageError`` on a bad command
+line instead of exiting. Backend options are generic: the flags below are only spellings of
+option names, and
 ``-O/--option KEY=VALUE`` reaches any option of any backend (the backend types the value).
 """
 
@@ -17,6 +18,50 @@ from typing import Any, NoReturn
 from .. import __version__
 from ..errors import KfnbError
 from ..tracking.models import RUN_KINDS
+
+
+def bounded(low: int, high: int, what: str) -> Any:
+    """An argparse ``type``: a whole number from ``low`` to ``high`` (a clear error otherwise:
+    ``--gpus 99999999999`` is a typo, not a request)."""
+
+    def parse(text: str) -> int:
+        if len(text.strip()) > 20:
+            raise argparse.ArgumentTypeError(f"{text[:20]!r}... is not a number {low} to {high}")
+        value = int(text)  # a ValueError: argparse says "invalid int value: 'many'"
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} {what}: give {low} to {high}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def image_ref(text: str) -> str:
+    """An argparse ``type``: a well-formed container image reference."""
+    from ..notebook.images import image_problem, short_ref
+
+    problem = image_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(
+            f"{short_ref(text)}: {problem} (write REGISTRY/NAME:TAG, e.g. python:3.11)"
+        )
+    return text
+
+
+def quantity(resource: str) -> Any:
+    """An argparse ``type``: a Kubernetes quantity of ``resource`` (cpu, memory) within the
+    bounds a step's ``limit:`` tag has (one check: ``notebook.tags.parse_limit``)."""
+
+    def parse(text: str) -> str:
+        from ..notebook.tags import TagError, parse_limit
+
+        try:
+            return parse_limit(resource, text, f"--{resource} {text[:40]}")[1]
+        except TagError as err:
+            raise argparse.ArgumentTypeError(f"{err.message} ({err.fix})") from None
+
+    parse.__name__ = "quantity"
+    return parse
 
 
 class UsageError(KfnbError):
@@ -56,6 +101,8 @@ def build_parser(prog: str | None = None, *, magic: bool = False) -> argparse.Ar
         _add_batch(sub)
     _add_runs(sub)
     _add_run_commands(sub)
+    if not magic:
+        _add_gc(sub)
     backends = sub.add_parser("backends", help="where runs can go, and each backend's options")
     backends.add_argument("--json", action="store_true")
     if magic:
@@ -96,6 +143,7 @@ def _add_compile(sub: Any, notebook: dict[str, Any]) -> None:
     comp.add_argument("-o", "--output", type=Path, required=True, help="the YAML file to write")
     comp.add_argument(
         "--image",
+        type=image_ref,
         help="base image of steps that name none (default: the "
         "notebook's, else the config file's, else kfnb's runtime image)",
     )
@@ -164,7 +212,11 @@ def _add_run(sub: Any, notebook: dict[str, Any], magic: bool) -> None:
         metavar="KEY=VALUE",
         help="any option of the backend, e.g. -O max_parallel=4 (repeatable)",
     )
-    opts.add_argument("--max-parallel", type=int, help="option max_parallel: most steps at once")
+    opts.add_argument(
+        "--max-parallel",
+        type=bounded(1, 4096, "steps at once"),
+        help="option max_parallel: most steps at once",
+    )
     opts.add_argument(
         "--no-cache",
         action="store_true",
@@ -179,7 +231,9 @@ def _add_run(sub: Any, notebook: dict[str, Any], magic: bool) -> None:
     opts.add_argument("--host", help="option host: the KFP API URL")
     opts.add_argument("--namespace", help="option namespace: the Kubeflow profile namespace")
     opts.add_argument("--experiment", help="option experiment: the experiment to run in")
-    opts.add_argument("--image", help="option image: base image of steps that name none")
+    opts.add_argument(
+        "--image", type=image_ref, help="option image: base image of steps that name none"
+    )
     if not magic:
         run.add_argument(
             "--detach",
@@ -192,21 +246,33 @@ def _add_run(sub: Any, notebook: dict[str, Any], magic: bool) -> None:
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """The options of a training job, shared by `kfnb train` and the `%%train` cell magic."""
-    parser.add_argument("--procs", type=int, default=1, help="processes (ranks) per node")
     parser.add_argument(
-        "--gpus", type=int, default=0, help="GPUs per node, leased machine-wide (default: 0)"
+        "--procs",
+        type=bounded(1, 1024, "processes per node"),
+        default=1,
+        help="processes (ranks) per node",
     )
-    parser.add_argument("--nodes", type=int, default=1, help="nodes (cluster backends)")
+    parser.add_argument(
+        "--gpus",
+        type=bounded(0, 1024, "GPUs per node"),
+        default=0,
+        help="GPUs per node, leased machine-wide (default: 0)",
+    )
+    parser.add_argument(
+        "--nodes", type=bounded(1, 4096, "nodes"), default=1, help="nodes (cluster backends)"
+    )
     parser.add_argument(
         "--backend",
         default="local",
         help="where to train: local (default), trainjob (Kubeflow Trainer), pytorchjob",
     )
     cluster = parser.add_argument_group("cluster backends (trainjob, pytorchjob)")
-    cluster.add_argument("--image", help="the image each node runs (Python, torch and kfnb)")
+    cluster.add_argument(
+        "--image", type=image_ref, help="the image each node runs (Python, torch and kfnb)"
+    )
     cluster.add_argument("--namespace", help="default: the kubeconfig context's, or the pod's")
-    cluster.add_argument("--cpu", help="CPUs per node, e.g. 8")
-    cluster.add_argument("--memory", help="memory per node, e.g. 32Gi")
+    cluster.add_argument("--cpu", type=quantity("cpu"), help="CPUs per node, e.g. 8")
+    cluster.add_argument("--memory", type=quantity("memory"), help="memory per node, e.g. 32Gi")
     cluster.add_argument(
         "--dry-run", action="store_true", help="print the manifest instead of submitting it"
     )
@@ -261,14 +327,24 @@ def _add_tune(sub: Any) -> None:
     direction = tune.add_mutually_exclusive_group()
     direction.add_argument("--maximize", dest="direction", action="store_const", const="maximize")
     direction.add_argument("--minimize", dest="direction", action="store_const", const="minimize")
-    tune.add_argument("--trials", type=int, help="trials that end the study (default 20)")
-    tune.add_argument("--parallel", type=int, help="trials at once (default 1)")
+    tune.add_argument(
+        "--trials",
+        type=bounded(1, 1_000_000, "trials"),
+        help="trials that end the study (default 20)",
+    )
+    tune.add_argument(
+        "--parallel", type=bounded(1, 4096, "trials at once"), help="trials at once (default 1)"
+    )
     tune.add_argument("--algorithm", help="tpe (default), random, grid, cmaes, qmc")
     tune.add_argument(
         "--prune", choices=["median", "none"], help="early stopping of unpromising trials"
     )
     tune.add_argument("--seed", type=int, help="seed of the search algorithm")
-    tune.add_argument("--max-failed", type=int, help="stop the study after this many failures")
+    tune.add_argument(
+        "--max-failed",
+        type=bounded(0, 1_000_000, "failed trials"),
+        help="stop the study after this many failures",
+    )
     _add_params(tune)
     tune.add_argument("-f", "--params-file", type=Path, help="YAML file of fixed parameters")
     tune.add_argument("--backend", default="local", help="local (default: Optuna here) or katib")
@@ -282,7 +358,9 @@ def _add_tune(sub: Any) -> None:
         "katib: namespace, image...)",
     )
     tune.add_argument("--namespace", help="katib: the namespace of the Experiment")
-    tune.add_argument("--image", help="katib: the image trials run (Python and kfnb)")
+    tune.add_argument(
+        "--image", type=image_ref, help="katib: the image trials run (Python and kfnb)"
+    )
     tune.add_argument(
         "--dry-run", action="store_true", help="katib: print the Experiment instead of creating it"
     )
@@ -308,7 +386,11 @@ def _add_batch(sub: Any) -> None:
     what.add_argument("--sets", type=Path, metavar="FILE", help="the parameter sets (CSV)")
     _add_params(batch)
     batch.add_argument(
-        "--max-parallel", dest="sets_parallel", type=int, metavar="N", help="sets at once"
+        "--max-parallel",
+        dest="sets_parallel",
+        type=bounded(1, 4096, "sets at once"),
+        metavar="N",
+        help="sets at once",
     )
     batch.add_argument(
         "--retry-failed",
@@ -340,6 +422,28 @@ def _add_runs(sub: Any) -> None:
         "--all", action="store_true", help="also the runs under others (a study's trials...)"
     )
     runs.add_argument("--json", action="store_true")
+
+
+def _add_gc(sub: Any) -> None:
+    gc = sub.add_parser(
+        "gc",
+        help="remove old runs: their records and artifacts folders (--dry-run: only list them)",
+        epilog="Criteria narrow what goes, and apply to top-level runs: the runs under one "
+        "(trials, sets) go with it. Runs that have not ended, and runs whose results a kept "
+        "run's cached steps reused, are always kept.",
+    )
+    gc.add_argument(
+        "--keep-last", type=int, metavar="N", help="keep the N newest (matching) top-level runs"
+    )
+    gc.add_argument(
+        "--older-than", metavar="AGE", help="only runs that ended over AGE ago: 30d, 12h, 90m"
+    )
+    gc.add_argument("--status", metavar="S[,S]", help="only runs that ended so: failed,canceled...")
+    gc.add_argument(
+        "--kind", metavar="K[,K]", help=f"only runs of these kinds ({', '.join(RUN_KINDS)})"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
+    gc.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _add_run_commands(sub: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from ..backends import Availability, Option
 from ..dag import Pipeline, Step
 from ..format import mark, timestamp, took
+from ..params import short
 from ..tracking import Run
 
 #: (depth, run): a run and the runs under it, depth first, oldest child first
@@ -73,9 +74,17 @@ def pipeline_view(view: Mapping[str, Any]) -> list[str]:
 
 
 # -- runs and backends ---------------------------------------------------------------------------
-def runs_table(records: Sequence[Run], children: Mapping[str, int]) -> list[str]:
-    """One aligned row per run; ``children``: how many runs are under each (shown when any)."""
-    rows = [("ID", "NAME", "STATUS", "STARTED", "TOOK", "KIND", "CHILDREN", "BACKEND")]
+def runs_table(
+    records: Sequence[Run],
+    children: Mapping[str, int],
+    sizes: Mapping[str, int] | None = None,
+) -> list[str]:
+    """One aligned row per run; ``children``: how many runs are under each (shown when any);
+    ``sizes``: the disk use of each one's artifacts folder (``kfnb.retention.disk_usage``)."""
+    from ..retention import human_bytes
+
+    sizes = sizes or {}
+    rows = [("ID", "NAME", "STATUS", "STARTED", "TOOK", "KIND", "CHILDREN", "SIZE", "BACKEND")]
     for r in records:
         count = children.get(r.id, 0)
         rows.append(
@@ -87,6 +96,7 @@ def runs_table(records: Sequence[Run], children: Mapping[str, int]) -> list[str]
                 took(r),
                 r.kind,
                 str(count) if count else "",
+                human_bytes(sizes.get(r.id)),
                 r.backend,
             )
         )
@@ -139,7 +149,7 @@ def render(pipeline: Pipeline) -> str:
         out.append("Parameters")
         width = max(len(n) for n in pipeline.parameters)
         for name, p in pipeline.parameters.items():
-            out.append(f"  {name:<{width}}  {p.type:<5}  {p.default!r}")
+            out.append(f"  {name:<{width}}  {p.type:<5}  {short(p.default, 80)}")
     if pipeline.prelude:
         out.append("")
         out.append(

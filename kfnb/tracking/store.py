@@ -81,6 +81,12 @@ class Store:
         """Close the calling thread's connection (the store reopens it when used again)."""
         self._db.close()
 
+    @property
+    def read_only(self) -> StoreError | None:
+        """Why this process can read the store but not write it (a full disk, a read-only
+        mount, another user's files), or None. Each write tries again, and raises this."""
+        return self._db.read_only
+
     # -- runs -------------------------------------------------------------------------------
     def create_run(
         self,
@@ -228,7 +234,10 @@ class Store:
 
         Their running steps become FAILED and their pending steps SKIPPED, with the reason;
         metrics, events and finished steps stay. Returns the ids of the runs it ended.
+        A store this process cannot write is left as it is (what only reads it still works).
         """
+        if self._db.read_only is not None:
+            return []
         return recover(self._db)
 
     # -- steps --------------------------------------------------------------------------------
@@ -318,3 +327,58 @@ class Store:
     def last_event_id(self) -> int:
         """The id of the newest event (0 when there is none)."""
         return self._records.last_event_id()
+
+    # -- retention (kfnb.retention) -------------------------------------------------------------
+    def delete_runs(self, run_ids: Iterable[str]) -> list[str]:
+        """Forget several ended runs at once (a run and the runs under it), all or none: their
+        records (steps, params, metrics, artifacts, events: ``ON DELETE CASCADE``) in one
+        transaction, then their artifacts folders. Returns their full ids.
+
+        ``TrackingError`` (nothing deleted) if one of them has not ended, if a run left out
+        has one of them as its parent, or if a step of a run left out reused the results of
+        one of them (``cached_from``): the checks hold at the moment of the deletion."""
+        import shutil
+
+        from .errors import TrackingError
+        from .ids import resolve
+        from .models import TERMINAL_RUN
+
+        with self._db.write() as conn:
+            ids = list(dict.fromkeys(resolve(conn, r) for r in run_ids))
+            if not ids:
+                return []
+            marks = ", ".join("?" * len(ids))
+            for row in conn.execute(f"SELECT id, status FROM runs WHERE id IN ({marks})", ids):
+                if row["status"] not in TERMINAL_RUN:
+                    raise TrackingError(
+                        f"run {row['id']} is {row['status']}",
+                        fix=f"cancel it before deleting it: kfnb cancel {row['id']}",
+                    )
+            child = conn.execute(
+                f"SELECT id, parent_id FROM runs WHERE parent_id IN ({marks}) "
+                f"AND id NOT IN ({marks}) LIMIT 1",
+                (*ids, *ids),
+            ).fetchone()
+            if child is not None:
+                raise TrackingError(
+                    f"run {child['parent_id']} holds run {child['id']}, which is not deleted "
+                    "with it",
+                    fix="delete a run together with the runs under it",
+                )
+            for rid in ids:
+                user = conn.execute(
+                    "SELECT run_id, name FROM steps WHERE cached_from IS NOT NULL "
+                    "AND substr(cached_from, 1, length(?) + 1) = ? || '/' "
+                    f"AND run_id NOT IN ({marks}) LIMIT 1",
+                    (rid, rid, *ids),
+                ).fetchone()
+                if user is not None:
+                    raise TrackingError(
+                        f"step {user['name']!r} of run {user['run_id']} reused the results "
+                        f"of run {rid}",
+                        fix=f"delete run {user['run_id']} first, or keep run {rid}",
+                    )
+            conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids)
+        for rid in ids:
+            shutil.rmtree(self.runs_dir / rid, ignore_errors=True)
+        return ids

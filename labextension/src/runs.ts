@@ -1,7 +1,8 @@
 /**
  * The runs of the active notebook as a tree (`GET runs?notebook=P&roots=1`, newest first): a
  * run's kind, status icon, when, how long (ticking while a run goes on), backend, a "cached"
- * mark when steps reused earlier results, and for a run that holds others (a tuning run's
+ * mark when steps reused earlier results, its disk use (`disk_bytes`: its artifacts folder on
+ * the server, when the answer carries it), and for a run that holds others (a tuning run's
  * trials, a batch's notebooks) an expander that lists them (`GET runs?parent=ID`) beneath it.
  * Clicking a run selects it; its detail lives in `rundetail.ts`.
  */
@@ -16,6 +17,27 @@ export function durationText(item: {
 }): string {
   const seconds = elapsed(item.started_at, item.finished_at);
   return seconds === null ? '' : formatDuration(Math.max(0, seconds));
+}
+
+/** Bytes in human units, as `kfnb runs` writes them: `512 B`, `1.5 KiB`, `23 MiB`; empty
+ *  when unknown. */
+export function sizeText(bytes: number | null | undefined): string {
+  if (typeof bytes !== 'number' || !Number.isFinite(bytes) || bytes < 0) {
+    return '';
+  }
+  let value = bytes;
+  for (const unit of ['B', 'KiB', 'MiB', 'GiB', 'TiB']) {
+    if (value < 1024 || unit === 'TiB') {
+      if (unit === 'B') {
+        return `${Math.trunc(value)} B`;
+      }
+      return value < 10
+        ? `${value.toFixed(1)} ${unit}`
+        : `${value.toFixed(0)} ${unit}`;
+    }
+    value /= 1024;
+  }
+  return '';
 }
 
 export class RunList {
@@ -207,7 +229,17 @@ export class RunList {
           { class: 'kfnb-RunItem-time' },
           formatTime(run.created_at, true)
         ),
-        h('span', { class: 'kfnb-RunItem-backend' }, run.backend)
+        h('span', { class: 'kfnb-RunItem-backend' }, run.backend),
+        sizeText(run.disk_bytes)
+          ? h(
+              'span',
+              {
+                class: 'kfnb-RunItem-size',
+                title: `${run.disk_bytes} bytes in its artifacts folder on the server`
+              },
+              sizeText(run.disk_bytes)
+            )
+          : null
       ),
       cached
         ? h(

@@ -179,12 +179,13 @@ def test_runs_lists_top_level_runs_with_their_child_count(
     assert main(["runs"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert set(rows) == {batch.id, alone.id}
-    assert rows[batch.id].split()[-3:] == ["batch", "2", "local"]
-    assert rows[alone.id].split()[-2:] == ["pipeline", "local"]
+    assert rows[batch.id].split()[-5:] == ["batch", "2", "0", "B", "local"]  # SIZE: 0 B
+    assert rows[alone.id].split()[-4:] == ["pipeline", "0", "B", "local"]
     assert main(["runs", "--all", "--json"]) == 0
     listed = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(listed) == {batch.id, alone.id, *(c.id for c in children)}
     assert listed[batch.id]["child_count"] == 2 and listed[alone.id]["child_count"] == 0
+    assert listed[alone.id]["disk_bytes"] == 0
     assert main(["runs", "--kind", "batch", "--json"]) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [batch.id]
 
