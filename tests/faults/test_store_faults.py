@@ -207,6 +207,27 @@ def test_run_folders_that_cannot_be_made_say_why(tmp_path: Path) -> None:
     assert raised.value.fix and "KFNB_HOME" in raised.value.fix
 
 
+def test_a_disk_that_fills_while_a_run_is_set_up_ends_the_run(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store took the run, then the step notebooks do not fit: the run ends FAILED with
+    the cause (before, an OSError traceback, and a run left PENDING until a later recover)."""
+    import kfnb
+    from kfnb.backends.local import LocalBackend
+
+    def full(pipeline: Any, cached: Any, paths: RunPaths) -> None:
+        target = paths.steps / "a.ipynb"
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(LocalBackend, "_write_step_notebooks", staticmethod(full))
+    small = write_notebook(tmp_path / "project", "small", ("step:a", "x = 1"))
+    with pytest.raises(RunFilesError, match="cannot write the step notebooks: the disk") as err:
+        kfnb.run(small, store=store)
+    [run] = store.list_runs()
+    assert run.status == "FAILED" and str(err.value) == run.error
+    assert err.value.fix and "KFNB_HOME" in err.value.fix
+
+
 # -- a disk that fills while a run runs ------------------------------------------------------------
 # "outputs": a step's outputs do not fit (kfnb's values writer fails, and frees what it wrote);
 # "filler": a step fills the disk to the last byte and keeps it full (its notebook, its log, the
@@ -245,6 +266,7 @@ def test_a_disk_that_fills_mid_run(tmp_path: Path, kfnb_home: Path, how: str) ->
 
         done = kfnb("run", "--no-cache", str(big), mark=mark)
         assert TRACEBACK not in done.stderr and TRACEBACK not in done.stdout, done
+        assert "Task was destroyed" not in done.stderr, done.stderr  # asyncio's leftovers
         left = leaked(mark)
         after = records(kfnb_home)
         new = [rid for rid in after if rid not in before]

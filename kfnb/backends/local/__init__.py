@@ -26,7 +26,7 @@ from ...tracking import TERMINAL_RUN, Run, Store
 from .. import Availability, Backend, RunHandle, option
 from .cache import find_hits
 from .resources import Pool, detect_gpus, machine_memory
-from .runfiles import RunPaths
+from .runfiles import RunFilesError, RunPaths, disk_error
 from .scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -202,16 +202,18 @@ class LocalBackend(Backend):
         )
         kernels = self.kernel_pool(pipeline) if len(cached) < len(pipeline.steps) else None
         paths = RunPaths(Path(run.artifacts_dir))
-        paths.make()
-        if kernels is not None:
-            import nbformat
-
-            from ...materialize import step_notebook
-
-            for step in pipeline.steps:
-                if step.name not in cached:
-                    nb = step_notebook(pipeline, step, data_dir=str(paths.data))
-                    nbformat.write(nb, paths.steps / f"{step.name}.ipynb", version=4)
+        try:
+            paths.make()
+            if kernels is not None:
+                self._write_step_notebooks(pipeline, cached, paths)
+        except (OSError, RunFilesError) as err:  # a full disk: the run ends with the cause
+            failure = err if isinstance(err, RunFilesError) else None
+            failure = failure or disk_error(err, paths.root, "cannot write the step notebooks")
+            failure = failure or RunFilesError(
+                f"cannot write the step notebooks: {err}", where=str(paths.root)
+            )
+            store.set_run_status(run.id, "FAILED", error=str(failure))
+            raise failure from None
         scheduler = Scheduler(
             pipeline=pipeline,
             run_id=run.id,
@@ -229,6 +231,19 @@ class LocalBackend(Backend):
         thread = threading.Thread(target=scheduler.run, name=f"kfnb-run-{run.id}", daemon=True)
         thread.start()
         return LocalRunHandle(store, run.id, scheduler, thread)
+
+    @staticmethod
+    def _write_step_notebooks(
+        pipeline: Pipeline, cached: Mapping[str, Any], paths: RunPaths
+    ) -> None:
+        import nbformat
+
+        from ...materialize import step_notebook
+
+        for step in pipeline.steps:
+            if step.name not in cached:
+                nb = step_notebook(pipeline, step, data_dir=str(paths.data))
+                nbformat.write(nb, paths.steps / f"{step.name}.ipynb", version=4)
 
     def pool(self) -> Pool:
         """This backend's pool of slots, CPUs, memory and GPUs: one per backend object, so the

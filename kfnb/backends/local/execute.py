@@ -21,6 +21,8 @@ an outcome too: ``execute_step`` does not raise.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import traceback
@@ -139,7 +141,19 @@ def execute_step(
             kernel_name=kernel_name,
         )
     finally:
-        loop.close()
+        _close(loop)
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the step thread's loop, first ending what a failed papermill left pending (else
+    asyncio prints "Task was destroyed but it is pending!" on the user's screen)."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending and not loop.is_running():
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.close()
 
 
 def _execute(
