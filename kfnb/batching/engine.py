@@ -11,6 +11,10 @@ the local backend: steps in parallel on warm kernels, the step cache, a run in t
 output notebook is the input notebook with every cell's outputs, execution counts and
 papermill metadata, collected from the steps' executed notebooks (``papermill_run``).
 
+When the process is papermill's command line asked for ``--engine kfnb``, importing this module
+also starts the kernels' fork server (``_start_kernels_ahead``): it imports ipykernel while
+papermill finishes importing. No other process starts anything here.
+
 The local backend runs each step with papermill too, through an engine it registers under the
 same name (``kfnb.backends.local.execute``); a call that carries that engine's arguments
 (``kfnb_kernel``) is handed to it, so either registration serves both callers.
@@ -18,6 +22,9 @@ same name (``kfnb.backends.local.execute``); a call that carries that engine's a
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 try:
@@ -41,3 +48,32 @@ class KfnbEngine(_Base):  # type: ignore[misc,valid-type]
         from .papermill_run import execute
 
         return execute(nb_man, kernel_name, engine=cls, **kwargs)
+
+
+def _start_kernels_ahead(argv: list[str], env: dict[str, str] | os._Environ[str]) -> bool:
+    """papermill imports every engine while ``import papermill`` runs. When this process is
+    papermill's command line asked for ``--engine kfnb``, start the kernels' fork server now:
+    it imports ipykernel (~0.3 s) while papermill finishes importing and reads the notebook, and
+    the run's kernel pool takes it (``kfnb.kernels.forked.take``; unused, it is stopped at
+    exit). Any other process that imports papermill starts nothing. Never raises."""
+    try:
+        program = Path(argv[0]) if argv else Path()
+        cli = program.name == "papermill" or program.parts[-2:] == ("papermill", "__main__.py")
+        args = argv[1:]
+        asked = any(
+            (a == "--engine" and args[i + 1 : i + 2] == [ENGINE_NAME]) or a == "--engine=kfnb"
+            for i, a in enumerate(args)
+        )
+        if not (cli and asked):
+            return False
+        if env.get("KFNB_FORK_SERVER", "").strip().lower() in ("0", "false", "no", "off"):
+            return False
+        from ..kernels.forked import start_ahead
+
+        start_ahead([m.strip() for m in env.get("KFNB_PRELOAD", "").split(",") if m.strip()])
+        return True
+    except Exception:  # an optimisation: papermill's import must never suffer from it
+        return False
+
+
+_start_kernels_ahead(sys.argv, os.environ)

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .forked import ForkProvisioner, ForkServer, forkable
+from .forked import take as take_fork_server
 from .kernel import WarmKernel, handshake
 
 log = logging.getLogger("kfnb.kernels")
@@ -99,8 +100,7 @@ class KernelPool:
                 )
                 self._thread.start()
                 if self._use_fork_server():
-                    self._server = ForkServer(self.config.preload)
-                    self._server.start()
+                    self._server = take_fork_server(self.config.preload)
                 atexit.register(self.shutdown)
         self._top_up()
         return self

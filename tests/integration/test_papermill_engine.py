@@ -321,3 +321,53 @@ def test_import_papermill_works_when_kfnb_cannot_run(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "engine: kfnb.batching.engine" in done.stdout
     assert "refused: kfnb cannot run notebooks here: ImportError" in done.stdout
+
+
+def test_papermills_command_line_starts_the_fork_server_while_it_imports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kfnb.batching.engine import _start_kernels_ahead
+    from kfnb.kernels import forked
+
+    bin_papermill = str(Path(sys.executable).with_name("papermill"))
+    env = {"KFNB_PRELOAD": ""}
+    for argv in (
+        [sys.executable, "-c", "import papermill"],  # any other process: nothing started
+        [bin_papermill, "in.ipynb", "out.ipynb"],  # papermill's own engine
+        [bin_papermill, "--engine", "nbclient", "in.ipynb", "out.ipynb"],
+        ["/somewhere/kfnb", "--engine", "kfnb"],
+    ):
+        assert not _start_kernels_ahead(argv, env), argv
+    assert forked._ahead is None
+    assert not _start_kernels_ahead(
+        [bin_papermill, "--engine", "kfnb", "a", "b"], {"KFNB_FORK_SERVER": "0"}
+    )
+    for argv in (
+        [bin_papermill, "--engine", "kfnb", "in.ipynb", "out.ipynb"],
+        ["/x/papermill/__main__.py", "in.ipynb", "out.ipynb", "--engine=kfnb"],
+    ):
+        assert _start_kernels_ahead(argv, env), argv
+        ahead = forked._ahead
+        assert ahead is not None and ahead.alive
+        assert forked.take(()) is ahead and forked._ahead is None  # the pool takes it
+        other = forked.take(("json",))  # preloads differ: a new one
+        assert other is not ahead
+        ahead.stop()
+        other.stop()
+    assert _start_kernels_ahead([bin_papermill, "--engine", "kfnb", "a", "b"], env)
+    ahead = forked._ahead
+    assert ahead is not None
+    replaced = forked.take(("json",))  # one started ahead for other preloads is stopped
+    assert not ahead.alive and replaced is not ahead
+    replaced.stop()
+
+
+def test_importing_papermill_elsewhere_starts_no_process(tmp_path: Path) -> None:
+    code = (
+        "import os, papermill, psutil\n"
+        "print(len(psutil.Process(os.getpid()).children(recursive=True)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "0", out.stderr
