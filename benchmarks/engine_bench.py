@@ -8,7 +8,8 @@ the cells one after another on one kernel (about 16 s of sleeping); the engine r
 as a kfnb pipeline: the 8 steps at once on warm kernels, then the join.
 
 Columns, each the median (and min-max) of ``--repeat`` runs after one uncounted warm-up run, all
-measured in this one process run, each a fresh process as a user types it:
+measured in this one process run, each a fresh process as a user types it; the columns take
+turns (engine, cached, papermill, engine, ...) so that noise falls on all of them alike:
 
 - ``papermill --engine kfnb``: the engine, with the step cache off (``KFNB_CACHE=0``), a fresh
   ``KFNB_HOME`` each run (a run store created, kernels started from nothing);
@@ -93,10 +94,17 @@ class Bench:
         return self._papermill(nb)
 
 
-def measure(fn: Callable[[], float], repeat: int) -> list[float]:
-    """``repeat`` timings after one uncounted warm-up (first imports from disk)."""
-    fn()
-    return [fn() for _ in range(repeat)]
+def measure(columns: dict[str, Callable[[], float]], repeat: int) -> dict[str, list[float]]:
+    """``repeat`` timings of each column after one uncounted warm-up round (first imports from
+    disk). The columns take turns, round after round, so that a noisy spell of this shared
+    machine falls on all of them alike, not on whichever ran then."""
+    for fn in columns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in columns}
+    for _ in range(repeat):
+        for name, fn in columns.items():
+            times[name].append(fn())
+    return times
 
 
 def fmt(times: list[float]) -> str:
@@ -123,11 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         nb = write_f8(folder)
         bench = Bench(folder)
         print("measuring F8 ...", file=sys.stderr, flush=True)
-        times = {
-            "engine": measure(lambda: bench.engine(nb), args.repeat),
-            "engine_cached": measure(lambda: bench.engine_cached(nb), args.repeat),
-            "papermill": measure(lambda: bench.plain(nb), args.repeat),
-        }
+        times = measure(
+            {
+                "engine": lambda: bench.engine(nb),
+                "engine_cached": lambda: bench.engine_cached(nb),
+                "papermill": lambda: bench.plain(nb),
+            },
+            args.repeat,
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     ratio = statistics.median(times["engine"]) / statistics.median(times["papermill"])

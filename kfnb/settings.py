@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import CONFIG_ENV, ConfigError, read_file
+from .errors import KfnbError
 
 if TYPE_CHECKING:
     from .tracking import Store
@@ -51,6 +52,7 @@ class Settings:
         config_file: str | Path | None = None,
     ) -> Settings:
         """Read the environment (``os.environ`` by default) and the config file once."""
+        working_folder()
         env = dict(os.environ if env is None else env)
         raw_home = str(home) if home is not None else env.get(HOME_ENV, "").strip()
         home_path = Path(raw_home or "~/.kfnb").expanduser().resolve()
@@ -90,3 +92,16 @@ class Settings:
         from .tracking import Store
 
         return Store(self.home)
+
+
+def working_folder() -> Path:
+    """This process's current folder. One that was deleted (or moved away) under a shell is an
+    error here, at the entry point, not a ``FileNotFoundError`` from each kernel that starts."""
+    try:
+        return Path(os.getcwd())
+    except OSError as err:
+        raise KfnbError(
+            f"the current folder cannot be used ({err.strerror or err}): it was deleted or "
+            "moved away, or cannot be read",
+            fix="cd to a folder that exists and run again",
+        ) from err

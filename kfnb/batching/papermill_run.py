@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -117,7 +116,7 @@ def _plan(nb: Any, kernel_name: str, input_path: str | None, given: dict[str, An
         from ..backends import get_backend
         from ..notebook.parser import parse_notebook
         from ..params import resolve_params
-        from ..settings import Settings
+        from ..settings import Settings, working_folder
     except Exception as err:  # a broken install: say so in the notebook
         raise Refused(f"kfnb cannot run notebooks here: {type(err).__name__}: {err}") from err
     try:
@@ -127,7 +126,7 @@ def _plan(nb: Any, kernel_name: str, input_path: str | None, given: dict[str, An
         names = [o.name for o in local.options()]
         meta_options = _metadata_options(nb, names)
         if "workdir" in names and "workdir" not in meta_options:
-            given.setdefault("workdir", os.getcwd())  # papermill's kernels run in its cwd
+            given.setdefault("workdir", str(working_folder()))  # papermill's kernels run in its cwd
         chosen = {**settings.section("local"), **meta_options}
         if (
             "pool_size" in names

@@ -78,6 +78,7 @@ class KernelPool:
         self._demand = 0
         self._waiting = 0
         self._errors: list[BaseException] = []
+        self._said: set[str] = set()  # start failures already logged
         self._live: dict[int, WarmKernel] = {}  # every kernel not yet known dead, by pid
         self._cond = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -301,7 +302,11 @@ class KernelPool:
         try:
             kernel = await self._launch()
         except BaseException as err:
-            log.warning("a kernel did not start: %s", err)
+            with self._cond:
+                said, text = str(err) in self._said, str(err)
+                self._said.add(text)
+            if not said:  # a cause that stops every start is said once, not once a kernel
+                log.warning("a kernel did not start: %s", text)
             with self._cond:
                 self._starting -= 1
                 self._errors.append(err)

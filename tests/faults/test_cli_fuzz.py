@@ -494,3 +494,29 @@ def test_cli_fuzz_real_processes(tmp_path: Path, files: dict[str, Path]) -> None
     hint = next(line for line in done.stdout.decode().splitlines() if "submit it" in line)
     assert f"'{evil}'" in hint
     print(f"cli fuzz: {len(runs) + 1} real processes, 0 tracebacks")
+
+
+def test_cli_in_a_deleted_folder(tmp_path: Path, files: dict[str, Path]) -> None:
+    """A shell left in a folder that was deleted: `kfnb run` of a notebook elsewhere says so in
+    one line (it was a FileNotFoundError traceback from every kernel that tried to start)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KFNB_HOME": str(tmp_path / "home")}
+    script = (
+        "import os, sys, runpy; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
+        "sys.argv = ['kfnb', *sys.argv[2:]]; runpy.run_module('kfnb.cli', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(gone), "run", str(files["nb"])],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 2, err[-2000:]
+    assert "Traceback" not in err and "did not start" not in err, err[-2000:]
+    assert err.strip().splitlines() == [
+        "kfnb: error: the current folder cannot be used (No such file or directory): it was "
+        "deleted or moved away, or cannot be read. Fix: cd to a folder that exists and run again"
+    ]

@@ -310,3 +310,17 @@ def test_a_shut_down_pool_leaves_no_file_descriptors() -> None:
     for _ in range(3):
         last = a_pool_used_and_shut_down()
     assert last - first <= 2, f"{last - first} file descriptors more after 3 pools"
+
+
+def test_a_cause_that_stops_every_start_is_said_once(
+    make_pool: Callable[..., KernelPool], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="kfnb.kernels")
+    pool = make_pool(size=0, kernel_name="no-such-kernel-kfnb")
+    pool.want(4)
+    with pytest.raises(Exception, match="no-such-kernel-kfnb"):
+        pool.acquire(timeout=30)
+    wait_for(lambda: pool.stats()["starting"] == 0, "the failed starts to end")
+    said = [r.getMessage() for r in caplog.records if "did not start" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "no-such-kernel-kfnb" in said[0]
