@@ -28,6 +28,24 @@ _SCRIPT_MAGICS = frozenset(
     {"bash", "sh", "script", "perl", "ruby", "python", "python2", "python3", "pypy"}
 )
 _NO_VAR_EXPAND = frozenset({"time", "timeit", "prun"})
+_AST_RETRIES = 3
+
+
+def parse_python(source: str, mode: str = "exec") -> Any:
+    """``ast.parse``, tried again where CPython raises its spurious ``SystemError: AST
+    constructor recursion depth mismatch`` (seen here on 3.11.7): its AST constructor keeps one
+    depth counter for every thread, so another thread building an AST meanwhile (a traceback's
+    carets, another run's parser) upsets it (python/cpython#106905). The source is not at
+    fault, and the next try parses it."""
+    for attempt in range(_AST_RETRIES):
+        try:
+            return ast.parse(source, mode=mode)
+        except SystemError as err:
+            if "recursion depth mismatch" not in str(err) or attempt == _AST_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 #: Line magics whose argument is code, with their options that take a value.
 VALUED_OPTIONS = {"time": "", "timeit": "nrpv", "prun": "DlsT"}
 _ESCAPED = re.compile(r"^\s*([%!?/,;]|[\w.,\s*()\[\]]*=\s*[%!])|\?\s*$")
@@ -81,13 +99,13 @@ def parse(source: str, cell: int, offset: int) -> ast.Module:
     ``source``) of a syntax error.
     """
     with contextlib.suppress(SyntaxError, ValueError):
-        return ast.parse(source)  # plain Python: the common case, and fast
+        return parse_python(source)  # plain Python: the common case, and fast
     quick = _transform_lines(source)
     if quick is not None:
         with contextlib.suppress(SyntaxError, ValueError):
-            return ast.parse(quick)
+            return parse_python(quick)
     try:
-        return ast.parse(transform(source))
+        return parse_python(transform(source))
     except SyntaxError as err:  # from the parser, or from IPython's tokenizer
         lineno = err.lineno
         if lineno and "<tokenize>" in str(err):
@@ -127,7 +145,7 @@ def _expansion_names(text: str) -> set[str]:
     names = set(_DOLLAR.findall(text))
     for expr in _BRACES.findall(text):
         try:
-            tree = ast.parse(expr.strip(), mode="eval")
+            tree = parse_python(expr.strip(), mode="eval")
         except (SyntaxError, ValueError):
             continue
         names.update(

@@ -55,10 +55,11 @@ def _error(
 
 
 def _parse(cell: Cell, what: str, path: str | None) -> ast.Module:
+    from .ipython import parse_python
     from .names import transform  # IPython syntax (magics) is allowed, then rejected below
 
     try:
-        return ast.parse(transform(cell.source))
+        return parse_python(transform(cell.source))
     except (RecursionError, MemoryError) as err:  # `x = 1+1+...+1`, 20,000 terms
         raise _error(
             cell,
