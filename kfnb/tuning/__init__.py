@@ -124,7 +124,7 @@ def tune(
             return tuner.dry_run(spec, made, options, settings)
         store = store if store is not None else settings.store()
         handle = tuner.submit(spec, made, options, store, settings)
-        study = Study(store, handle.id, handle, target=made.source, settings=settings)
+        study = Study(store, handle.id, handle, target=made.kept, settings=settings)
     if wait:
         study.wait()
     return study
@@ -214,7 +214,8 @@ def _resume(
         made = make_target(target, spec.fixed, ())
         check_space(spec.space, made.parameters, made.owner)
     handle = tuner.resume(store, record, spec, made, options, settings)
-    return Study(store, record.id, handle, target=target, settings=settings)
+    kept = made.kept if made is not None else target
+    return Study(store, record.id, handle, target=kept, settings=settings)
 
 
 def attach(run_id: str, settings: Settings | None = None) -> Study:

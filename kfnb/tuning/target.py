@@ -41,6 +41,15 @@ class Made:
         return None
 
     @property
+    def kept(self) -> Any:
+        """What a ``Study`` keeps to run again (``resume``, ``run_best``): a notebook path,
+        resolved now, since the process may change folders before then; else what was
+        passed (a ``Pipeline``, a function)."""
+        if isinstance(self.source, (str, os.PathLike)) and self.notebook:
+            return self.notebook
+        return self.source
+
+    @property
     def parameters(self) -> dict[str, Any]:
         return dict(
             self.pipeline.parameters if self.pipeline is not None else self.program.parameters

@@ -386,3 +386,30 @@ def test_the_cli_tunes_a_notebook_and_show_prints_the_trials(
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode != 0 and "--trials: 0 trials: give 1 to 1000000" in bad.stderr
+
+
+def test_run_best_finds_a_relative_notebook_from_another_folder(
+    write_notebook: Write, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_notebook(
+        "rel", PARAMS, ("step:fit", "score = x * 2"), ("pipeline-metrics", "print(score)")
+    )
+    monkeypatch.chdir(path.parent)
+    study = kfnb.tune(
+        path.name,  # relative to the folder the study starts in
+        space={"x": kfnb.Int(1, 3)},
+        objective="score",
+        direction="maximize",
+        algorithm="grid",
+        trials=3,
+        parallel=3,
+        store=store,
+        wait=True,
+    )
+    assert study.best_params == {"x": 3}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a notebook moves on to another folder
+    best = study.run_best(wait=True)
+    assert best.status == "SUCCEEDED"
+    assert best.params["x"] == 3
