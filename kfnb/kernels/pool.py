@@ -302,8 +302,9 @@ class KernelPool:
         try:
             kernel = await self._launch()
         except BaseException as err:
+            text = str(err)
             with self._cond:
-                said, text = str(err) in self._said, str(err)
+                said = text in self._said
                 self._said.add(text)
             if not said:  # a cause that stops every start is said once, not once a kernel
                 log.warning("a kernel did not start: %s", text)
