@@ -11,9 +11,11 @@ the local backend: steps in parallel on warm kernels, the step cache, a run in t
 output notebook is the input notebook with every cell's outputs, execution counts and
 papermill metadata, collected from the steps' executed notebooks (``papermill_run``).
 
-When the process is papermill's command line asked for ``--engine kfnb``, importing this module
-also starts the kernels' fork server (``_start_kernels_ahead``): it imports ipykernel while
-papermill finishes importing. No other process starts anything here.
+When the process is papermill's command line asked for ``--engine kfnb`` (``IN_PAPERMILL_CLI``),
+importing this module also starts the kernels' fork server (``_start_kernels_ahead``): it imports
+ipykernel while papermill finishes importing; and the engine, when it runs, freezes what the
+process holds for the collector (``kfnb._startup.until_exit``: 0.3 s of papermill's exit). No
+other process starts or changes anything here.
 
 The local backend runs each step with papermill too, through an engine it registers under the
 same name (``kfnb.backends.local.execute``); a call that carries that engine's arguments
@@ -45,9 +47,25 @@ class KfnbEngine(_Base):  # type: ignore[misc,valid-type]
             from ..backends.local.execute import WarmKernelEngine
 
             return WarmKernelEngine.execute_managed_notebook(nb_man, kernel_name, **kwargs)
+        if IN_PAPERMILL_CLI:  # the process ends with this notebook
+            from .._startup import until_exit
+
+            until_exit()
         from .papermill_run import execute
 
         return execute(nb_man, kernel_name, engine=cls, **kwargs)
+
+
+def _papermill_cli_asks_for_kfnb(argv: list[str]) -> bool:
+    """Whether ``argv`` is papermill's command line with ``--engine kfnb``."""
+    program = Path(argv[0]) if argv else Path()
+    cli = program.name == "papermill" or program.parts[-2:] == ("papermill", "__main__.py")
+    args = argv[1:]
+    asked = any(
+        (a == "--engine" and args[i + 1 : i + 2] == [ENGINE_NAME]) or a == "--engine=kfnb"
+        for i, a in enumerate(args)
+    )
+    return cli and asked
 
 
 def _start_kernels_ahead(argv: list[str], env: dict[str, str] | os._Environ[str]) -> bool:
@@ -57,14 +75,7 @@ def _start_kernels_ahead(argv: list[str], env: dict[str, str] | os._Environ[str]
     the run's kernel pool takes it (``kfnb.kernels.forked.take``; unused, it is stopped at
     exit). Any other process that imports papermill starts nothing. Never raises."""
     try:
-        program = Path(argv[0]) if argv else Path()
-        cli = program.name == "papermill" or program.parts[-2:] == ("papermill", "__main__.py")
-        args = argv[1:]
-        asked = any(
-            (a == "--engine" and args[i + 1 : i + 2] == [ENGINE_NAME]) or a == "--engine=kfnb"
-            for i, a in enumerate(args)
-        )
-        if not (cli and asked):
+        if not _papermill_cli_asks_for_kfnb(argv):
             return False
         if env.get("KFNB_FORK_SERVER", "").strip().lower() in ("0", "false", "no", "off"):
             return False
@@ -76,4 +87,8 @@ def _start_kernels_ahead(argv: list[str], env: dict[str, str] | os._Environ[str]
         return False
 
 
+try:
+    IN_PAPERMILL_CLI = _papermill_cli_asks_for_kfnb(list(getattr(sys, "argv", [])))
+except Exception:  # pragma: no cover - an odd embedding: papermill's import must not suffer
+    IN_PAPERMILL_CLI = False
 _start_kernels_ahead(sys.argv, os.environ)
