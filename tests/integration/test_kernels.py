@@ -261,6 +261,23 @@ def test_forked_kernels_skip_the_debugger_but_steps_may_import_debugpy(
     assert got == [False, "debugpy"]  # ipykernel did not load it; a step still can
 
 
+def test_forked_kernels_have_the_serializers_loaded_by_the_server(
+    make_pool: Callable[..., KernelPool],
+) -> None:
+    """Reading the installed packages' entry points (~18 ms) is done once, in the fork server,
+    not by every step at its first value saved or loaded."""
+    pool = make_pool(size=1, fork_server=True)
+    kernel = pool.acquire()
+    assert pool.stats()["fork_server"]
+    got = ask(
+        kernel,
+        "[not __import__('kfnb.marshal').marshal.registry.default_registry._autoload, "
+        "__import__('IPython').get_ipython().history_manager.hist_file]",
+    )
+    pool.discard(kernel)
+    assert got == [True, ":memory:"]  # loaded ahead; the kernel's own command line still read
+
+
 @pytest.mark.parametrize("fork_server", [True, False], ids=["forked", "spawned"])
 def test_forked_kernels_start_all_at_once_spawned_ones_a_core_each(
     make_pool: Callable[..., KernelPool], fork_server: bool

@@ -847,6 +847,29 @@ def test_entry_points_load_on_first_use_and_broken_ones_only_warn(
     assert names == ["json", "pickle"]
 
 
+def test_entry_points_loaded_ahead_are_not_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels' fork server loads them once for every kernel it forks."""
+    fake_entry_points(monkeypatch, FakeEntryPoint("json", JsonSerializer))
+    registry = Registry([PickleSerializer()], autoload_entry_points=True)
+    assert registry.load_entry_points_ahead()
+    fake_entry_points(monkeypatch)  # read again, they would be gone
+    assert [s.name for s in registry.serializers()] == ["json", "pickle"]
+
+
+def test_entry_points_that_fail_ahead_load_on_first_use_as_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broken one warns where the registry is used (a step's output), not in the server."""
+    fake_entry_points(
+        monkeypatch, FakeEntryPoint("json", JsonSerializer), FakeEntryPoint("bad", dict)
+    )
+    registry = Registry([PickleSerializer()], autoload_entry_points=True)
+    assert not registry.load_entry_points_ahead()
+    with pytest.warns(UserWarning, match="skipping serializer entry point"):
+        names = [s.name for s in registry.serializers()]
+    assert names == ["json", "pickle"]
+
+
 # -- torch -------------------------------------------------------------------------------------
 
 
