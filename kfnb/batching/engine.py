@@ -13,9 +13,9 @@ papermill metadata, collected from the steps' executed notebooks (``papermill_ru
 
 When the process is papermill's command line asked for ``--engine kfnb`` (``IN_PAPERMILL_CLI``),
 importing this module also starts the kernels' fork server (``_start_kernels_ahead``): it imports
-ipykernel while papermill finishes importing; and the engine, when it runs, freezes what the
-process holds for the collector (``kfnb._startup.until_exit``: 0.3 s of papermill's exit). No
-other process starts or changes anything here.
+ipykernel while papermill finishes importing; and the engine, when it runs, freezes what
+papermill's import made for the collector (``kfnb._startup.freeze_imports``: 0.3 s of
+papermill's exit). No other process starts or changes anything here.
 
 The local backend runs each step with papermill too, through an engine it registers under the
 same name (``kfnb.backends.local.execute``); a call that carries that engine's arguments
@@ -48,9 +48,9 @@ class KfnbEngine(_Base):  # type: ignore[misc,valid-type]
 
             return WarmKernelEngine.execute_managed_notebook(nb_man, kernel_name, **kwargs)
         if IN_PAPERMILL_CLI:  # the process ends with this notebook
-            from .._startup import until_exit
+            from .._startup import freeze_imports
 
-            until_exit()
+            freeze_imports()
         from .papermill_run import execute
 
         return execute(nb_man, kernel_name, engine=cls, **kwargs)

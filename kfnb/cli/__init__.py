@@ -25,13 +25,11 @@ __all__ = ["UsageError", "build_parser", "main", "render"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .._startup import skip_slow_optional_imports, until_exit
+    from .._startup import skip_slow_optional_imports
     from ..settings import Settings
     from .commands import dispatch
 
     skip_slow_optional_imports()
-    if argv is None:  # the `kfnb` command, a process of its own (not a test calling main)
-        until_exit()
     for stream in (sys.stdout, sys.stderr):  # a name of undecodable bytes prints, escaped
         with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
