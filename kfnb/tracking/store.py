@@ -56,6 +56,9 @@ def default_home() -> Path:
     return _make_home(Path(raw or "~/.kfnb").expanduser().resolve())
 
 
+_DOOMED = "temp.kfnb_doomed_runs"  # delete_runs: the ids it deletes, in its transaction
+
+
 class Store:
     """The run store in the folder ``home`` (default: ``default_home()``)."""
 
@@ -347,17 +350,20 @@ class Store:
             ids = list(dict.fromkeys(resolve(conn, r) for r in run_ids))
             if not ids:
                 return []
-            marks = ", ".join("?" * len(ids))
-            for row in conn.execute(f"SELECT id, status FROM runs WHERE id IN ({marks})", ids):
+            # the ids in a table of this transaction's, not as query variables: a tree may hold
+            # more runs (a sweep's, a study's) than SQLite allows variables in one query
+            conn.execute(f"CREATE TEMP TABLE {_DOOMED} (id TEXT PRIMARY KEY)")
+            conn.executemany(f"INSERT INTO {_DOOMED} VALUES (?)", [(i,) for i in ids])
+            doomed = f"(SELECT id FROM {_DOOMED})"
+            for row in conn.execute(f"SELECT id, status FROM runs WHERE id IN {doomed}"):
                 if row["status"] not in TERMINAL_RUN:
                     raise TrackingError(
                         f"run {row['id']} is {row['status']}",
                         fix=f"cancel it before deleting it: kfnb cancel {row['id']}",
                     )
             child = conn.execute(
-                f"SELECT id, parent_id FROM runs WHERE parent_id IN ({marks}) "
-                f"AND id NOT IN ({marks}) LIMIT 1",
-                (*ids, *ids),
+                f"SELECT id, parent_id FROM runs WHERE parent_id IN {doomed} "
+                f"AND id NOT IN {doomed} LIMIT 1"
             ).fetchone()
             if child is not None:
                 raise TrackingError(
@@ -365,20 +371,21 @@ class Store:
                     "with it",
                     fix="delete a run together with the runs under it",
                 )
-            for rid in ids:
-                user = conn.execute(
-                    "SELECT run_id, name FROM steps WHERE cached_from IS NOT NULL "
-                    "AND substr(cached_from, 1, length(?) + 1) = ? || '/' "
-                    f"AND run_id NOT IN ({marks}) LIMIT 1",
-                    (rid, rid, *ids),
-                ).fetchone()
-                if user is not None:
-                    raise TrackingError(
-                        f"step {user['name']!r} of run {user['run_id']} reused the results "
-                        f"of run {rid}",
-                        fix=f"delete run {user['run_id']} first, or keep run {rid}",
-                    )
-            conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids)
+            # a step's cached_from is "<run id>/<step>" (run ids hold no "/")
+            user = conn.execute(
+                "SELECT run_id, name, substr(cached_from, 1, instr(cached_from, '/') - 1) "
+                "AS source FROM steps WHERE instr(cached_from, '/') > 0 "
+                f"AND substr(cached_from, 1, instr(cached_from, '/') - 1) IN {doomed} "
+                f"AND run_id NOT IN {doomed} LIMIT 1"
+            ).fetchone()
+            if user is not None:
+                raise TrackingError(
+                    f"step {user['name']!r} of run {user['run_id']} reused the results "
+                    f"of run {user['source']}",
+                    fix=f"delete run {user['run_id']} first, or keep run {user['source']}",
+                )
+            conn.execute(f"DELETE FROM runs WHERE id IN {doomed}")
+            conn.execute(f"DROP TABLE {_DOOMED}")  # (a refusal rolls its creation back)
         for rid in ids:
             shutil.rmtree(self.runs_dir / rid, ignore_errors=True)
         return ids

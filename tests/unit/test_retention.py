@@ -4,6 +4,7 @@ says, and what removing them frees. Runs are made through the Store API in a sto
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -260,3 +261,30 @@ def test_ended_runs_sizes_are_remembered(store: Store) -> None:
     assert disk_usage([live]) == {live.id: 10}
     (Path(live.artifacts_dir) / "more.txt").write_bytes(b"z" * 5)
     assert disk_usage([live]) == {live.id: 15}  # an open run is measured every time
+
+
+def test_a_tree_of_more_runs_than_sqlite_allows_variables_goes_at_once(store: Store) -> None:
+    """A sweep's or a study's tree may hold tens of thousands of runs: more than SQLite allows
+    variables in one query (32766 by default; this machine's build allows more, so the store's
+    connection is held to the default). Refusals still hold after a refused deletion."""
+    parent = make(store, "sweep", kind="batch", steps=())
+    child = make(store, "set", parent=parent.id)
+    kept = make(store, "kept", cached_from=f"{child.id}/a")
+    n = 20_000
+    with store._db.write() as conn:  # rows like the child's, made fast
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(runs)")]
+        row = conn.execute("SELECT * FROM runs WHERE id = ?", (child.id,)).fetchone()
+        many = [f"20990101-000000-{i:06x}" for i in range(n)]
+        conn.executemany(
+            f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [tuple(rid if c == "id" else row[c] for c in cols) for rid in many],
+        )
+    tree = [parent.id, child.id, *many]
+    with pytest.raises(TrackingError, match=f"of run {child.id}"):  # kept reused child's step
+        store.delete_runs(tree)
+    with pytest.raises(TrackingError, match="which is not deleted with it"):
+        store.delete_runs(tree[:-1])
+    assert store.count_runs() == n + 3  # nothing went
+    assert store.delete_runs([*tree, kept.id]) == [*tree, kept.id]
+    assert store.count_runs() == 0
