@@ -48,6 +48,7 @@ from ...dag import Pipeline, Step
 from ...errors import KfnbError
 from ...tracking import InvalidTransition, Store
 from .cache import CacheHit, restore
+from .demand import KernelDemand
 from .resources import Grant, Pool
 from .runfiles import Reserve, RunPaths, disk_error
 
@@ -113,7 +114,7 @@ class Scheduler:
         self.running: dict[str, _Running] = {}
         self._order = [s.name for s in pipeline.toposort()]
         self._ended_q: queue.Queue[_Running | None] = queue.Queue()
-        self._kernels_wanted = 0
+        self._demand: KernelDemand | None = None
         self._last_cancel_check = 0.0
         self._gpu_waits: dict[str, str] = {}  # step -> the GPU wait last reported
         self.reserve = Reserve(paths.work / "reserve")
@@ -153,9 +154,9 @@ class Scheduler:
 
     def _loop(self) -> None:
         self._restore_cached()
-        self._kernels_wanted = len(self.pipeline.steps) - len(self.cached)
         if self.kernels is not None:
-            self.kernels.want(self._kernels_wanted)
+            pending = len(self.pipeline.steps) - len(self.cached)
+            self._demand = KernelDemand(self.kernels, pending, len(self._launchable()))
             from . import execute  # noqa: F401 - papermill loads while the kernels boot
         while True:
             if self._cancel_requested():
@@ -194,9 +195,8 @@ class Scheduler:
         """Whatever happened: give the pool's kernels back, the disk space, the store's
         connection; then say that the scheduler is done."""
         try:
-            if self.kernels is not None and self._kernels_wanted:
-                self.kernels.want(-self._kernels_wanted)
-            self._kernels_wanted = 0
+            if self._demand is not None:
+                self._demand.release()
         except Exception as err:
             log.warning("run %s: %s", self.run_id, err)
         finally:
@@ -358,8 +358,8 @@ class Scheduler:
             raise
         deadline = time.monotonic() + step.timeout if step.timeout else None
         r = _Running(step, attempt, grant, log_file, deadline)
-        if self._kernels_wanted > 0:  # the thread's acquire() takes one off the pool's demand
-            self._kernels_wanted -= 1
+        if self._demand is not None:
+            self._demand.launched()
         thread = threading.Thread(
             target=self._execute,
             args=(r, output),
@@ -412,6 +412,8 @@ class Scheduler:
         if self.kernels is None:
             raise RuntimeError("this run has no kernel pool (every step was cached)")
         kernel = self.kernels.acquire()
+        if self._demand is not None:
+            self._demand.took()
         try:
             with r.lock:
                 r.kernel = kernel
