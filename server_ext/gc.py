@@ -3,7 +3,8 @@
 ``KfnbServerSettings.gc_keep_last``, ``gc_older_than``, ``gc_status`` and ``gc_kind`` make a
 ``kfnb.retention.Policy`` (the same rules as ``kfnb gc``: criteria narrow what goes, the runs
 under a top-level run go with it, runs that have not ended and the runs kept runs' cached steps
-reused are always kept). None set, the default, is no policy: the server removes nothing
+reused are always kept; runs whose runner died are ended first, as ``kfnb gc`` does). None set,
+the default, is no policy: the server removes nothing
 unless told to. A round runs in a worker thread, never on the event loop, and is skipped while
 the previous one still runs; what it removed is logged, and its errors are logged, never raised.
 """
@@ -38,6 +39,13 @@ def server_policy(settings: KfnbServerSettings) -> Policy | None:
     return None if policy.empty else policy
 
 
+def _round(store: Any, policy: Policy) -> Report:
+    """End the runs whose runner died first (as every ``kfnb gc`` does), so that the policy sees
+    them ended, not running for ever; then remove what the policy selects."""
+    store.recover()
+    return collect(store, policy)
+
+
 class Collector:
     """The periodic retention round, started with the extension, stopped at unload."""
 
@@ -70,7 +78,7 @@ class Collector:
 
             store = server_store(self.settings)
             loop = asyncio.get_running_loop()
-            report = await loop.run_in_executor(None, collect, store, self.policy)
+            report = await loop.run_in_executor(None, _round, store, self.policy)
         except Exception:  # a store that cannot be opened, a disk error: say so, go on
             log.exception("kfnb: the automatic retention round failed")
             return None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,32 @@ async def test_the_policy_removes_runs_periodically(
 
     _unload_jupyter_server_extension(jp_serverapp)
     assert collector._callback is None and "kfnb_collector" not in jp_serverapp.web_app.settings
+
+
+async def test_a_round_ends_runs_whose_runner_died_before_it_applies_the_policy(
+    jp_serverapp: Any,
+) -> None:
+    """A run whose runner was killed stays RUNNING until someone notices: the round does first
+    (as ``kfnb gc`` does), so the policy removes it instead of holding it for ever."""
+    store = server_store(jp_serverapp.web_app.settings)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=30)
+    orphan = store.create_run(
+        kind="train",
+        name="orphan",
+        backend="local",
+        notebook=None,
+        notebook_hash=None,
+        params={},
+        runner_pid=gone.pid,
+    )
+    store.set_run_status(orphan.id, "RUNNING")
+    ended(store, "newest", "train")
+    deadline = time.monotonic() + 20
+    while Path(orphan.artifacts_dir).exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert not Path(orphan.artifacts_dir).exists()
+    assert store.count_runs(kind="train") == 1
 
 
 def test_no_policy_by_default_and_a_bad_one_is_off(caplog: pytest.LogCaptureFixture) -> None:
