@@ -112,7 +112,7 @@ def _prime() -> None:
 
     - kfnb's serializer registry reads the installed packages' entry points (~18 ms a kernel, at
       its step's first value saved or loaded: on the critical path where parallel steps end
-      together);
+      together; installed plugins themselves still load in the kernels that use them);
     - traitlets parses a kernel's command line (the regular expressions it compiles and the
       parser it builds are cached; ~10 ms a kernel): a throwaway ``IPKernelApp`` (not the
       singleton each kernel creates) parses one like the kernels'.
