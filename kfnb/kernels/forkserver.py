@@ -124,7 +124,9 @@ def _prime() -> None:
     with contextlib.suppress(Exception):
         from ipykernel.kernelapp import IPKernelApp
 
-        IPKernelApp().parse_command_line(["--HistoryManager.hist_file=:memory:"])
+        from .pool import HISTORY_IN_MEMORY  # the argument every pool's kernel gets
+
+        IPKernelApp().parse_command_line([HISTORY_IN_MEMORY])
 
 
 def _without_debugger(preloads: list[str]) -> None:

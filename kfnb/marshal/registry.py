@@ -94,7 +94,7 @@ class Registry:
         meet the fork; a broken one warns in that kernel's step). Returns whether it is done."""
         if not self._autoload:
             return True
-        if any(True for _ in metadata.entry_points(group=ENTRY_POINT_GROUP)):
+        if metadata.entry_points(group=ENTRY_POINT_GROUP):
             return False
         self._autoload = False
         return True

@@ -248,16 +248,23 @@ def test_an_idle_pool_uses_no_cpu(make_pool: Callable[..., KernelPool]) -> None:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("debugpy") is None, reason="debugpy is not installed")
+def ask_a_forked_kernel(make_pool: Callable[..., KernelPool], expression: str) -> Any:
+    """``expression``'s value in a fresh kernel of a pool that forks them."""
+    pool = make_pool(size=1, fork_server=True)
+    kernel = pool.acquire()
+    assert pool.stats()["fork_server"]
+    try:
+        return ask(kernel, expression)
+    finally:
+        pool.discard(kernel)
+
+
 def test_forked_kernels_skip_the_debugger_but_steps_may_import_debugpy(
     make_pool: Callable[..., KernelPool],
 ) -> None:
-    pool = make_pool(size=1, fork_server=True)
-    kernel = pool.acquire()
-    got = ask(
-        kernel,
-        "['debugpy' in __import__('sys').modules, __import__('debugpy').__name__]",
+    got = ask_a_forked_kernel(
+        make_pool, "['debugpy' in __import__('sys').modules, __import__('debugpy').__name__]"
     )
-    pool.discard(kernel)
     assert got == [False, "debugpy"]  # ipykernel did not load it; a step still can
 
 
@@ -266,15 +273,11 @@ def test_forked_kernels_have_the_serializers_loaded_by_the_server(
 ) -> None:
     """Reading the installed packages' entry points (~18 ms) is done once, in the fork server,
     not by every step at its first value saved or loaded."""
-    pool = make_pool(size=1, fork_server=True)
-    kernel = pool.acquire()
-    assert pool.stats()["fork_server"]
-    got = ask(
-        kernel,
+    got = ask_a_forked_kernel(
+        make_pool,
         "[not __import__('kfnb.marshal').marshal.registry.default_registry._autoload, "
         "__import__('IPython').get_ipython().history_manager.hist_file]",
     )
-    pool.discard(kernel)
     assert got == [True, ":memory:"]  # loaded ahead; the kernel's own command line still read
 
 
@@ -298,15 +301,11 @@ def test_forked_kernels_keep_every_optional_import(
     # kfnb's own processes (the CLI) skip jsonschema's slow optional rfc3987_syntax import; the
     # kernels of their pool must not inherit that.
     monkeypatch.setitem(sys.modules, "rfc3987_syntax", None)  # as the CLI's process has it
-    pool = make_pool(size=1, fork_server=True)
-    kernel = pool.acquire()
-    assert pool.stats()["fork_server"]
-    got = ask(
-        kernel,
+    got = ask_a_forked_kernel(
+        make_pool,
         "[__import__('jsonschema') is not None, "
         "__import__('sys').modules.get('rfc3987_syntax') is not None]",
     )
-    pool.discard(kernel)
     assert got == [True, True]
 
 
