@@ -1,5 +1,15 @@
 """A started kernel waiting for its step, and the quick handshake that connects a client to it.
 
+kfnb's clients (``open_client``) run without jupyter_client's heartbeat channel: kfnb watches
+its kernels' processes (the manager's ``is_alive``, which is also what a client made by its
+manager asks), and the heartbeat thread stopped just after it started busy-loops in
+jupyter_client (8.x: ``HBChannel._async_run`` sets ``_running`` again after ``stop()`` cleared it,
+then, its exit event already set, recreates its socket without pause until the zmq context's
+1023 sockets are used up, ``stop_channels`` waiting on it: up to 23 s seen). That context is the
+kernel manager's, which the step's own client shares: under load its channels then failed with
+"Too many open files" and failed the step, and the pool's loop, stopping its handshake client,
+held every other start meanwhile.
+
 jupyter_client's ``wait_for_ready`` spends 0.2-0.5 s per client making sure IOPub is subscribed
 (it waits out a 0.2 s timeout, then drains IOPub for another 0.2 s). On a kernel known to be up,
 ``handshake`` does the same check in a few milliseconds: it sends ``kernel_info`` and waits for
@@ -22,6 +32,13 @@ from typing import Any
 
 from .forked import ForkedProcess
 from .processes import descendants, running
+
+
+def open_client(km: Any) -> Any:
+    """A client of ``km``'s kernel with its channels started, all but the heartbeat."""
+    kc = km.client()
+    kc.start_channels(hb=False)
+    return kc
 
 
 async def handshake(
@@ -69,8 +86,7 @@ class WarmKernel:
         ``env`` set (in a throwaway namespace: the user's namespace stays empty)."""
         from jupyter_core.utils import run_sync
 
-        kc = self.km.client()
-        kc.start_channels()
+        kc = open_client(self.km)
         try:
             run_sync(self._setup)(kc, cwd, dict(env), timeout)
         except BaseException:

@@ -46,7 +46,7 @@ from typing import Any
 
 from .forked import ForkProvisioner, ForkServer, forkable
 from .forked import take as take_fork_server
-from .kernel import WarmKernel, handshake
+from .kernel import WarmKernel, handshake, open_client
 
 log = logging.getLogger("kfnb.kernels")
 
@@ -349,8 +349,7 @@ class KernelPool:
             self._live[kernel.pid] = kernel
             self.started += 1
         try:
-            kc = km.client()
-            kc.start_channels()
+            kc = open_client(km)
             try:
                 await handshake(kc, self.config.start_timeout, alive=km.is_alive)
                 if self._server is None and self.config.preload:

@@ -150,6 +150,16 @@ class Server:
         self.log.close()
 
 
+def why_it_failed(store: Store, rid: str, server_log: Path) -> str:
+    """What a run that did not succeed recorded (its error, steps and events) and the server's
+    log tail: all a flaky failure under load leaves to read."""
+    run = store.get_run(rid)
+    steps = [(s.name, s.status, s.error) for s in run.steps]
+    events = [(e.kind, e.data) for e in store.events(rid)]
+    tail = server_log.read_text()[-3000:]
+    return f"run {rid}: {run.status}, error {run.error}\nsteps {steps}\nevents {events}\n{tail}"
+
+
 @pytest.fixture
 def server(tmp_path: Path, kfnb_home: Path) -> Iterator[Server]:
     mark = f"faults-load-{uuid.uuid4().hex[:8]}"
@@ -242,7 +252,7 @@ def test_cli_and_rest_runs_on_one_store_at_once(
     assert len(runs) == CLI_RUNS + REST_RUNS == len(expected)
     assert {r.id for r in runs} == set(expected)
     for run in runs:
-        assert run.status == "SUCCEEDED", run.to_dict()
+        assert run.status == "SUCCEEDED", why_it_failed(store, run.id, tmp_path / "server.log")
         assert [s.status for s in run.steps] == ["SUCCEEDED", "SUCCEEDED"], run.to_dict()
         n = expected[run.id]
         assert run.params == {"n": n} and run.metrics == {"y": 2 * n + 1}, run.to_dict()
