@@ -17,7 +17,7 @@ import pytest
 from procs import wait_for
 
 import kfnb
-from kfnb.tracking import Store
+from kfnb.tracking import Store, StoreDiskFull
 
 Write = Callable[..., Path]
 OPEN = ("PENDING", "RUNNING")
@@ -93,19 +93,21 @@ def test_a_run_that_fills_the_disk_fails_with_the_cause_and_a_cancel_still_ends(
 
 
 class FlakyStore(Store):
-    """A store whose ``set_step_status`` raises OSError once, for one step and status."""
+    """A store whose ``set_step_status`` raises ``error`` (an OSError by default) once, for one
+    step and status."""
 
-    def __init__(self, home: Path, step: str, status: str) -> None:
+    def __init__(self, home: Path, step: str, status: str, error: Exception | None = None) -> None:
         super().__init__(home)
         self.step, self.status, self.raised = step, status, False
+        self.error = error or OSError(5, "Input/output error (a flaky disk)")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (FlakyStore, (self.home, self.step, self.status))
+        return (FlakyStore, (self.home, self.step, self.status, self.error))
 
     def set_step_status(self, run_id: str, step: str, status: Any, **fields: Any) -> Any:
         if (step, status) == (self.step, self.status) and not self.raised:
             self.raised = True
-            raise OSError(5, "Input/output error (a flaky disk)")
+            raise self.error
         return super().set_step_status(run_id, step, status, **fields)
 
 
@@ -123,6 +125,36 @@ def test_a_store_write_that_raises_fails_the_run_with_the_cause(
     assert store.raised
     assert record.status == "FAILED", record.to_dict()
     assert "Input/output error (a flaky disk)" in (record.error or ""), record.error
+    assert closed(run)
+
+
+def test_a_step_failure_the_full_store_cannot_take_still_reaches_the_step(
+    write_notebook: Write, kfnb_home: Path
+) -> None:
+    """A step fails and the store cannot record it: the disk is full and the space the run
+    held back was taken at once (by a step still filling the disk). The run fails; the step
+    still ends with its own error, the run's error says both why and that the disk is full."""
+    full = StoreDiskFull(
+        "kfnb.db: the disk that holds it is full", fix="free space", where=str(kfnb_home)
+    )
+    store = FlakyStore(kfnb_home, "b", "FAILED", full)
+    path = write_notebook(
+        "fails",
+        ("step:a", "x = 1"),
+        ("step:b", "z = x\nraise ValueError('boom')"),
+        ("step:c", "y = z"),  # waits for b
+    )
+    run = kfnb.run(path, store=store, pool_size=0, cache=False, wait=False)
+    run.wait(timeout=120)
+    record = run.record
+    assert store.raised
+    assert record.status == "FAILED", record.to_dict()
+    error = record.step("b").error or {}
+    assert error.get("ename") == "ValueError" and "boom" in error["message"], error
+    assert "boom" in (record.error or "") and "is full" in (record.error or ""), record.error
+    assert f"the disk that holds {kfnb_home}" in (record.error or ""), record.error
+    assert record.step("a").status == "SUCCEEDED" and record.step("c").status == "FAILED"
+    assert "KFNB_HOME" in str((record.step("c").error or {}).get("fix")), record.step("c")
     assert closed(run)
 
 

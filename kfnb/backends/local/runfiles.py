@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import KfnbError
+from ...tracking.errors import StoreDiskFull
 
 RESERVE_BYTES = 256 * 1024  # disk space held back to record a run's end on a full disk
 _ERRNO = re.compile(r"\[Errno (\d+)\]")
@@ -61,12 +62,15 @@ def _chain(err: BaseException | str | None) -> list[BaseException | str]:
 
 
 def disk_errno(err: BaseException | str | None) -> int | None:
-    """The errno of a failure to write a file: an ``OSError`` (or one it was raised from), or
-    the text of one as a step's outcome carries it (``[Errno 28] No space left on device``)."""
+    """The errno of a failure to write a file: an ``OSError`` (or one it was raised from), the
+    text of one as a step's outcome carries it (``[Errno 28] No space left on device``), or the
+    store's full disk (SQLite says so without an errno)."""
     chain = _chain(err)
     for each in chain:
         if isinstance(each, OSError) and each.errno in _DISK_ERRORS:
             return each.errno
+        if isinstance(each, StoreDiskFull):
+            return errno.ENOSPC
     for found in _ERRNO.findall("\n".join(map(str, chain))):
         if int(found) in _DISK_ERRORS:
             return int(found)

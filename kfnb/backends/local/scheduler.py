@@ -110,7 +110,7 @@ class Scheduler:
         self.cancel_event = threading.Event()
         self.state: dict[str, str] = {s.name: "PENDING" for s in pipeline.steps}
         self.attempts: dict[str, int] = {s.name: 0 for s in pipeline.steps}
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, dict[str, Any]] = {}  # what each failed step ended with
         self.running: dict[str, _Running] = {}
         self._order = [s.name for s in pipeline.toposort()]
         self._ended_q: queue.Queue[_Running | None] = queue.Queue()
@@ -174,8 +174,10 @@ class Scheduler:
         """The scheduler itself failed: kill the steps, close them, mark the run FAILED."""
         message = f"the local runner failed: {type(err).__name__}: {err}"
         files = disk_error(err, self.paths.root, "the run could not write its files")
+        error: dict[str, Any] = {"message": message}
         if files is not None:  # a full disk, a read-only mount: what to do, not a traceback
             message = str(files)
+            error = {"message": message, "fix": files.fix}
         # an expected failure (a full disk, a store that cannot be written) needs no traceback
         expected = files is not None or isinstance(err, KfnbError)
         if expected:  # the run's record (or the line _record_end prints) says it
@@ -186,10 +188,11 @@ class Scheduler:
         self.reserve.release()  # the store needs the space more than the run does now
         self.end_reserve.release()  # (and no kernel is left to take it first)
         try:
-            self._end_steps("FAILED", {"message": message})
+            self._end_steps("FAILED", error)
         except Exception as end_err:  # the run's FAILED below closes them all at once
             log.info("run %s: could not close its steps one by one: %s", self.run_id, end_err)
-        self._record_end("FAILED", message)
+        steps = [str(e["message"]) for e in self.errors.values() if e.get("message")]
+        self._record_end("FAILED", "; ".join([*steps, message]))  # why the steps failed, too
 
     def _wind_down(self) -> None:
         """Whatever happened: give the pool's kernels back, the disk space, the store's
@@ -484,8 +487,8 @@ class Scheduler:
             )
             self.state[name] = "PENDING"
             return
-        self.errors[name] = str(error.get("message"))
-        self._set_step(name, "FAILED", error=error)
+        self.errors[name] = error  # before the write: a store that cannot take it fails the
+        self._set_step(name, "FAILED", error=error)  # run, which still gives the step its own
 
     def _disk_cause(self, name: str, error: dict[str, Any]) -> dict[str, Any]:
         """A step that failed because its files could not be written (its notebook, log or
@@ -569,16 +572,24 @@ class Scheduler:
         self._set_run("CANCELED", None)
 
     def _end_steps(self, status: str, error: dict[str, Any]) -> None:
+        """Close the steps not closed yet with ``error``; a step whose own failure the store
+        could not take (a full disk) gets that instead."""
         for name in self._order:
             if self.state[name] in ("PENDING", "RUNNING"):
-                self._set_step(name, status, error=error)
+                own = self.errors.get(name)
+                if own is not None:
+                    self._set_step(name, "FAILED", error=own)
+                else:
+                    self._set_step(name, status, error=error)
 
     def _finish(self) -> None:
         if all(s in ("SUCCEEDED", "CACHED") for s in self.state.values()):
             self._set_run("SUCCEEDED", None)
             return
         failed = [n for n in self._order if self.state[n] == "FAILED"]
-        message = "; ".join(self.errors.get(n, f"step {n!r} failed") for n in failed)
+        message = "; ".join(
+            str(self.errors.get(n, {}).get("message") or f"step {n!r} failed") for n in failed
+        )
         self._set_run("FAILED", message or "some steps did not run")
 
     # -- store writes -----------------------------------------------------------------------------
