@@ -487,8 +487,10 @@ class Scheduler:
             )
             self.state[name] = "PENDING"
             return
-        self.errors[name] = error  # before the write: a store that cannot take it fails the
-        self._set_step(name, "FAILED", error=error)  # run, which still gives the step its own
+        # kept before the write: a store that cannot take it fails the run (_fail), which
+        # still closes the step with its own error
+        self.errors[name] = error
+        self._set_step(name, "FAILED", error=error)
 
     def _disk_cause(self, name: str, error: dict[str, Any]) -> dict[str, Any]:
         """A step that failed because its files could not be written (its notebook, log or
