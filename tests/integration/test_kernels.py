@@ -247,7 +247,6 @@ def test_an_idle_pool_uses_no_cpu(make_pool: Callable[..., KernelPool]) -> None:
     assert pool.stats()["ready"] == 2 and pool.stats()["started"] == 2  # nothing restarted
 
 
-@pytest.mark.skipif(importlib.util.find_spec("debugpy") is None, reason="debugpy is not installed")
 def ask_a_forked_kernel(make_pool: Callable[..., KernelPool], expression: str) -> Any:
     """``expression``'s value in a fresh kernel of a pool that forks them."""
     pool = make_pool(size=1, fork_server=True)
@@ -259,6 +258,7 @@ def ask_a_forked_kernel(make_pool: Callable[..., KernelPool], expression: str) -
         pool.discard(kernel)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("debugpy") is None, reason="debugpy is not installed")
 def test_forked_kernels_skip_the_debugger_but_steps_may_import_debugpy(
     make_pool: Callable[..., KernelPool],
 ) -> None:
